@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/audit-stream/audit-stream/internal/httpapi"
+	"github.com/audit-stream/audit-stream/internal/ledger"
+	"github.com/audit-stream/audit-stream/internal/store/sqlite"
+)
+
+func version() string { return httpapi.Version }
+
+type serveConfig struct {
+	addr       string
+	data       string
+	bodyLimit  int64
+	maxStreams int
+	heartbeat  time.Duration
+	shutdown   time.Duration
+	logLevel   string
+	logFormat  string
+}
+
+// envOr returns the environment variable key, or def when it is unset.
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// defaultAddr honours HOST and PORT, as the original service did.
+func defaultAddr() string {
+	return net.JoinHostPort(envOr("HOST", "0.0.0.0"), envOr("PORT", "8093"))
+}
+
+func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var cfg serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.addr, "addr", defaultAddr(), "listen address HOST:PORT (env HOST, PORT)")
+	fs.StringVar(&cfg.data, "data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "data directory (env AUDIT_STREAM_DATA)")
+	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "maximum request body in bytes")
+	fs.IntVar(&cfg.maxStreams, "max-streams", 10000, "maximum concurrent /stream subscribers")
+	fs.DurationVar(&cfg.heartbeat, "heartbeat", 15*time.Second, "interval of keep-alive comments on /stream")
+	fs.DurationVar(&cfg.shutdown, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: audit-stream serve [flags]
+
+Serve the audit-stream HTTP API with the embedded SQLite store.
+
+Examples:
+  audit-stream                                  # 0.0.0.0:8093, data in ./audit-stream-data
+  audit-stream serve --addr 127.0.0.1:9000 --data /var/lib/audit-stream
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
+	if err != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return 2
+	}
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("serve failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad --log-level %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("bad --log-format %q (text or json)", format)
+}
+
+func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
+	start := time.Now()
+	st, err := sqlite.Open(ctx, cfg.data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	api := httpapi.New(st, led, httpapi.Options{
+		BodyLimit:  cfg.bodyLimit,
+		MaxStreams: cfg.maxStreams,
+		Heartbeat:  cfg.heartbeat,
+		Logger:     log,
+	})
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		led.Close(context.Background())
+		return err
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// No WriteTimeout: it would cut /stream. Streams set a deadline
+		// per write instead.
+	}
+	head := led.Head()
+	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.data, "events", head.ID, "startup", time.Since(start).Round(time.Microsecond))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		led.Close(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdown)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(sctx) }()
+	// Answer appends in flight, stop the ledger; streams then end.
+	if err := api.Drain(sctx); err != nil {
+		log.Warn("drain incomplete", "err", err)
+	}
+	if err := <-shut; err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+		srv.Close()
+	}
+	log.Info("stopped", "events", led.Head().ID)
+	return nil
+}

@@ -1,0 +1,589 @@
+package event
+
+import (
+	"errors"
+	"strconv"
+	"unicode/utf8"
+)
+
+// ErrInvalid is matched, with errors.Is, by every *ValidationError.
+var ErrInvalid = errors.New("event: invalid input")
+
+// ValidationError is every rejection of a request body or stored event. The
+// HTTP layer maps it to 422 and shows Error() as the problem detail.
+type ValidationError struct {
+	// Field names the offending field as a path from the top-level object:
+	// "kind", "payload.a.b", "payload.items[3]", `payload["a.b"]`. It is ""
+	// when the error is about the whole body, and for every JSON syntax error.
+	Field string
+	// Offset is the byte offset in the body of a syntax error, or of the
+	// offending value for the limits checked while parsing (nesting depth,
+	// number range, NaN, unpaired surrogates); -1 otherwise.
+	Offset int
+	// Reason says what is wrong, without the field or the offset.
+	Reason string
+}
+
+// Error returns the reason with the field or position, for example
+//
+//	invalid JSON at offset 17: unexpected character '}', expected a value
+//	payload: nesting deeper than 64 levels at offset 130
+//	kind: unknown kind "foo"
+func (e *ValidationError) Error() string {
+	switch {
+	case e.Field == "" && e.Offset >= 0:
+		return "invalid JSON at offset " + strconv.Itoa(e.Offset) + ": " + e.Reason
+	case e.Field == "":
+		return e.Reason
+	case e.Offset >= 0:
+		return e.Field + ": " + e.Reason + " at offset " + strconv.Itoa(e.Offset)
+	default:
+		return e.Field + ": " + e.Reason
+	}
+}
+
+// Is reports whether target is ErrInvalid.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+// MaxSourceLen is the longest accepted source, in characters (code points).
+const MaxSourceLen = 256
+
+// Request is a validated append request.
+type Request struct {
+	Kind      string
+	Source    string
+	Payload   []byte // canonical JSON of the payload object; "{}" when omitted
+	Timestamp string // exactly as sent; "" when the producer did not send one
+}
+
+// ParseRequest parses and validates a POST /events body against kinds (nil
+// means Default). The body must be one JSON object, parsed as strictly as by
+// Canonicalize, with the members
+//
+//	kind       string, required, one of kinds
+//	source     string, required, 1 to MaxSourceLen characters
+//	payload    object, optional (null is not an object), default {}
+//	timestamp  string, optional, an RFC 3339 date-time
+//	           YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM), 'T' and 'Z' in either
+//	           case, at most 9 fraction digits, seconds 00-59; kept as sent
+//
+// and no others; a member may not be repeated. Every error is a
+// *ValidationError. When the body is not valid JSON, that is the error
+// reported, whatever else is wrong with it.
+func ParseRequest(body []byte, kinds *KindSet) (Request, error) {
+	return ParseRequestValue(body, kinds)
+}
+
+// ParseRequestValue is ParseRequest for an already-isolated JSON value: an
+// item of a batch array or one NDJSON line. Offsets in its errors are relative
+// to value.
+func ParseRequestValue(value []byte, kinds *KindSet) (Request, error) {
+	if kinds == nil {
+		kinds = Default
+	}
+	s := getScanner(value)
+	defer putScanner(s)
+	if err := s.beginObject("body"); err != nil {
+		return Request{}, err
+	}
+	var (
+		req                                     Request
+		hasKind, hasSource, hasPayload, hasTime bool
+	)
+	for {
+		key, ok, err := s.nextField()
+		if err != nil {
+			return Request{}, err
+		}
+		if !ok {
+			break
+		}
+		var seen *bool
+		switch string(key) {
+		case "kind":
+			seen = &hasKind
+		case "source":
+			seen = &hasSource
+		case "payload":
+			seen = &hasPayload
+		case "timestamp":
+			seen = &hasTime
+		default:
+			s.report(&ValidationError{Field: s.fieldPath(), Offset: -1,
+				Reason: "unknown field (allowed: kind, source, payload, timestamp)"})
+			if err := s.skipValue(); err != nil {
+				return Request{}, err
+			}
+			continue
+		}
+		name := string(key) // key is not valid once the value is read
+		if *seen {
+			s.report(&ValidationError{Field: name, Offset: -1, Reason: "duplicate field"})
+		}
+		*seen = true
+		switch name {
+		case "kind":
+			v, ok, err := s.stringField(name)
+			if err != nil {
+				return Request{}, err
+			}
+			if ok && !kinds.Has(v) {
+				s.report(&ValidationError{Field: name, Offset: -1, Reason: "unknown kind " + quoteShort(v)})
+			}
+			req.Kind = v
+		case "source":
+			v, ok, err := s.stringField(name)
+			if err != nil {
+				return Request{}, err
+			}
+			if ok {
+				if v == "" {
+					s.report(&ValidationError{Field: name, Offset: -1, Reason: "must not be empty"})
+				} else if n := utf8.RuneCountInString(v); n > MaxSourceLen {
+					s.report(&ValidationError{Field: name, Offset: -1, Reason: "longer than " +
+						strconv.Itoa(MaxSourceLen) + " characters (" + strconv.Itoa(n) + ")"})
+				}
+			}
+			req.Source = v
+		case "timestamp":
+			v, ok, err := s.stringField(name)
+			if err != nil {
+				return Request{}, err
+			}
+			if ok {
+				if reason := checkTimestamp(v); reason != "" {
+					s.report(&ValidationError{Field: name, Offset: -1, Reason: reason})
+				}
+			}
+			req.Timestamp = v
+		case "payload":
+			if err := s.objectField(name); err != nil {
+				return Request{}, err
+			}
+			req.Payload = append([]byte(nil), s.out...)
+		}
+	}
+	if s.problem != nil {
+		return Request{}, s.problem
+	}
+	if !hasKind {
+		return Request{}, &ValidationError{Field: "kind", Offset: -1, Reason: "required field is missing"}
+	}
+	if !hasSource {
+		return Request{}, &ValidationError{Field: "source", Offset: -1, Reason: "required field is missing"}
+	}
+	if !hasPayload {
+		req.Payload = []byte("{}")
+	}
+	return req, nil
+}
+
+// ParseStored parses one event in wire form,
+//
+//	{event_id, timestamp, kind, source, payload, prev_hash, hash}
+//
+// as served by this service or by the original Python service (whose
+// GET /events dump is pretty-printed, raw UTF-8, payload keys unsorted), in
+// any member order. All seven members are required and no others are allowed.
+// The payload is re-canonicalised so that the event can be re-hashed. The
+// kind is not checked against any set and the timestamp is not checked (the
+// hash covers them as they are); event_id must be an integer from 1 to 2^63-1
+// and prev_hash and hash 64 lowercase hex characters, but whether hash is
+// right is for verification to decide. Every error is a *ValidationError.
+func ParseStored(data []byte) (Event, error) {
+	s := getScanner(data)
+	defer putScanner(s)
+	if err := s.beginObject("event"); err != nil {
+		return Event{}, err
+	}
+	var (
+		ev   Event
+		seen [len(storedFields)]bool
+	)
+	for {
+		key, ok, err := s.nextField()
+		if err != nil {
+			return Event{}, err
+		}
+		if !ok {
+			break
+		}
+		f := -1
+		for i, name := range storedFields {
+			if string(key) == name {
+				f = i
+			}
+		}
+		if f < 0 {
+			s.report(&ValidationError{Field: s.fieldPath(), Offset: -1,
+				Reason: "unknown field (allowed: event_id, timestamp, kind, source, payload, prev_hash, hash)"})
+			if err := s.skipValue(); err != nil {
+				return Event{}, err
+			}
+			continue
+		}
+		name := storedFields[f]
+		if seen[f] {
+			s.report(&ValidationError{Field: name, Offset: -1, Reason: "duplicate field"})
+		}
+		seen[f] = true
+		switch name {
+		case "event_id":
+			if err := s.idField(name, &ev.ID); err != nil {
+				return Event{}, err
+			}
+		case "timestamp", "kind", "source":
+			v, _, err := s.stringField(name)
+			if err != nil {
+				return Event{}, err
+			}
+			switch name {
+			case "timestamp":
+				ev.Timestamp = v
+			case "kind":
+				ev.Kind = v
+			default:
+				ev.Source = v
+			}
+		case "payload":
+			if err := s.objectField(name); err != nil {
+				return Event{}, err
+			}
+			ev.Payload = append([]byte(nil), s.out...)
+		case "prev_hash", "hash":
+			v, ok, err := s.stringField(name)
+			if err != nil {
+				return Event{}, err
+			}
+			if !ok {
+				continue
+			}
+			h, err := ParseHash(v)
+			if err != nil {
+				s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be 64 lowercase hex characters"})
+			}
+			if name == "hash" {
+				ev.Hash = h
+			} else {
+				ev.PrevHash = h
+			}
+		}
+	}
+	if s.problem != nil {
+		return Event{}, s.problem
+	}
+	for i, ok := range seen {
+		if !ok {
+			return Event{}, &ValidationError{Field: storedFields[i], Offset: -1, Reason: "required field is missing"}
+		}
+	}
+	return ev, nil
+}
+
+var storedFields = [...]string{"event_id", "timestamp", "kind", "source", "payload", "prev_hash", "hash"}
+
+// The walk over a top-level object shared by ParseRequest and ParseStored.
+// A field that is valid JSON but not acceptable is reported with report and
+// the walk goes on, so that a syntax error later in the body still wins; the
+// limits checked inside values (depth, numbers, surrogates) end it at once.
+
+// beginObject starts the walk. A body that is valid JSON but not an object is
+// rejected as such.
+func (s *scanner) beginObject(what string) error {
+	s.problem = nil
+	if err := s.start(); err != nil {
+		return err
+	}
+	if c := s.data[s.pos]; c != '{' {
+		if err := s.skipValue(); err != nil {
+			return err
+		}
+		if err := s.end(); err != nil {
+			return err
+		}
+		return &ValidationError{Offset: -1, Reason: what + " must be a JSON object, got " + typeName(c)}
+	}
+	s.pos++
+	s.depth = 1
+	s.fields = 0
+	return nil
+}
+
+// nextField reads up to the value of the next member and returns its
+// decoded key, valid until the value is read; ok is false after the last
+// member, once the rest of the body has been checked.
+func (s *scanner) nextField() (key []byte, ok bool, err error) {
+	s.skipSpace()
+	switch {
+	case s.pos < len(s.data) && s.data[s.pos] == '}':
+		s.pos++
+		s.depth = 0
+		return nil, false, s.end()
+	case s.fields == 0:
+	case s.pos < len(s.data) && s.data[s.pos] == ',':
+		s.pos++
+		s.skipSpace()
+	default:
+		return nil, false, s.expected("',' or '}' in an object")
+	}
+	if s.pos == len(s.data) || s.data[s.pos] != '"' {
+		return nil, false, s.expected("a string for an object key")
+	}
+	s.fields++
+	s.path[0] = pathElem{index: -1, key: s.pos}
+	if s.keys, err = s.decodeString(s.keys[:0]); err != nil {
+		return nil, false, err
+	}
+	s.skipSpace()
+	if s.pos == len(s.data) || s.data[s.pos] != ':' {
+		return nil, false, s.expected("':' after an object key")
+	}
+	s.pos++
+	s.skipSpace()
+	if s.pos == len(s.data) {
+		return nil, false, s.syntaxError("unexpected end of input, expected a value")
+	}
+	return s.keys, true, nil
+}
+
+// report records the first problem found in a syntactically valid body.
+func (s *scanner) report(e *ValidationError) {
+	if s.problem == nil {
+		s.problem = e
+	}
+}
+
+// skipValue checks the value at s.pos and moves past it.
+func (s *scanner) skipValue() (err error) {
+	s.skip, err = s.value(s.skip[:0])
+	return err
+}
+
+// stringField reads the value of member name, which must be a string; ok is
+// false if it is not, and that has been reported.
+func (s *scanner) stringField(name string) (v string, ok bool, err error) {
+	if c := s.data[s.pos]; c != '"' {
+		s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be a string, got " + typeName(c)})
+		return "", false, s.skipValue()
+	}
+	if s.str, err = s.decodeString(s.str[:0]); err != nil {
+		return "", false, err
+	}
+	return string(s.str), true, nil
+}
+
+// objectField reads the value of member name, which must be an object, into
+// s.out in canonical form.
+func (s *scanner) objectField(name string) (err error) {
+	s.out = s.out[:0]
+	if c := s.data[s.pos]; c != '{' {
+		s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be an object, got " + typeName(c)})
+		return s.skipValue()
+	}
+	s.out, err = s.value(s.out)
+	return err
+}
+
+// idField reads an event id: an integer from 1 to 2^63-1.
+func (s *scanner) idField(name string, id *int64) error {
+	c := s.data[s.pos]
+	if c != '-' && (c < '0' || c > '9') {
+		s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be an integer, got " + typeName(c)})
+		return s.skipValue()
+	}
+	start := s.pos
+	isFloat, err := s.scanNumber()
+	if err != nil {
+		return err
+	}
+	n, err := strconv.ParseInt(string(s.data[start:s.pos]), 10, 64)
+	switch {
+	case isFloat:
+		s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be an integer, got " + quoteShort(string(s.data[start:s.pos]))})
+	case err != nil || n < 1:
+		s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be an integer from 1 to 9223372036854775807"})
+	}
+	*id = n
+	return nil
+}
+
+func typeName(c byte) string {
+	switch {
+	case c == '"':
+		return "string"
+	case c == '{':
+		return "object"
+	case c == '[':
+		return "array"
+	case c == 't' || c == 'f':
+		return "boolean"
+	case c == 'n':
+		return "null"
+	default:
+		return "number"
+	}
+}
+
+// quoteShort quotes v as a JSON string, cut to 64 bytes so that an error
+// message stays short.
+func quoteShort(v string) string {
+	const max = 64
+	if len(v) <= max {
+		return string(AppendString(nil, v))
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return string(AppendString(nil, v[:cut])) + "..."
+}
+
+// checkTimestamp returns why ts is not an RFC 3339 date-time, or "".
+func checkTimestamp(ts string) string {
+	const bad = "must be an RFC 3339 date-time such as 2026-05-15T03:14:15.123456+00:00"
+	num := func(i, n int) int { // n digits at ts[i:], or -1
+		v := 0
+		for _, c := range []byte(ts[i : i+n]) {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	if len(ts) < len("2006-01-02T15:04:05Z") ||
+		ts[4] != '-' || ts[7] != '-' || ts[10] != 'T' && ts[10] != 't' || ts[13] != ':' || ts[16] != ':' {
+		return bad
+	}
+	year, month, day := num(0, 4), num(5, 2), num(8, 2)
+	hour, minute, sec := num(11, 2), num(14, 2), num(17, 2)
+	if year < 0 || month < 0 || day < 0 || hour < 0 || minute < 0 || sec < 0 {
+		return bad
+	}
+	i := 19
+	if ts[i] == '.' {
+		i++
+		start := i
+		for i < len(ts) && '0' <= ts[i] && ts[i] <= '9' {
+			i++
+		}
+		if i == start || i-start > 9 {
+			return bad + " (1 to 9 fraction digits)"
+		}
+	}
+	switch rest := ts[i:]; {
+	case rest == "Z" || rest == "z":
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		oh, om := num(i+1, 2), num(i+4, 2)
+		if oh < 0 || om < 0 {
+			return bad
+		}
+		if oh > 23 || om > 59 {
+			return "offset out of range in " + quoteShort(ts)
+		}
+	default:
+		return bad
+	}
+	if month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+		hour > 23 || minute > 59 || sec > 59 {
+		return "date or time out of range in " + quoteShort(ts)
+	}
+	return ""
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// Errors of the scanner.
+
+func (s *scanner) syntaxError(reason string) error {
+	return &ValidationError{Offset: s.pos, Reason: reason}
+}
+
+// fieldError reports a value at offset that breaks a limit, naming the field
+// that holds it.
+func (s *scanner) fieldError(offset int, reason string) error {
+	return &ValidationError{Field: s.fieldPath(), Offset: offset, Reason: reason}
+}
+
+// unexpected reports the character at s.pos.
+func (s *scanner) unexpected() error {
+	return s.syntaxError(s.describeHere())
+}
+
+// expected reports the character at s.pos, or the end of the input, where
+// what was expected.
+func (s *scanner) expected(what string) error {
+	if s.pos == len(s.data) {
+		return s.syntaxError("unexpected end of input, expected " + what)
+	}
+	return s.syntaxError(s.describeHere() + ", expected " + what)
+}
+
+func (s *scanner) describeHere() string {
+	r, size := utf8.DecodeRune(s.data[s.pos:])
+	if r == utf8.RuneError && size == 1 {
+		return "invalid UTF-8"
+	}
+	return "unexpected character " + strconv.QuoteRune(r)
+}
+
+// fieldPath names the value at the current depth, from s.path.
+func (s *scanner) fieldPath() string {
+	var b []byte
+	for d := 0; d < s.depth; d++ {
+		e := s.path[d]
+		if e.index >= 0 {
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(e.index), 10)
+			b = append(b, ']')
+			continue
+		}
+		k := &scanner{data: s.data, pos: e.key}
+		key, err := k.decodeString(nil)
+		if err != nil { // the error is in this key: name its object
+			break
+		}
+		b = appendPathKey(b, key, d == 0)
+	}
+	return string(b)
+}
+
+// appendPathKey appends .key, or ["key"] for a key that would be ambiguous
+// that way; a long key is cut.
+func appendPathKey(b, key []byte, first bool) []byte {
+	const max = 64
+	if len(key) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(key[cut]) {
+			cut--
+		}
+		key = append(key[:cut:cut], "..."...)
+	}
+	simple := len(key) > 0
+	for _, c := range key {
+		if c <= ' ' || c == '.' || c == '[' || c == ']' || c == '"' || c == '\\' || c == 0x7f {
+			simple = false
+			break
+		}
+	}
+	if !simple {
+		b = append(b, '[')
+		b = appendQuoted(b, key)
+		return append(b, ']')
+	}
+	if !first {
+		b = append(b, '.')
+	}
+	return append(b, key...)
+}

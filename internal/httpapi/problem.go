@@ -1,0 +1,67 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/ledger"
+	"github.com/audit-stream/audit-stream/internal/store"
+)
+
+// Problem is an RFC 9457 problem document. Clients of the original service
+// read detail, so every problem carries one.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+
+	retryAfter int // seconds; sets Retry-After when > 0
+}
+
+func (p *Problem) Error() string { return p.Detail }
+
+// problemf is the error a handler returns to answer with a given status.
+func problem(status int, detail string) *Problem {
+	return &Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}
+}
+
+// toProblem is the one place that maps errors to HTTP answers.
+func toProblem(err error) *Problem {
+	var p *Problem
+	var maxBytes *http.MaxBytesError
+	var verr *event.ValidationError
+	switch {
+	case errors.As(err, &p):
+		return p
+	case errors.As(err, &maxBytes):
+		return problem(http.StatusRequestEntityTooLarge, "request body exceeds the limit of "+strconv.FormatInt(maxBytes.Limit, 10)+" bytes")
+	case errors.As(err, &verr):
+		return problem(http.StatusUnprocessableEntity, verr.Error())
+	case errors.Is(err, store.ErrNotFound):
+		return problem(http.StatusNotFound, "not found")
+	case errors.Is(err, ledger.ErrClosed), errors.Is(err, store.ErrClosed):
+		p := problem(http.StatusServiceUnavailable, "the server is shutting down; retry against another instance or after restart")
+		p.retryAfter = 1
+		return p
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return problem(http.StatusServiceUnavailable, "request cancelled before it completed")
+	default:
+		return problem(http.StatusInternalServerError, "internal error; the server log has the cause")
+	}
+}
+
+func writeProblem(w http.ResponseWriter, p *Problem) {
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	if p.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(p.retryAfter))
+	}
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(p)
+}

@@ -1,0 +1,184 @@
+// Package httpapi serves the audit-stream HTTP API: appends, queries, the
+// live tail over Server-Sent Events, and verification.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/ledger"
+	"github.com/audit-stream/audit-stream/internal/store"
+)
+
+// Version is the service version reported by GET /.
+var Version = "0.1.0"
+
+// Options configures the API.
+type Options struct {
+	// BodyLimit caps request bodies; default 1 MiB.
+	BodyLimit int64
+	// Kinds is the set of accepted event kinds; default event.Default.
+	Kinds *event.KindSet
+	// MaxStreams caps concurrent /stream subscribers; default 10,000.
+	MaxStreams int
+	// Heartbeat is the interval of SSE keep-alive comments; default 15 s.
+	Heartbeat time.Duration
+	// RetryMillis is the reconnect delay sent to SSE clients; default 2000.
+	RetryMillis int
+	// WriteTimeout bounds each write to a stream, so a dead peer frees its
+	// slot; default 30 s.
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Server is the HTTP API. It holds no log state of its own.
+type Server struct {
+	st   store.Store
+	led  *ledger.Ledger
+	opt  Options
+	log  *slog.Logger
+	mux  *http.ServeMux
+	sema chan struct{} // one token per open stream
+
+	mu       sync.Mutex
+	draining bool
+	appends  sync.WaitGroup
+}
+
+// New returns the API over a store and its ledger.
+func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
+	if opt.BodyLimit <= 0 {
+		opt.BodyLimit = 1 << 20
+	}
+	if opt.Kinds == nil {
+		opt.Kinds = event.Default
+	}
+	if opt.MaxStreams <= 0 {
+		opt.MaxStreams = 10000
+	}
+	if opt.Heartbeat <= 0 {
+		opt.Heartbeat = 15 * time.Second
+	}
+	if opt.RetryMillis <= 0 {
+		opt.RetryMillis = 2000
+	}
+	if opt.WriteTimeout <= 0 {
+		opt.WriteTimeout = 30 * time.Second
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{st: st, led: led, opt: opt, log: opt.Logger, sema: make(chan struct{}, opt.MaxStreams)}
+	s.mux = s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// routes is the whole route table.
+func (s *Server) routes() *http.ServeMux {
+	m := http.NewServeMux()
+	m.Handle("GET /{$}", s.handle(s.index))
+	m.Handle("GET /healthz", s.handle(s.healthz))
+	m.Handle("POST /events", s.handle(s.appendEvent))
+	m.Handle("GET /events", s.handle(s.queryEvents))
+	m.Handle("GET /events/{id}", s.handle(s.getEvent))
+	m.Handle("GET /stream", s.handle(s.stream))
+	m.Handle("GET /verify", s.handle(s.verify))
+	m.Handle("GET /stats", s.handle(s.stats))
+	m.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return problem(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	}))
+	return m
+}
+
+// handle adapts a handler core that returns an error into an http.Handler:
+// the error becomes a problem+json answer.
+func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		p := toProblem(err)
+		if p.Status >= 500 {
+			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", p.Status, "err", err)
+		}
+		writeProblem(w, p)
+	})
+}
+
+// Drain prepares for shutdown: new appends are refused with 503, appends in
+// flight are answered, then the ledger stops, which ends every stream once it
+// has delivered the last event.
+func (s *Server) Drain(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.appends.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.led.Close(ctx)
+}
+
+// beginAppend registers an append in flight, or refuses it while draining.
+func (s *Server) beginAppend() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	s.appends.Add(1)
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"name":        "audit-stream",
+		"version":     Version,
+		"description": "Append-only governance event stream: gap-free ids, a SHA-256 hash chain, durable storage, live tail and verification.",
+		"endpoints": map[string]string{
+			"POST /events":     "append an event {kind, source, payload?, timestamp?}",
+			"GET /events":      "query recent events (?kind=&source=&limit=)",
+			"GET /events/{id}": "one event by id",
+			"GET /stream":      "live tail over Server-Sent Events (Last-Event-ID or ?after= to resume; ?kind=&source= filters)",
+			"GET /verify":      "re-walk and re-hash the whole chain",
+			"GET /stats":       "event count, last id and latest hash",
+			"GET /healthz":     "liveness",
+		},
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
+	head, err := s.st.Head(r.Context())
+	if err != nil {
+		return err
+	}
+	var latest *string
+	if head.ID > 0 {
+		h := head.Hash.String()
+		latest = &h
+	}
+	// Ids are gap-free from 1, so the count is the last id.
+	return writeJSON(w, http.StatusOK, map[string]any{"count": head.ID, "last_event_id": head.ID, "latest_hash": latest})
+}

@@ -1,0 +1,132 @@
+package httpapi
+
+import (
+	"bufio"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/audit-stream/audit-stream/event"
+)
+
+// streamChunk is how many events a subscriber pulls per read.
+const streamChunk = 512
+
+// stream serves GET /stream: Server-Sent Events, one frame per event, in id
+// order, resumable by Last-Event-ID or ?after=. The subscriber pulls from the
+// ledger's feed, so it can fall arbitrarily far behind without slowing the
+// writer or losing an event.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
+	f, err := s.filterFromQuery(r)
+	if err != nil {
+		return err
+	}
+	feed := s.led.Feed()
+	head := feed.Head()
+	cursor := head
+	if v, ok := resumePoint(r); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return problem(http.StatusBadRequest, "after / Last-Event-ID must be a non-negative event id, got "+strconv.Quote(v))
+		}
+		if n > head {
+			return problem(http.StatusBadRequest, "after "+v+" is beyond the head of the log ("+strconv.FormatInt(head, 10)+"): the client is ahead of the log")
+		}
+		cursor = n
+	}
+	select {
+	case s.sema <- struct{}{}:
+		defer func() { <-s.sema }()
+	default:
+		p := problem(http.StatusServiceUnavailable, "too many concurrent streams; retry later")
+		p.retryAfter = 5
+		return p
+	}
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	flush := func() error {
+		rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	bw.WriteString("retry: " + strconv.Itoa(s.opt.RetryMillis) + "\n\n")
+	if err := flush(); err != nil {
+		return nil
+	}
+
+	heartbeat := time.NewTicker(s.opt.Heartbeat)
+	defer heartbeat.Stop()
+	ctx := r.Context()
+	var frame []byte
+	for {
+		// Take the change channel before reading, so a head move between
+		// the read and the wait is never missed.
+		changed := feed.Changed()
+		closed := feed.Closed()
+		f.After = cursor
+		evs, seen, err := feed.Read(ctx, f, streamChunk)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("stream read failed", "after", cursor, "err", err)
+			}
+			return nil
+		}
+		cursor = seen
+		for i := range evs {
+			frame = appendFrame(frame[:0], &evs[i])
+			bw.Write(frame)
+		}
+		if len(evs) > 0 {
+			if err := flush(); err != nil {
+				return nil // the peer is gone or too slow to take a frame
+			}
+			heartbeat.Reset(s.opt.Heartbeat)
+		}
+		if cursor < feed.Head() {
+			continue
+		}
+		if closed {
+			return nil // shutting down, and everything up to the last head was sent
+		}
+		select {
+		case <-changed:
+		case <-heartbeat.C:
+			bw.WriteString(": keep-alive\n\n")
+			if err := flush(); err != nil {
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// resumePoint returns where the client asked to resume: ?after= wins over
+// the Last-Event-ID header.
+func resumePoint(r *http.Request) (string, bool) {
+	if q := r.URL.Query(); q.Has("after") {
+		return q.Get("after"), true
+	}
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		return v, true
+	}
+	return "", false
+}
+
+func appendFrame(dst []byte, e *event.Event) []byte {
+	dst = append(dst, "event: "...)
+	dst = append(dst, e.Kind...)
+	dst = append(dst, "\nid: "...)
+	dst = strconv.AppendInt(dst, e.ID, 10)
+	dst = append(dst, "\ndata: "...)
+	dst = e.AppendJSON(dst)
+	return append(dst, "\n\n"...)
+}

@@ -1,0 +1,351 @@
+// Package ledger is the single sequencer of audit-stream. It owns the chain
+// head: appends queue to it, and it takes everything waiting, assigns ids,
+// timestamps, hashes and Merkle tree hashes in order, commits them in one
+// transaction with one fsync, and only then answers every waiter and
+// announces the new head to subscribers.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/store"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// ErrClosed is returned by Append once the ledger is shutting down.
+var ErrClosed = errors.New("ledger: closed")
+
+// Options configures a Ledger.
+type Options struct {
+	// MaxGroup caps the events committed in one transaction; a single
+	// request larger than it is still committed whole. Default 4096.
+	MaxGroup int
+	// RecentEvents is the capacity of the in-memory ring that serves live
+	// subscribers. Default 16384.
+	RecentEvents int
+	// Now is the clock; default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Ledger sequences appends. Create it with Open and stop it with Close.
+type Ledger struct {
+	st   store.Store
+	opt  Options
+	log  *slog.Logger
+	feed *Feed
+
+	queue chan *pending
+	stop  chan struct{}
+	done  chan struct{}
+
+	closeOnce sync.Once
+	mu        sync.RWMutex // guards closed against a racing Append
+	closed    bool
+
+	// edge holds the Merkle hashes on the right edge of the tree (its
+	// compact range) by stored-hash index, so appends read no hash from
+	// the store while this instance is the only writer.
+	edge     map[int64]tlog.Hash
+	edgeSize int64
+}
+
+type pending struct {
+	ctx    context.Context
+	reqs   []event.Request
+	result chan result
+}
+
+type result struct {
+	events []event.Event
+	err    error
+}
+
+// Open reads the head from st and starts the sequencer.
+func Open(ctx context.Context, st store.Store, opt Options) (*Ledger, error) {
+	if opt.MaxGroup <= 0 {
+		opt.MaxGroup = 4096
+	}
+	if opt.RecentEvents <= 0 {
+		opt.RecentEvents = 16384
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	head, err := st.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l := &Ledger{
+		st:    st,
+		opt:   opt,
+		log:   opt.Logger,
+		feed:  newFeed(st, head, opt.RecentEvents),
+		queue: make(chan *pending, 1024),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	go l.run()
+	return l, nil
+}
+
+// Feed is the read side for live subscribers.
+func (l *Ledger) Feed() *Feed { return l.feed }
+
+// Head is the last committed event as this instance knows it.
+func (l *Ledger) Head() store.Head { return l.feed.head() }
+
+// Append durably appends reqs as consecutive events, all or none, and returns
+// them as stored. It returns only after the events are fsynced. If ctx ends
+// before the events are sequenced nothing is written; once they are, they
+// are written whatever ctx does.
+func (l *Ledger) Append(ctx context.Context, reqs []event.Request) ([]event.Event, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	p := &pending{ctx: ctx, reqs: reqs, result: make(chan result, 1)}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	select {
+	case l.queue <- p:
+		l.mu.RUnlock()
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return nil, ctx.Err()
+	}
+	// Wait for the answer even if ctx ends: the sequencer may already have
+	// written the events, and the caller must not report a failure for
+	// an event that is in the log.
+	r := <-p.result
+	return r.events, r.err
+}
+
+// Close stops accepting appends, answers every append already queued, and
+// stops the sequencer. It does not close the store.
+func (l *Ledger) Close(ctx context.Context) error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		close(l.stop)
+	})
+	select {
+	case <-l.done:
+		l.feed.close()
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *Ledger) run() {
+	defer close(l.done)
+	group := make([]*pending, 0, 256)
+	for {
+		group = group[:0]
+		select {
+		case p := <-l.queue:
+			group = append(group, p)
+		case <-l.stop:
+			// Nothing can enqueue any more: drain what is queued.
+			for {
+				select {
+				case p := <-l.queue:
+					l.commit(append(group[:0], p))
+				default:
+					return
+				}
+			}
+		}
+		n := len(group[0].reqs)
+	gather:
+		for n < l.opt.MaxGroup {
+			select {
+			case p := <-l.queue:
+				group = append(group, p)
+				n += len(p.reqs)
+			default:
+				break gather
+			}
+		}
+		l.commit(group)
+	}
+}
+
+// commit writes one group in one transaction and answers its waiters.
+func (l *Ledger) commit(group []*pending) {
+	live := group[:0]
+	for _, p := range group {
+		if err := p.ctx.Err(); err != nil {
+			p.result <- result{err: err}
+			continue
+		}
+		live = append(live, p)
+	}
+	if len(live) == 0 {
+		return
+	}
+	now := event.FormatTimestamp(l.opt.Now())
+	recs, err := l.st.Append(context.Background(), func(tx store.Tx) ([]store.Record, error) {
+		return l.build(tx, live, now)
+	})
+	if err != nil {
+		l.edge = nil // rebuilt from the store on the next build
+		l.log.Error("append failed", "events", countReqs(live), "err", err)
+		for _, p := range live {
+			p.result <- result{err: fmt.Errorf("ledger: append: %w", err)}
+		}
+		return
+	}
+	events := make([]event.Event, len(recs))
+	for i := range recs {
+		events[i] = recs[i].Event
+	}
+	l.feed.publish(events)
+	off := 0
+	for _, p := range live {
+		n := len(p.reqs)
+		p.result <- result{events: events[off : off+n : off+n]}
+		off += n
+	}
+}
+
+func countReqs(group []*pending) int {
+	n := 0
+	for _, p := range group {
+		n += len(p.reqs)
+	}
+	return n
+}
+
+// build assigns ids, hashes and tree hashes to the group on top of the head
+// the transaction sees.
+func (l *Ledger) build(tx store.Tx, group []*pending, now string) ([]store.Record, error) {
+	head := tx.Head()
+	if l.edge == nil || l.edgeSize != head.ID {
+		// First append, a failed commit, or another instance moved the
+		// head: reload the right edge of the tree from the store.
+		edge, err := loadEdge(tx, head.ID)
+		if err != nil {
+			return nil, err
+		}
+		l.edge, l.edgeSize = edge, head.ID
+	}
+	recs := make([]store.Record, 0, countReqs(group))
+	id, prev := head.ID, head.Hash
+	hr := &edgeReader{edge: l.edge, tx: tx}
+	var buf []byte
+	for _, p := range group {
+		for _, r := range p.reqs {
+			id++
+			ts := r.Timestamp
+			if ts == "" {
+				ts = now
+			}
+			rec := store.Record{Event: event.Event{
+				ID: id, Timestamp: ts, Kind: r.Kind, Source: r.Source,
+				Payload: r.Payload, PrevHash: prev,
+			}}
+			rec.Hash, buf = rec.ComputeHash(buf)
+			hashes, err := tlog.StoredHashesForRecordHash(id-1, tlog.RecordHash(rec.Hash[:]), hr)
+			if err != nil {
+				return nil, fmt.Errorf("ledger: tree hashes for event %d: %w", id, err)
+			}
+			base := tlog.StoredHashIndex(0, id-1)
+			for i, h := range hashes {
+				hr.edge[base+int64(i)] = h
+			}
+			rec.Tree = hashes
+			recs = append(recs, rec)
+			prev = rec.Hash
+		}
+	}
+	l.edge = pruneEdge(hr.edge, id)
+	l.edgeSize = id
+	return recs, nil
+}
+
+// edgeIndexes lists the stored-hash indexes of the compact range of a tree
+// of size n: one perfect subtree per set bit of n. They are the only hashes
+// a future append can need.
+func edgeIndexes(n int64) []int64 {
+	var out []int64
+	for level := 0; n>>level != 0; level++ {
+		if n>>level&1 == 1 {
+			out = append(out, tlog.StoredHashIndex(level, n>>level-1))
+		}
+	}
+	return out
+}
+
+func loadEdge(tx store.Tx, n int64) (map[int64]tlog.Hash, error) {
+	idx := edgeIndexes(n)
+	edge := make(map[int64]tlog.Hash, 64)
+	if len(idx) == 0 {
+		return edge, nil
+	}
+	hs, err := tx.ReadHashes(idx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: load tree edge: %w", err)
+	}
+	for i, x := range idx {
+		edge[x] = hs[i]
+	}
+	return edge, nil
+}
+
+func pruneEdge(all map[int64]tlog.Hash, n int64) map[int64]tlog.Hash {
+	edge := make(map[int64]tlog.Hash, 64)
+	for _, x := range edgeIndexes(n) {
+		if h, ok := all[x]; ok {
+			edge[x] = h
+		}
+	}
+	return edge
+}
+
+// edgeReader serves tree hashes from the in-memory edge, falling back to
+// the transaction for any it lacks.
+type edgeReader struct {
+	edge map[int64]tlog.Hash
+	tx   store.Tx
+}
+
+func (r *edgeReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	var miss []int64
+	for i, x := range indexes {
+		h, ok := r.edge[x]
+		if !ok {
+			miss = append(miss, x)
+			continue
+		}
+		out[i] = h
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	got, err := r.tx.ReadHashes(miss)
+	if err != nil {
+		return nil, err
+	}
+	for i, x := range miss {
+		r.edge[x] = got[i]
+	}
+	for i, x := range indexes {
+		out[i] = r.edge[x]
+	}
+	return out, nil
+}

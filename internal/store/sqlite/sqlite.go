@@ -1,0 +1,498 @@
+// Package sqlite is the embedded SQLite backend of the store: one database
+// file in the data directory, readable with the sqlite3 shell.
+//
+// Durability: the database runs in WAL mode with synchronous=FULL, so every
+// commit is fsynced before Append returns. One connection writes; a pool of
+// read-only connections serves queries concurrently with it.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/store"
+	"golang.org/x/mod/sumdb/tlog"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// FileName is the database file inside the data directory.
+const FileName = "audit-stream.db"
+
+// lockName guards the data directory against a second server process: two
+// sequencers on one file would each believe they own the head.
+const lockName = "audit-stream.lock"
+
+// scanPage bounds how many rows one read statement returns, so that a long
+// export never pins a WAL snapshot (which would stop checkpoints and let the
+// WAL grow without bound).
+const scanPage = 2048
+
+// Store is the SQLite implementation of store.Store.
+type Store struct {
+	w    *sql.DB // exactly one connection: the only writer
+	r    *sql.DB // read-only pool
+	lock *os.File
+
+	wmu    sync.Mutex
+	closed bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store in dir. It fails if another
+// process has the directory open.
+func Open(ctx context.Context, dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: create data directory: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("sqlite: data directory %s is in use by another process: %w", dir, err)
+	}
+	path := filepath.Join(dir, FileName)
+	s := &Store{lock: lock}
+	if s.w, err = openDB(path, false); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s.w.SetMaxOpenConns(1)
+	if err := migrate(ctx, s.w); err != nil {
+		s.w.Close()
+		lock.Close()
+		return nil, err
+	}
+	if s.r, err = openDB(path, true); err != nil {
+		s.w.Close()
+		lock.Close()
+		return nil, err
+	}
+	s.r.SetMaxOpenConns(8)
+	s.r.SetMaxIdleConns(8)
+	return s, nil
+}
+
+func openDB(path string, readOnly bool) (*sql.DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	if readOnly {
+		q.Add("_pragma", "query_only(ON)")
+	} else {
+		// Take the write lock at BEGIN, not at the first write, so that
+		// a transaction never fails half-way with SQLITE_BUSY.
+		q.Set("_txlock", "immediate")
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// migrations run in order; user_version records how many have run. Append
+// only: a released migration never changes.
+var migrations = []string{
+	`CREATE TABLE events (
+		event_id  INTEGER PRIMARY KEY,
+		timestamp TEXT NOT NULL,
+		kind      TEXT NOT NULL,
+		source    TEXT NOT NULL,
+		payload   TEXT NOT NULL,
+		prev_hash TEXT NOT NULL,
+		hash      TEXT NOT NULL,
+		tree      BLOB NOT NULL
+	);
+	CREATE INDEX events_kind ON events(kind, event_id);
+	CREATE INDEX events_source ON events(source, event_id);
+	CREATE TABLE meta (
+		key   TEXT PRIMARY KEY,
+		value BLOB NOT NULL
+	);`,
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	var version int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("sqlite: read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("sqlite: database schema version %d is newer than this binary knows (%d)", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// Close closes the database and releases the data directory.
+func (s *Store) Close() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	err := errors.Join(s.r.Close(), s.w.Close())
+	s.lock.Close()
+	return err
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func readHead(ctx context.Context, q queryer) (store.Head, error) {
+	var h store.Head
+	var hash string
+	err := q.QueryRowContext(ctx, "SELECT event_id, hash FROM events ORDER BY event_id DESC LIMIT 1").Scan(&h.ID, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Head{}, nil
+	}
+	if err != nil {
+		return h, fmt.Errorf("sqlite: read head: %w", err)
+	}
+	if h.Hash, err = event.ParseHash(hash); err != nil {
+		return h, fmt.Errorf("sqlite: head event %d: %w", h.ID, err)
+	}
+	return h, nil
+}
+
+// Head implements store.Store.
+func (s *Store) Head(ctx context.Context) (store.Head, error) {
+	return readHead(ctx, s.r)
+}
+
+type txView struct {
+	ctx  context.Context
+	tx   *sql.Tx
+	head store.Head
+}
+
+func (v *txView) Head() store.Head { return v.head }
+
+func (v *txView) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	return readHashes(v.ctx, v.tx, indexes)
+}
+
+// Append implements store.Store.
+func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Record, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return nil, store.ErrClosed
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: begin: %w", err)
+	}
+	defer tx.Rollback()
+	head, err := readHead(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := build(&txView{ctx: ctx, tx: tx, head: head})
+	if err != nil {
+		return nil, err
+	}
+	if err := store.CheckExtends(head, recs); err != nil {
+		return nil, err
+	}
+	if err := insert(ctx, tx, recs); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: commit: %w", err)
+	}
+	return recs, nil
+}
+
+// insertRows is how many rows one INSERT statement carries: fewer statement
+// executions per batch, well under SQLite's bound-parameter limit.
+const insertRows = 64
+
+func insert(ctx context.Context, tx *sql.Tx, recs []store.Record) error {
+	var full *sql.Stmt
+	args := make([]any, 0, insertRows*8)
+	for len(recs) > 0 {
+		n := min(len(recs), insertRows)
+		args = args[:0]
+		for i := range recs[:n] {
+			r := &recs[i]
+			tree := make([]byte, 0, 32*len(r.Tree))
+			for _, h := range r.Tree {
+				tree = append(tree, h[:]...)
+			}
+			args = append(args, r.ID, r.Timestamp, r.Kind, r.Source, r.Payload, r.PrevHash.String(), r.Hash.String(), tree)
+		}
+		var err error
+		if n == insertRows {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, insertSQL(insertRows)); err != nil {
+					return fmt.Errorf("sqlite: prepare insert: %w", err)
+				}
+				defer full.Close()
+			}
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, insertSQL(n), args...)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: insert events %d..%d: %w", recs[0].ID, recs[n-1].ID, err)
+		}
+		recs = recs[n:]
+	}
+	return nil
+}
+
+var insertSQLCache sync.Map // int -> string
+
+func insertSQL(rows int) string {
+	if s, ok := insertSQLCache.Load(rows); ok {
+		return s.(string)
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO events (event_id, timestamp, kind, source, payload, prev_hash, hash, tree) VALUES ")
+	for i := 0; i < rows; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?,?)")
+	}
+	s := b.String()
+	insertSQLCache.Store(rows, s)
+	return s
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func readHashes(ctx context.Context, q querier, indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, idx := range indexes {
+		id, pos := store.RecordOfHash(idx)
+		var tree []byte
+		rows, err := q.QueryContext(ctx, "SELECT tree FROM events WHERE event_id = ?", id)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: read tree of event %d: %w", id, err)
+		}
+		found := rows.Next()
+		if found {
+			err = rows.Scan(&tree)
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: read tree of event %d: %w", id, err)
+		}
+		if !found || len(tree) < 32*(pos+1) {
+			return nil, fmt.Errorf("sqlite: stored hash %d (event %d, level %d): %w", idx, id, pos, store.ErrNotFound)
+		}
+		copy(out[i][:], tree[32*pos:])
+	}
+	return out, nil
+}
+
+// ReadHashes implements store.Store.
+func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	return readHashes(ctx, s.r, indexes)
+}
+
+const eventColumns = "event_id, timestamp, kind, source, payload, prev_hash, hash"
+
+func scanEvent(rows *sql.Rows, e *event.Event) error {
+	var prev, hash string
+	var payload []byte
+	if err := rows.Scan(&e.ID, &e.Timestamp, &e.Kind, &e.Source, &payload, &prev, &hash); err != nil {
+		return err
+	}
+	e.Payload = payload
+	var err error
+	if e.PrevHash, err = event.ParseHash(prev); err != nil {
+		return fmt.Errorf("event %d prev_hash: %w", e.ID, err)
+	}
+	if e.Hash, err = event.ParseHash(hash); err != nil {
+		return fmt.Errorf("event %d hash: %w", e.ID, err)
+	}
+	return nil
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, id int64) (event.Event, error) {
+	var e event.Event
+	rows, err := s.r.QueryContext(ctx, "SELECT "+eventColumns+" FROM events WHERE event_id = ?", id)
+	if err != nil {
+		return e, fmt.Errorf("sqlite: get %d: %w", id, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return e, fmt.Errorf("sqlite: get %d: %w", id, err)
+		}
+		return e, store.ErrNotFound
+	}
+	if err := scanEvent(rows, &e); err != nil {
+		return e, fmt.Errorf("sqlite: get %d: %w", id, err)
+	}
+	return e, nil
+}
+
+// where builds the WHERE clause for f. Every shape it produces is served by
+// the primary key or by the (kind, event_id) and (source, event_id) indexes.
+func where(f store.Filter) (string, []any) {
+	var conds []string
+	var args []any
+	in := func(col string, vals []string) {
+		if len(vals) == 0 {
+			return
+		}
+		if len(vals) == 1 {
+			conds = append(conds, col+" = ?")
+			args = append(args, vals[0])
+			return
+		}
+		conds = append(conds, col+" IN (?"+strings.Repeat(",?", len(vals)-1)+")")
+		for _, v := range vals {
+			args = append(args, v)
+		}
+	}
+	in("kind", f.Kinds)
+	in("source", f.Sources)
+	if f.After > 0 {
+		conds = append(conds, "event_id > ?")
+		args = append(args, f.After)
+	}
+	if f.Until > 0 {
+		conds = append(conds, "event_id <= ?")
+		args = append(args, f.Until)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// Latest implements store.Store.
+func (s *Store) Latest(ctx context.Context, f store.Filter, limit int) ([]event.Event, error) {
+	w, args := where(f)
+	rows, err := s.r.QueryContext(ctx, "SELECT "+eventColumns+" FROM events"+w+" ORDER BY event_id DESC LIMIT ?", append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: query: %w", err)
+	}
+	defer rows.Close()
+	out := make([]event.Event, 0, min(limit, 1024))
+	for rows.Next() {
+		out = append(out, event.Event{})
+		if err := scanEvent(rows, &out[len(out)-1]); err != nil {
+			return nil, fmt.Errorf("sqlite: query: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: query: %w", err)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// Scan implements store.Store. It reads in pages keyed by event id so that
+// no statement stays open for the whole scan.
+func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*event.Event) error) error {
+	var e event.Event
+	seen := 0
+	for {
+		page := scanPage
+		if limit > 0 {
+			page = min(page, limit-seen)
+		}
+		if page <= 0 {
+			return nil
+		}
+		w, args := where(f)
+		rows, err := s.r.QueryContext(ctx, "SELECT "+eventColumns+" FROM events"+w+" ORDER BY event_id LIMIT ?", append(args, page)...)
+		if err != nil {
+			return fmt.Errorf("sqlite: scan: %w", err)
+		}
+		n := 0
+		for rows.Next() {
+			if err := scanEvent(rows, &e); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlite: scan: %w", err)
+			}
+			n++
+			if err := fn(&e); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("sqlite: scan: %w", err)
+		}
+		seen += n
+		if n < page {
+			return nil
+		}
+		f.After = e.ID
+	}
+}
+
+// Meta implements store.Store.
+func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
+	var v []byte
+	err := s.r.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = ?", key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: meta %q: %w", key, err)
+	}
+	return v, nil
+}
+
+// SetMeta implements store.Store.
+func (s *Store) SetMeta(ctx context.Context, key string, value []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	_, err := s.w.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value)
+	if err != nil {
+		return fmt.Errorf("sqlite: set meta %q: %w", key, err)
+	}
+	return nil
+}
