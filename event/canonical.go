@@ -22,8 +22,9 @@ import (
 //     repeated the last member wins; arrays keep their order;
 //   - strings escape '"', '\\', \b \f \n \r \t by name, other control
 //     characters and every non-ASCII code point as \uXXXX in lowercase hex
-//     (a UTF-16 surrogate pair beyond U+FFFF); '/', '<', '>', '&' and U+007F
-//     stay literal;
+//     (a UTF-16 surrogate pair beyond U+FFFF), and so is U+007F (DEL):
+//     only ' ' to '~' stand for themselves, so '/', '<', '>', '&' stay
+//     literal;
 //   - an integer (a number token without '.', 'e' or 'E') keeps its digits
 //     exactly, at any size, except that -0 becomes 0;
 //   - every other number becomes the nearest float64, printed as Python's
@@ -96,9 +97,9 @@ func appendQuoted(dst, s []byte) []byte {
 }
 
 // plain reports the ASCII bytes that stand for themselves inside a canonical
-// string: everything from ' ' to U+007F except '"' and '\\'.
+// string: ' ' to '~' except '"' and '\\'. Python escapes DEL (U+007F) too.
 var plain = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
+	for c := ' '; c <= '~'; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
 	return t
@@ -677,7 +678,7 @@ func (s *scanner) number(dst []byte) ([]byte, error) {
 		if n > MaxIntDigits {
 			return dst, s.fieldError(start, "integer longer than "+strconv.Itoa(MaxIntDigits)+" digits")
 		}
-		if len(tok) == 2 && tok[1] == '0' { // -0
+		if len(tok) == 2 && tok[0] == '-' && tok[1] == '0' { // -0
 			return append(dst, '0'), nil
 		}
 		return append(dst, tok...), nil

@@ -265,7 +265,7 @@ func TestAppendString(t *testing.T) {
 		{`"\`, `"\"\\"`},
 		{"\n\r\t\b\f", `"\n\r\t\b\f"`},
 		{"\x00\x01\x1f", `"\u0000\u0001\u001f"`},
-		{"\x7f", "\"\x7f\""},
+		{"\x7f", `"\u007f"`}, // Python escapes DEL: only ' ' to '~' stay literal
 		{"/<>&'", `"/<>&'"`},
 		{"é", `"\u00e9"`},
 		{"中文", `"\u4e2d\u6587"`},
@@ -350,8 +350,9 @@ func TestCanonicalize(t *testing.T) {
 		{`"\ud83c\udf89"`, `"\ud83c\udf89"`},
 		{`"\uD83C\uDF89"`, `"\ud83c\udf89"`},
 		{`"\u0000"`, `"\u0000"`},
-		{"\"\x7f\"", "\"\x7f\""},
-		{`"\u007f"`, "\"\x7f\""},
+		{"\"\x7f\"", `"\u007f"`},
+		{`"\u007F"`, `"\u007f"`},
+		{"\"~\"", "\"~\""},
 		{`"\u0041"`, `"A"`},
 		{" [ ] ", "[]"},
 		{" { } ", "{}"},
@@ -414,7 +415,7 @@ func TestDepthLimit(t *testing.T) {
 	}
 	in := body(MaxDepth)
 	_, err := ParseRequest([]byte(in), Default)
-	checkRejection(t, in, err, "payload"+strings.Repeat(".a", MaxDepth-2), "nesting deeper than 64 levels")
+	checkRejection(t, in, err, "payload"+strings.Repeat(".a", MaxDepth-1), "nesting deeper than 64 levels")
 	var ve *ValidationError
 	errors.As(err, &ve)
 	if want := strings.LastIndex(in, "{}"); ve.Offset != want {
@@ -460,7 +461,7 @@ func TestCanonicalizeRejects(t *testing.T) {
 		{"overlong UTF-8", "\"\xc0\xaf\"", "", 1, "invalid UTF-8"},
 		{"truncated UTF-8", "\"\xe4\xb8\"", "", 1, "invalid UTF-8"},
 		{"invalid UTF-8 outside strings", "[1,\xff]", "", 3, "invalid UTF-8"},
-		{"BOM", "\xef\xbb\xbf{}", "", 0, "unexpected character '\ufeff'"},
+		{"BOM", "\xef\xbb\xbf{}", "", 0, `unexpected character '\ufeff'`},
 		{"leading zero", `01`, "", 0, "leading zeros"},
 		{"negative leading zero", `[-012]`, "", 2, "leading zeros"},
 		{"plus sign", `+1`, "", 0, "unexpected character '+'"},
@@ -492,6 +493,7 @@ func TestCanonicalizeRejects(t *testing.T) {
 		{"vertical tab is not whitespace", "\v1", "", 0, `unexpected character '\v'`},
 		{"non-breaking space", "\u00a01", "", 0, "unexpected character"},
 		{"nested path", `{"a":{"b.c":[0,{"d":NaN}]}}`, `a["b.c"][1].d`, 20, "NaN"},
+		{"path quotes odd keys", `{"":{"a b":{"\u202e":{"é":NaN}}}}`, `[""]["a b"]["\u202e"].é`, 27, "NaN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package event
 import (
 	"errors"
 	"strconv"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -559,8 +560,8 @@ func (s *scanner) fieldPath() string {
 	return string(b)
 }
 
-// appendPathKey appends .key, or ["key"] for a key that would be ambiguous
-// that way; a long key is cut.
+// appendPathKey appends .key, or ["key"] (JSON-escaped) for a key that would
+// be ambiguous or unreadable that way; a long key is cut.
 func appendPathKey(b, key []byte, first bool) []byte {
 	const max = 64
 	if len(key) > max {
@@ -571,8 +572,8 @@ func appendPathKey(b, key []byte, first bool) []byte {
 		key = append(key[:cut:cut], "..."...)
 	}
 	simple := len(key) > 0
-	for _, c := range key {
-		if c <= ' ' || c == '.' || c == '[' || c == ']' || c == '"' || c == '\\' || c == 0x7f {
+	for _, r := range string(key) {
+		if r == ' ' || r == '.' || r == '[' || r == ']' || r == '"' || r == '\\' || !unicode.IsPrint(r) {
 			simple = false
 			break
 		}
