@@ -394,7 +394,9 @@ func TestDepthLimit(t *testing.T) {
 	}{
 		{"arrays", func(d int) string { return nest(d, "[", "]", "") }},
 		{"objects", func(d int) string { return nest(d-1, `{"a":`, "}", "{}") }},
-		{"mixed", func(d int) string { return nest(d/2, `{"a":[`, "]}", strings.Repeat("[", d%2)+strings.Repeat("]", d%2)) }},
+		{"mixed", func(d int) string {
+			return nest(d/2, `{"a":[`, "]}", strings.Repeat("[", d%2)+strings.Repeat("]", d%2))
+		}},
 	} {
 		if _, err := Canonicalize([]byte(tc.in(MaxDepth))); err != nil {
 			t.Errorf("%s: depth %d rejected: %v", tc.name, MaxDepth, err)

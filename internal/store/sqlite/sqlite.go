@@ -250,7 +250,9 @@ func insert(ctx context.Context, tx *sql.Tx, recs []store.Record) error {
 		for _, h := range r.Tree {
 			tree = append(tree, h[:]...)
 		}
-		if _, err := stmt.ExecContext(ctx, r.ID, r.Timestamp, r.Kind, r.Source, r.Payload, r.PrevHash.String(), r.Hash.String(), tree); err != nil {
+		// The payload goes in as TEXT so that SQLite's JSON functions
+		// (and future payload indexes) can read it.
+		if _, err := stmt.ExecContext(ctx, r.ID, r.Timestamp, r.Kind, r.Source, string(r.Payload), r.PrevHash.String(), r.Hash.String(), tree); err != nil {
 			return fmt.Errorf("sqlite: insert event %d: %w", r.ID, err)
 		}
 	}
