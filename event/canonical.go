@@ -323,8 +323,19 @@ func (s *scanner) value(dst []byte) ([]byte, error) {
 	case '[':
 		return s.array(dst)
 	case '"':
+		// Most strings are printable ASCII without escapes, and are their
+		// own canonical form.
+		i := s.pos + 1
+		for i < len(s.data) && s.data[i] < utf8.RuneSelf && plain[s.data[i]] {
+			i++
+		}
+		if i < len(s.data) && s.data[i] == '"' {
+			dst = append(dst, s.data[s.pos:i+1]...)
+			s.pos = i + 1
+			return dst, nil
+		}
 		var err error
-		if s.str, err = s.decodeString(s.str[:0]); err != nil {
+		if s.str, _, err = s.decodeString(s.str[:0]); err != nil {
 			return dst, err
 		}
 		return appendQuoted(dst, s.str), nil
@@ -387,8 +398,8 @@ func (s *scanner) object(dst []byte) ([]byte, error) {
 		}
 		s.path[s.depth-1] = pathElem{index: -1, key: s.pos}
 		kStart := len(s.keys)
-		var err error
-		if s.keys, err = s.decodeString(s.keys); err != nil {
+		keys, keyPlain, err := s.decodeString(s.keys)
+		if s.keys = keys; err != nil {
 			return dst, err
 		}
 		kEnd := len(s.keys)
@@ -405,8 +416,14 @@ func (s *scanner) object(dst []byte) ([]byte, error) {
 			}
 		}
 		start := len(dst)
-		dst = appendQuoted(dst, s.keys[kStart:kEnd])
-		dst = append(dst, ':')
+		if keyPlain {
+			dst = append(dst, '"')
+			dst = append(dst, s.keys[kStart:kEnd]...)
+			dst = append(dst, '"', ':')
+		} else {
+			dst = appendQuoted(dst, s.keys[kStart:kEnd])
+			dst = append(dst, ':')
+		}
 		if dst, err = s.value(dst); err != nil {
 			return dst, err
 		}
@@ -497,15 +514,17 @@ func (s *scanner) array(dst []byte) ([]byte, error) {
 }
 
 // decodeString decodes the string token at s.pos, appending its UTF-8 text to
-// dst, and moves s.pos past the closing quote.
-func (s *scanner) decodeString(dst []byte) ([]byte, error) {
+// dst, and moves s.pos past the closing quote. isPlain reports that the token
+// was printable ASCII without escapes, and so its own canonical form.
+func (s *scanner) decodeString(dst []byte) (_ []byte, isPlain bool, err error) {
 	data := s.data
 	i := s.pos + 1
 	run := i
+	isPlain = true
 	for {
 		if i == len(data) {
 			s.pos = i
-			return dst, s.syntaxError("unexpected end of input in a string")
+			return dst, false, s.syntaxError("unexpected end of input in a string")
 		}
 		c := data[i]
 		if c < utf8.RuneSelf && plain[c] {
@@ -515,22 +534,23 @@ func (s *scanner) decodeString(dst []byte) ([]byte, error) {
 		switch {
 		case c == '"':
 			s.pos = i + 1
-			return append(dst, data[run:i]...), nil
+			return append(dst, data[run:i]...), isPlain, nil
 		case c == '\\':
+			isPlain = false
 			dst = append(dst, data[run:i]...)
-			var err error
 			if dst, i, err = s.decodeEscape(dst, i); err != nil {
-				return dst, err
+				return dst, false, err
 			}
 			run = i
 		case c < ' ':
 			s.pos = i
-			return dst, s.syntaxError("control character " + hexRune(rune(c)) + " in a string must be escaped")
-		default: // c >= utf8.RuneSelf
+			return dst, false, s.syntaxError("control character " + hexRune(rune(c)) + " in a string must be escaped")
+		default: // DEL or c >= utf8.RuneSelf
+			isPlain = false
 			r, size := utf8.DecodeRune(data[i:])
 			if r == utf8.RuneError && size == 1 {
 				s.pos = i
-				return dst, s.syntaxError("invalid UTF-8")
+				return dst, false, s.syntaxError("invalid UTF-8")
 			}
 			i += size
 		}

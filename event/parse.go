@@ -99,16 +99,19 @@ func ParseRequestValue(value []byte, kinds *KindSet) (Request, error) {
 		if !ok {
 			break
 		}
-		var seen *bool
+		var (
+			name string // key is not valid once the value is read
+			seen *bool
+		)
 		switch string(key) {
 		case "kind":
-			seen = &hasKind
+			name, seen = "kind", &hasKind
 		case "source":
-			seen = &hasSource
+			name, seen = "source", &hasSource
 		case "payload":
-			seen = &hasPayload
+			name, seen = "payload", &hasPayload
 		case "timestamp":
-			seen = &hasTime
+			name, seen = "timestamp", &hasTime
 		default:
 			s.report(&ValidationError{Field: s.fieldPath(), Offset: -1,
 				Reason: "unknown field (allowed: kind, source, payload, timestamp)"})
@@ -117,7 +120,6 @@ func ParseRequestValue(value []byte, kinds *KindSet) (Request, error) {
 			}
 			continue
 		}
-		name := string(key) // key is not valid once the value is read
 		if *seen {
 			s.report(&ValidationError{Field: name, Offset: -1, Reason: "duplicate field"})
 		}
@@ -332,7 +334,7 @@ func (s *scanner) nextField() (key []byte, ok bool, err error) {
 	}
 	s.fields++
 	s.path[0] = pathElem{index: -1, key: s.pos}
-	if s.keys, err = s.decodeString(s.keys[:0]); err != nil {
+	if s.keys, _, err = s.decodeString(s.keys[:0]); err != nil {
 		return nil, false, err
 	}
 	s.skipSpace()
@@ -367,7 +369,7 @@ func (s *scanner) stringField(name string) (v string, ok bool, err error) {
 		s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be a string, got " + typeName(c)})
 		return "", false, s.skipValue()
 	}
-	if s.str, err = s.decodeString(s.str[:0]); err != nil {
+	if s.str, _, err = s.decodeString(s.str[:0]); err != nil {
 		return "", false, err
 	}
 	return string(s.str), true, nil
@@ -551,7 +553,7 @@ func (s *scanner) fieldPath() string {
 			continue
 		}
 		k := &scanner{data: s.data, pos: e.key}
-		key, err := k.decodeString(nil)
+		key, _, err := k.decodeString(nil)
 		if err != nil { // the error is in this key: name its object
 			break
 		}
