@@ -375,13 +375,20 @@ func (s *scanner) nonFinite() error {
 	return s.unexpected()
 }
 
-func (s *scanner) object(dst []byte) ([]byte, error) {
-	open := s.pos
+// enter moves past the '{' or '[' at s.pos, one level deeper.
+func (s *scanner) enter() error {
 	if s.depth == MaxDepth {
-		return dst, s.fieldError(open, "nesting deeper than "+strconv.Itoa(MaxDepth)+" levels")
+		return s.fieldError(s.pos, "nesting deeper than "+strconv.Itoa(MaxDepth)+" levels")
 	}
 	s.depth++
 	s.pos++
+	return nil
+}
+
+func (s *scanner) object(dst []byte) ([]byte, error) {
+	if err := s.enter(); err != nil {
+		return dst, err
+	}
 	dst = append(dst, '{')
 	s.skipSpace()
 	if s.pos < len(s.data) && s.data[s.pos] == '}' {
@@ -452,14 +459,11 @@ func (s *scanner) object(dst []byte) ([]byte, error) {
 // in key order, keeping only the last member of each key.
 func (s *scanner) reorder(dst []byte, first int) []byte {
 	ms := s.members[first:]
+	base := ms[0].start // the first member read is the first written
 	keys := s.keys
 	slices.SortStableFunc(ms, func(a, b member) int {
 		return bytes.Compare(keys[a.kStart:a.kEnd], keys[b.kStart:b.kEnd])
 	})
-	base := ms[0].start
-	for _, m := range ms {
-		base = min(base, m.start)
-	}
 	s.tmp = append(s.tmp[:0], dst[base:]...)
 	dst = dst[:base]
 	for i, m := range ms {
@@ -475,12 +479,9 @@ func (s *scanner) reorder(dst []byte, first int) []byte {
 }
 
 func (s *scanner) array(dst []byte) ([]byte, error) {
-	open := s.pos
-	if s.depth == MaxDepth {
-		return dst, s.fieldError(open, "nesting deeper than "+strconv.Itoa(MaxDepth)+" levels")
+	if err := s.enter(); err != nil {
+		return dst, err
 	}
-	s.depth++
-	s.pos++
 	dst = append(dst, '[')
 	s.skipSpace()
 	if s.pos < len(s.data) && s.data[s.pos] == ']' {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
@@ -21,7 +22,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, http.StatusOK, verify.Report{Valid: true})
 	}
 	src := func(ctx context.Context, fn func(*event.Event) error) error {
-		return s.st.Scan(ctx, store.Filter{Until: head.ID}, 0, fn)
+		return store.ScanParallel(ctx, s.st, store.Filter{Until: head.ID}, runtime.GOMAXPROCS(0), 8192, fn)
 	}
 	rep, err := verify.Stream(r.Context(), src, verify.StreamOptions{})
 	if err != nil {

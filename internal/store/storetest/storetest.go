@@ -269,6 +269,24 @@ func testScanPagesAndLimit(t *testing.T, open Open) {
 			t.Fatalf("Scan out of order at %d: %d after %d", i, got[i], got[i-1])
 		}
 	}
+	for _, workers := range []int{1, 2, 3} {
+		var par []int64
+		err := store.ScanParallel(ctx, st, store.Filter{After: 7, Until: 4999}, workers, 700, func(e *event.Event) error {
+			par = append(par, e.ID)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(par) != 4992 || par[0] != 8 || par[len(par)-1] != 4999 {
+			t.Fatalf("ScanParallel(7, 4999] with %d workers: %d events", workers, len(par))
+		}
+		for i := 1; i < len(par); i++ {
+			if par[i] != par[i-1]+1 {
+				t.Fatalf("ScanParallel out of order at %d: %d after %d", i, par[i], par[i-1])
+			}
+		}
+	}
 	stop := errors.New("stop")
 	n := 0
 	err = st.Scan(ctx, store.Filter{}, 0, func(*event.Event) error {
