@@ -137,3 +137,6 @@ func (p *Process) Terminate(t testing.TB) int {
 
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
