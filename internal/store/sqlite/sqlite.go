@@ -38,8 +38,8 @@ const scanPage = 2048
 
 // Store is the SQLite implementation of store.Store.
 type Store struct {
-	w    *sql.DB // exactly one connection: the only writer
-	r    *sql.DB // read-only pool
+	w    *sql.DB  // exactly one connection: the only writer
+	r    *sql.DB  // read-only pool
 	lock *os.File // nil when opened with OpenAdmin
 
 	wmu    sync.Mutex
