@@ -13,7 +13,7 @@ import (
 
 // ErrKeyReused is returned by AppendWith when the idempotency key was
 // already used, in the same scope, for a different request.
-var ErrKeyReused = errors.New("ledger: idempotency key already used for a different request")
+var ErrKeyReused = errors.New("idempotency key already used for a different request")
 
 // AppendOptions makes an append idempotent. With an empty IdempotencyKey
 // AppendWith is Append.
