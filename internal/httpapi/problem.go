@@ -43,7 +43,7 @@ func toProblem(err error) *Problem {
 	case errors.As(err, &verr):
 		return problem(http.StatusUnprocessableEntity, verr.Error())
 	case errors.Is(err, ledger.ErrKeyReused):
-		return problem(http.StatusUnprocessableEntity, "Idempotency-Key: "+err.Error()+"; use a new key for a new request")
+		return problem(http.StatusUnprocessableEntity, err.Error()+"; use a new key for a new request")
 	case errors.Is(err, store.ErrNotFound):
 		return problem(http.StatusNotFound, "not found")
 	case errors.Is(err, ledger.ErrClosed), errors.Is(err, store.ErrClosed):
