@@ -19,9 +19,11 @@ func (v *txView) Key(scope, key string) (store.IdempotencyKey, error) {
 	k := store.IdempotencyKey{Scope: scope, Key: key}
 	var digest []byte
 	var created int64
-	err := v.tx.QueryRowContext(v.ctx,
-		"SELECT body_digest, first_id, count, created FROM idempotency_keys WHERE scope = ? AND key = ?",
-		scope, key).Scan(&digest, &k.FirstID, &k.Count, &created)
+	sel, err := v.prepare(&v.keySel, "SELECT body_digest, first_id, count, created FROM idempotency_keys WHERE scope = ? AND key = ?")
+	if err != nil {
+		return k, err
+	}
+	err = sel.QueryRowContext(v.ctx, scope, key).Scan(&digest, &k.FirstID, &k.Count, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return k, store.ErrNotFound
 	}
@@ -39,9 +41,10 @@ func (v *txView) Key(scope, key string) (store.IdempotencyKey, error) {
 // PutKey implements store.Tx. The row is written in the transaction that
 // writes the events, so a key is durable exactly when its events are.
 func (v *txView) PutKey(k store.IdempotencyKey) error {
-	_, err := v.tx.ExecContext(v.ctx,
-		"INSERT INTO idempotency_keys (scope, key, body_digest, first_id, count, created) VALUES (?, ?, ?, ?, ?, ?)",
-		k.Scope, k.Key, k.BodyDigest[:], k.FirstID, k.Count, k.Created.UnixMilli())
+	ins, err := v.prepare(&v.keyIns, "INSERT INTO idempotency_keys (scope, key, body_digest, first_id, count, created) VALUES (?, ?, ?, ?, ?, ?)")
+	if err == nil {
+		_, err = ins.ExecContext(v.ctx, k.Scope, k.Key, k.BodyDigest[:], k.FirstID, k.Count, k.Created.UnixMilli())
+	}
 	if err != nil {
 		return fmt.Errorf("sqlite: put idempotency key: %w", err)
 	}
@@ -75,4 +78,17 @@ func (s *Store) pruneChunk(ctx context.Context, before int64) (int64, error) {
 		return 0, fmt.Errorf("sqlite: prune idempotency keys: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// prepare returns *stmt, preparing it on the transaction the first time: a
+// group of many keyed appends prepares each statement once.
+func (v *txView) prepare(stmt **sql.Stmt, query string) (*sql.Stmt, error) {
+	if *stmt == nil {
+		st, err := v.tx.PrepareContext(v.ctx, query)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		*stmt = st
+	}
+	return *stmt, nil
 }

@@ -234,6 +234,8 @@ type txView struct {
 	ctx  context.Context
 	tx   *sql.Tx
 	head store.Head
+
+	keySel, keyIns *sql.Stmt // idempotency.go; closed with the transaction
 }
 
 func (v *txView) Head() store.Head { return v.head }
