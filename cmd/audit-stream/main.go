@@ -28,6 +28,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the server (the default when no command is given)", runServe},
+		{"token", "create, list and revoke API tokens", runToken},
 		{"version", "print the version", runVersion},
 	}
 }

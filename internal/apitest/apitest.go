@@ -4,6 +4,7 @@ package apitest
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -31,6 +32,9 @@ type Options struct {
 	Dir    string // data directory; default t.TempDir()
 	API    httpapi.Options
 	Ledger ledger.Options
+	// Log, when set, also receives every log line (at Warn and above), so
+	// tests can check what the server logs.
+	Log io.Writer
 }
 
 // Start runs a server until the test ends.
@@ -39,7 +43,11 @@ func Start(t testing.TB, opt Options) *Env {
 	if opt.Dir == "" {
 		opt.Dir = t.TempDir()
 	}
-	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var w io.Writer = tWriter{t}
+	if opt.Log != nil {
+		w = io.MultiWriter(w, opt.Log)
+	}
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, opt.Dir)
 	if err != nil {

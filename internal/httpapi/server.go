@@ -33,7 +33,11 @@ type Options struct {
 	// WriteTimeout bounds each write to a stream, so a dead peer frees its
 	// slot; default 30 s.
 	WriteTimeout time.Duration
-	Logger       *slog.Logger
+	// Auth configures access control (auth.go).
+	Auth AuthOptions
+	// BatchBodyLimit caps POST /events/batch bodies; default 16 MiB.
+	BatchBodyLimit int64
+	Logger         *slog.Logger
 }
 
 // Server is the HTTP API. It holds no log state of its own.
@@ -48,6 +52,8 @@ type Server struct {
 	mu       sync.Mutex
 	draining bool
 	appends  sync.WaitGroup
+
+	auth *authState
 }
 
 // New returns the API over a store and its ledger.
@@ -73,7 +79,11 @@ func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opt.BatchBodyLimit <= 0 {
+		opt.BatchBodyLimit = 16 << 20
+	}
 	s := &Server{st: st, led: led, opt: opt, log: opt.Logger, sema: make(chan struct{}, opt.MaxStreams)}
+	s.auth = newAuthState(opt.Auth)
 	s.mux = s.routes()
 	return s
 }
@@ -113,16 +123,20 @@ func (s *Server) routes() *http.ServeMux {
 	route("GET /stream", reader, s.stream)
 	route("GET /verify", reader, s.verify)
 	route("GET /stats", reader, s.stats)
+	route("POST /events/batch", producer, s.appendBatch)
+	route("POST /admin/tokens", admin, s.createToken)
+	route("GET /admin/tokens", admin, s.listTokens)
+	route("DELETE /admin/tokens/{id}", admin, s.revokeToken)
 	route("/", public, func(w http.ResponseWriter, r *http.Request) error {
 		return problem(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return m
 }
 
-// guard enforces a route's access level. Until tokens exist the server runs
-// open, as the original did.
+// guard enforces a route's access level (auth.go). Until tokens exist the
+// server runs open, as the original did.
 func (s *Server) guard(a access, h http.Handler) http.Handler {
-	return h
+	return s.guardAuth(a, h)
 }
 
 // handle adapts a handler core that returns an error into an http.Handler:
@@ -176,18 +190,27 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 }
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
+	authMode := "off"
+	if on, err := s.AuthEnabled(r.Context()); err != nil {
+		return err
+	} else if on {
+		authMode = "on"
+	}
 	return writeJSON(w, http.StatusOK, map[string]any{
 		"name":        "audit-stream",
 		"version":     Version,
+		"auth":        authMode,
 		"description": "Append-only governance event stream: gap-free ids, a SHA-256 hash chain, durable storage, live tail and verification.",
 		"endpoints": map[string]string{
-			"POST /events":     "append an event {kind, source, payload?, timestamp?}",
-			"GET /events":      "query recent events (?kind=&source=&limit=)",
-			"GET /events/{id}": "one event by id",
-			"GET /stream":      "live tail over Server-Sent Events (Last-Event-ID or ?after= to resume; ?kind=&source= filters)",
-			"GET /verify":      "re-walk and re-hash the whole chain",
-			"GET /stats":       "event count, last id and latest hash",
-			"GET /healthz":     "liveness",
+			"POST /events":       "append an event {kind, source, payload?, timestamp?} (Idempotency-Key header for safe retries)",
+			"POST /events/batch": "append a JSON array (or NDJSON) of events, all or nothing",
+			"/admin/tokens":      "POST to create, GET to list, DELETE /admin/tokens/{id} to revoke API tokens",
+			"GET /events":        "query recent events (?kind=&source=&limit=)",
+			"GET /events/{id}":   "one event by id",
+			"GET /stream":        "live tail over Server-Sent Events (Last-Event-ID or ?after= to resume; ?kind=&source= filters)",
+			"GET /verify":        "re-walk and re-hash the whole chain",
+			"GET /stats":         "event count, last id and latest hash",
+			"GET /healthz":       "liveness",
 		},
 	})
 }

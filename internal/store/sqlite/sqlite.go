@@ -38,9 +38,9 @@ const scanPage = 2048
 
 // Store is the SQLite implementation of store.Store.
 type Store struct {
-	w    *sql.DB // exactly one connection: the only writer
-	r    *sql.DB // read-only pool
-	lock *os.File
+	w    *sql.DB  // exactly one connection: the only writer
+	r    *sql.DB  // read-only pool
+	lock *os.File // nil when opened with OpenAdmin
 
 	wmu    sync.Mutex
 	closed bool
@@ -62,21 +62,29 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("sqlite: data directory %s is in use by another process: %w", dir, err)
 	}
-	path := filepath.Join(dir, FileName)
-	s := &Store{lock: lock}
-	if s.w, err = openDB(path, false); err != nil {
+	s, err := open(ctx, dir)
+	if err != nil {
 		lock.Close()
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+func open(ctx context.Context, dir string) (*Store, error) {
+	path := filepath.Join(dir, FileName)
+	s := &Store{}
+	var err error
+	if s.w, err = openDB(path, false); err != nil {
 		return nil, err
 	}
 	s.w.SetMaxOpenConns(1)
 	if err := migrate(ctx, s.w); err != nil {
 		s.w.Close()
-		lock.Close()
 		return nil, err
 	}
 	if s.r, err = openDB(path, true); err != nil {
 		s.w.Close()
-		lock.Close()
 		return nil, err
 	}
 	s.r.SetMaxOpenConns(8)
@@ -132,20 +140,50 @@ var migrations = []string{
 		key   TEXT PRIMARY KEY,
 		value BLOB NOT NULL
 	);`,
+	// 2: API tokens (only the SHA-256 digest of each secret) and
+	// idempotency keys, written in the transaction of their events.
+	`CREATE TABLE tokens (
+		id      TEXT PRIMARY KEY,
+		name    TEXT NOT NULL,
+		roles   TEXT NOT NULL,
+		sources TEXT NOT NULL,
+		digest  BLOB NOT NULL UNIQUE,
+		created TEXT NOT NULL,
+		expires TEXT,
+		revoked TEXT
+	);
+	CREATE TABLE idempotency_keys (
+		scope       TEXT NOT NULL,
+		key         TEXT NOT NULL,
+		body_digest BLOB NOT NULL,
+		first_id    INTEGER NOT NULL,
+		count       INTEGER NOT NULL,
+		created     INTEGER NOT NULL,
+		PRIMARY KEY (scope, key)
+	) WITHOUT ROWID;
+	CREATE INDEX idempotency_keys_created ON idempotency_keys(created);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
-	var version int
-	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return fmt.Errorf("sqlite: read schema version: %w", err)
-	}
-	if version > len(migrations) {
-		return fmt.Errorf("sqlite: database schema version %d is newer than this binary knows (%d)", version, len(migrations))
-	}
-	for i := version; i < len(migrations); i++ {
+	for {
+		// Each step reads the version inside its write transaction: a
+		// token-admin process (OpenAdmin) may migrate the same file at
+		// the same moment as the server.
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
+		}
+		var i int
+		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&i); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("sqlite: read schema version: %w", err)
+		}
+		if i > len(migrations) {
+			tx.Rollback()
+			return fmt.Errorf("sqlite: database schema version %d is newer than this binary knows (%d)", i, len(migrations))
+		}
+		if i == len(migrations) {
+			return tx.Rollback()
 		}
 		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
 			tx.Rollback()
@@ -159,7 +197,6 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
 		}
 	}
-	return nil
 }
 
 // Close closes the database and releases the data directory.
@@ -171,7 +208,9 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	err := errors.Join(s.r.Close(), s.w.Close())
-	s.lock.Close()
+	if s.lock != nil {
+		s.lock.Close()
+	}
 	return err
 }
 
@@ -204,6 +243,8 @@ type txView struct {
 	ctx  context.Context
 	tx   *sql.Tx
 	head store.Head
+
+	keySel, keyIns *sql.Stmt // idempotency.go; closed with the transaction
 }
 
 func (v *txView) Head() store.Head { return v.head }
@@ -218,6 +259,9 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 	defer s.wmu.Unlock()
 	if s.closed {
 		return nil, store.ErrClosed
+	}
+	if s.lock == nil {
+		return nil, errAdmin
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
