@@ -10,7 +10,8 @@ import (
 	"github.com/audit-stream/audit-stream/internal/auth"
 )
 
-type stored struct {
+// ack is the part of a ack event that identifies it.
+type ack struct {
 	EventID int64  `json:"event_id"`
 	Hash    string `json:"hash"`
 }
@@ -37,9 +38,9 @@ func TestIdempotentConcurrent(t *testing.T) {
 	close(start)
 	wg.Wait()
 	created, replayed := 0, 0
-	var first stored
+	var first ack
 	for i, r := range results {
-		var e stored
+		var e ack
 		if err := json.Unmarshal(r.body, &e); err != nil {
 			t.Fatalf("answer %d: %d %s", i, r.status, r.body)
 		}

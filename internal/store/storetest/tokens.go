@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -133,7 +132,7 @@ func RunIdempotency(t *testing.T, open func(t *testing.T) store.Store) {
 			if _, err := tx.Key(k.Scope, k.Key); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("Key before any put: err = %v, want ErrNotFound", err)
 			}
-			recs, err := records(tx, 2)
+			recs, err := txRecords(tx, 2)
 			k.FirstID, k.Count = recs[0].ID, 2
 			if err == nil {
 				err = tx.PutKey(k)
@@ -153,7 +152,7 @@ func RunIdempotency(t *testing.T, open func(t *testing.T) store.Store) {
 			if _, err := tx.Key("tok2", k.Key); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("the same key in another scope: err = %v, want ErrNotFound", err)
 			}
-			return records(tx, 1)
+			return txRecords(tx, 1)
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +175,7 @@ func RunIdempotency(t *testing.T, open func(t *testing.T) store.Store) {
 			if err := tx.PutKey(key("k2", at)); err != nil {
 				return nil, err
 			}
-			recs, err := records(tx, 1)
+			recs, err := txRecords(tx, 1)
 			recs[0].ID = 7
 			return recs, err
 		}); err == nil {
@@ -188,7 +187,7 @@ func RunIdempotency(t *testing.T, open func(t *testing.T) store.Store) {
 					t.Errorf("key %s of a failed append: err = %v, want ErrNotFound", k, err)
 				}
 			}
-			return records(tx, 1)
+			return txRecords(tx, 1)
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -208,7 +207,7 @@ func RunIdempotency(t *testing.T, open func(t *testing.T) store.Store) {
 					return nil, err
 				}
 			}
-			return records(tx, 3)
+			return txRecords(tx, 3)
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -223,58 +222,14 @@ func RunIdempotency(t *testing.T, open func(t *testing.T) store.Store) {
 			if _, err := tx.Key("tok1", "new"); err != nil {
 				t.Errorf("young key was pruned: %v", err)
 			}
-			return records(tx, 1)
+			return txRecords(tx, 1)
 		}); err != nil {
 			t.Fatal(err)
 		}
 	})
 }
 
-// records builds n valid records on top of the transaction's head.
-func records(tx store.Tx, n int) ([]store.Record, error) {
-	head := tx.Head()
-	recs := make([]store.Record, n)
-	prev := head.Hash
-	var buf []byte
-	var pending []store.Record
-	for i := range recs {
-		r := &recs[i]
-		r.Event = event.Event{ID: head.ID + int64(i) + 1, Timestamp: "2026-05-01T12:00:00Z",
-			Kind: "test", Source: "storetest", Payload: []byte(`{}`), PrevHash: prev}
-		r.Hash, buf = r.ComputeHash(buf)
-		hashes, err := tlog.StoredHashesForRecordHash(r.ID-1, tlog.RecordHash(r.Hash[:]),
-			hashReader{tx: tx, pending: pending, base: head.ID})
-		if err != nil {
-			return recs, err
-		}
-		r.Tree = hashes
-		pending = recs[:i+1]
-		prev = r.Hash
-	}
-	return recs, nil
-}
-
-// hashReader reads stored hashes from the transaction, or from the records
-// being built.
-type hashReader struct {
-	tx      store.Tx
-	pending []store.Record
-	base    int64
-}
-
-func (h hashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		id, pos := store.RecordOfHash(x)
-		if id > h.base {
-			out[i] = h.pending[id-h.base-1].Tree[pos]
-			continue
-		}
-		hs, err := h.tx.ReadHashes([]int64{x})
-		if err != nil {
-			return nil, err
-		}
-		out[i] = hs[0]
-	}
-	return out, nil
+// txRecords builds n valid records on top of the transaction's head.
+func txRecords(tx store.Tx, n int) ([]store.Record, error) {
+	return buildRecords(tx.Head(), n, tlog.HashReaderFunc(tx.ReadHashes))
 }
