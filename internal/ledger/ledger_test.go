@@ -17,7 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-func open(t *testing.T, dir string, opt ledger.Options) (*sqlite.Store, *ledger.Ledger) {
+func open(t testing.TB, dir string, opt ledger.Options) (*sqlite.Store, *ledger.Ledger) {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), dir)
 	if err != nil {
