@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/audit-stream/audit-stream/internal/apitest"
+	"github.com/audit-stream/audit-stream/internal/cputime"
 )
 
 var producerCounts = []int{1, 16, 64}
@@ -46,6 +47,7 @@ func drive(b *testing.B, url string, producers int, want int) {
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	start := time.Now()
+	cpu := cputime.Start()
 	for range producers {
 		wg.Add(1)
 		go func() {
@@ -72,6 +74,8 @@ func drive(b *testing.B, url string, producers int, want int) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+	// CPU per request covers the server and the load generator alike.
+	b.ReportMetric(cpu.PerOp(b.N), "cpu-µs/req")
 }
 
 // BenchmarkAppendHTTP is durable single-event appends over HTTP: each 201

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/audit-stream/audit-stream/internal/apitest"
+	"github.com/audit-stream/audit-stream/internal/cputime"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
@@ -20,6 +21,7 @@ func BenchmarkVerify1M(b *testing.B) {
 	dir := bigStore(b)
 	env := apitest.Start(b, apitest.Options{Dir: dir})
 	b.ResetTimer()
+	cpu := cputime.Start()
 	for range b.N {
 		resp, err := http.Get(env.URL + "/verify")
 		if err != nil {
@@ -36,6 +38,7 @@ func BenchmarkVerify1M(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(bigSize)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(cpu.PerOp(bigSize*b.N), "cpu-µs/event")
 }
 
 // BenchmarkQueryKind1M is GET /events?kind=…&limit=1000 on 1,000,000 events;

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/cputime"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 )
 
@@ -22,12 +23,14 @@ func BenchmarkAppendGroup(b *testing.B) {
 					Payload: fmt.Appendf(nil, `{"actor":"agent-%d","decision_id":"DEC-%08d","reason":"policy matched rule 42 of bundle prod-2026-05","resource":"s3://ledger/objects/%d","score":0.5}`, i, i, i)}
 			}
 			b.ResetTimer()
+			cpu := cputime.Start()
 			for range b.N {
 				if _, err := l.Append(context.Background(), reqs); err != nil {
 					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(float64(b.N*group)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(cpu.PerOp(b.N*group), "cpu-µs/event")
 		})
 	}
 }
