@@ -29,6 +29,7 @@ type serveConfig struct {
 	shutdown   time.Duration
 	logLevel   string
 	logFormat  string
+	checkpoint checkpointConfig
 }
 
 // envOr returns the environment variable key, or def when it is unset.
@@ -56,6 +57,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.DurationVar(&cfg.shutdown, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	cfg.checkpoint.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream serve [flags]
 
@@ -117,11 +119,27 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	cps, err := openCheckpoints(ctx, cfg.checkpoint, cfg.data, st, led, log)
+	if err != nil {
+		led.Close(context.Background())
+		return err
+	}
+	// The checkpointer outlives the ledger: once the ledger closes it
+	// covers the last events, then stops, before the store closes.
+	cpsDone := make(chan struct{})
+	defer func() { <-cpsDone }()
+	go func() {
+		defer close(cpsDone)
+		if err := cps.Run(context.WithoutCancel(ctx)); err != nil {
+			log.Error("checkpointer stopped", "err", err)
+		}
+	}()
 	api := httpapi.New(st, led, httpapi.Options{
-		BodyLimit:  cfg.bodyLimit,
-		MaxStreams: cfg.maxStreams,
-		Heartbeat:  cfg.heartbeat,
-		Logger:     log,
+		BodyLimit:   cfg.bodyLimit,
+		MaxStreams:  cfg.maxStreams,
+		Heartbeat:   cfg.heartbeat,
+		Logger:      log,
+		Checkpoints: cps,
 	})
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
