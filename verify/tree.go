@@ -20,11 +20,14 @@ type Tree struct {
 const pruneEvery = 1024
 
 // Add appends the leaf for the next event's hash.
-func (t *Tree) Add(h event.Hash) error {
+func (t *Tree) Add(h event.Hash) error { return t.AddLeafHash(LeafHash(h)) }
+
+// AddLeafHash appends a leaf given its RFC 6962 leaf hash.
+func (t *Tree) AddLeafHash(leaf tlog.Hash) error {
 	if t.hashes == nil {
 		t.hashes = make(map[int64]tlog.Hash, 2*pruneEvery)
 	}
-	hs, err := tlog.StoredHashesForRecordHash(t.n, LeafHash(h), t)
+	hs, err := tlog.StoredHashesForRecordHash(t.n, leaf, t)
 	if err != nil {
 		return fmt.Errorf("merkle tree at size %d: %w", t.n, err)
 	}
