@@ -677,7 +677,7 @@ func (s *scanner) number(dst []byte) ([]byte, error) {
 		if n > MaxIntDigits {
 			return dst, s.fieldError(start, "integer longer than "+strconv.Itoa(MaxIntDigits)+" digits")
 		}
-		if len(tok) == 2 && tok[1] == '0' { // -0
+		if len(tok) == 2 && tok[0] == '-' && tok[1] == '0' { // -0
 			return append(dst, '0'), nil
 		}
 		return append(dst, tok...), nil
