@@ -37,7 +37,7 @@ func Populate(tb testing.TB, dir string, n int) time.Duration {
 		k := min(group, n-done)
 		for i := range reqs[:k] {
 			reqs[i] = event.Request{Kind: "request_denied", Source: "bench",
-				Payload: []byte(`{"seq":` + strconv.Itoa(done+i) + `,"note":"benchmark event","ratio":0.5}`)}
+				Payload: []byte(`{"note":"benchmark event","ratio":0.5,"seq":` + strconv.Itoa(done+i) + `}`)}
 		}
 		if _, err := led.Append(ctx, reqs[:k]); err != nil {
 			tb.Fatal(err)

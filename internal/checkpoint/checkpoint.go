@@ -98,7 +98,16 @@ func Open(ctx context.Context, st store.Store, heads Heads, opt Options) (*Check
 	if err := c.check(ctx, heads.Head()); err != nil {
 		return nil, err
 	}
-	if heads.Head() > cp.Size || cp.Origin != opt.Origin {
+	// A rotated key re-signs the same tree, so that what is served always
+	// verifies under the key that is served.
+	rotated := false
+	if v, err := verify.ParseVerifierKey(opt.Key.VerifierKey); err != nil {
+		return nil, err
+	} else if _, err := verify.OpenCheckpoint(signed, v, cp.Origin); err != nil {
+		c.log.Warn("signing key changed: re-signing the latest checkpoint", "size", cp.Size)
+		rotated = true
+	}
+	if heads.Head() > cp.Size || cp.Origin != opt.Origin || rotated {
 		if err := c.sign(ctx, heads.Head()); err != nil {
 			return nil, err
 		}

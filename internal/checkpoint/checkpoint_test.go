@@ -128,3 +128,18 @@ func TestKeyFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestRotatedKeyResigns(t *testing.T) {
+	dir := t.TempDir()
+	_, k1, _ := checkpoint.GenerateKey("example.com/log")
+	l := open(t, dir, k1, 10*time.Millisecond)
+	l.append(t, 3)
+	l.stop()
+	_, k2, _ := checkpoint.GenerateKey("example.com/log")
+	l = open(t, dir, k2, time.Hour)
+	cp, signed := l.cps.Signed()
+	v, _ := verify.ParseVerifierKey(k2.VerifierKey)
+	if _, err := verify.OpenCheckpoint(signed, v, ""); err != nil || cp.Size != 3 {
+		t.Fatalf("after key rotation the checkpoint (size %d) does not verify under the new key: %v", cp.Size, err)
+	}
+}

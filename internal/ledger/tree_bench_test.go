@@ -34,7 +34,7 @@ func BenchmarkTreeCost(b *testing.B) {
 		l.skipTree = skip
 		ledgers[skip] = l
 	}
-	req := []event.Request{{Kind: "request_denied", Source: "bench", Payload: []byte(`{"seq":1,"note":"benchmark event","ratio":0.5}`)}}
+	req := []event.Request{{Kind: "request_denied", Source: "bench", Payload: []byte(`{"note":"benchmark event","ratio":0.5,"seq":1}`)}}
 	spent := map[bool]time.Duration{}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
