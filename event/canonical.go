@@ -22,8 +22,9 @@ import (
 //     repeated the last member wins; arrays keep their order;
 //   - strings escape '"', '\\', \b \f \n \r \t by name, other control
 //     characters and every non-ASCII code point as \uXXXX in lowercase hex
-//     (a UTF-16 surrogate pair beyond U+FFFF); '/', '<', '>', '&' and U+007F
-//     stay literal;
+//     (a UTF-16 surrogate pair beyond U+FFFF), and so is U+007F (DEL):
+//     only ' ' to '~' stand for themselves, so '/', '<', '>', '&' stay
+//     literal;
 //   - an integer (a number token without '.', 'e' or 'E') keeps its digits
 //     exactly, at any size, except that -0 becomes 0;
 //   - every other number becomes the nearest float64, printed as Python's
@@ -96,9 +97,9 @@ func appendQuoted(dst, s []byte) []byte {
 }
 
 // plain reports the ASCII bytes that stand for themselves inside a canonical
-// string: everything from ' ' to U+007F except '"' and '\\'.
+// string: ' ' to '~' except '"' and '\\'. Python escapes DEL (U+007F) too.
 var plain = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
+	for c := ' '; c <= '~'; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
 	return t
@@ -322,8 +323,19 @@ func (s *scanner) value(dst []byte) ([]byte, error) {
 	case '[':
 		return s.array(dst)
 	case '"':
+		// Most strings are printable ASCII without escapes, and are their
+		// own canonical form.
+		i := s.pos + 1
+		for i < len(s.data) && s.data[i] < utf8.RuneSelf && plain[s.data[i]] {
+			i++
+		}
+		if i < len(s.data) && s.data[i] == '"' {
+			dst = append(dst, s.data[s.pos:i+1]...)
+			s.pos = i + 1
+			return dst, nil
+		}
 		var err error
-		if s.str, err = s.decodeString(s.str[:0]); err != nil {
+		if s.str, _, err = s.decodeString(s.str[:0]); err != nil {
 			return dst, err
 		}
 		return appendQuoted(dst, s.str), nil
@@ -363,13 +375,20 @@ func (s *scanner) nonFinite() error {
 	return s.unexpected()
 }
 
-func (s *scanner) object(dst []byte) ([]byte, error) {
-	open := s.pos
+// enter moves past the '{' or '[' at s.pos, one level deeper.
+func (s *scanner) enter() error {
 	if s.depth == MaxDepth {
-		return dst, s.fieldError(open, "nesting deeper than "+strconv.Itoa(MaxDepth)+" levels")
+		return s.fieldError(s.pos, "nesting deeper than "+strconv.Itoa(MaxDepth)+" levels")
 	}
 	s.depth++
 	s.pos++
+	return nil
+}
+
+func (s *scanner) object(dst []byte) ([]byte, error) {
+	if err := s.enter(); err != nil {
+		return dst, err
+	}
 	dst = append(dst, '{')
 	s.skipSpace()
 	if s.pos < len(s.data) && s.data[s.pos] == '}' {
@@ -386,8 +405,8 @@ func (s *scanner) object(dst []byte) ([]byte, error) {
 		}
 		s.path[s.depth-1] = pathElem{index: -1, key: s.pos}
 		kStart := len(s.keys)
-		var err error
-		if s.keys, err = s.decodeString(s.keys); err != nil {
+		keys, keyPlain, err := s.decodeString(s.keys)
+		if s.keys = keys; err != nil {
 			return dst, err
 		}
 		kEnd := len(s.keys)
@@ -404,8 +423,14 @@ func (s *scanner) object(dst []byte) ([]byte, error) {
 			}
 		}
 		start := len(dst)
-		dst = appendQuoted(dst, s.keys[kStart:kEnd])
-		dst = append(dst, ':')
+		if keyPlain {
+			dst = append(dst, '"')
+			dst = append(dst, s.keys[kStart:kEnd]...)
+			dst = append(dst, '"', ':')
+		} else {
+			dst = appendQuoted(dst, s.keys[kStart:kEnd])
+			dst = append(dst, ':')
+		}
 		if dst, err = s.value(dst); err != nil {
 			return dst, err
 		}
@@ -434,14 +459,11 @@ func (s *scanner) object(dst []byte) ([]byte, error) {
 // in key order, keeping only the last member of each key.
 func (s *scanner) reorder(dst []byte, first int) []byte {
 	ms := s.members[first:]
+	base := ms[0].start // the first member read is the first written
 	keys := s.keys
 	slices.SortStableFunc(ms, func(a, b member) int {
 		return bytes.Compare(keys[a.kStart:a.kEnd], keys[b.kStart:b.kEnd])
 	})
-	base := ms[0].start
-	for _, m := range ms {
-		base = min(base, m.start)
-	}
 	s.tmp = append(s.tmp[:0], dst[base:]...)
 	dst = dst[:base]
 	for i, m := range ms {
@@ -457,12 +479,9 @@ func (s *scanner) reorder(dst []byte, first int) []byte {
 }
 
 func (s *scanner) array(dst []byte) ([]byte, error) {
-	open := s.pos
-	if s.depth == MaxDepth {
-		return dst, s.fieldError(open, "nesting deeper than "+strconv.Itoa(MaxDepth)+" levels")
+	if err := s.enter(); err != nil {
+		return dst, err
 	}
-	s.depth++
-	s.pos++
 	dst = append(dst, '[')
 	s.skipSpace()
 	if s.pos < len(s.data) && s.data[s.pos] == ']' {
@@ -496,15 +515,17 @@ func (s *scanner) array(dst []byte) ([]byte, error) {
 }
 
 // decodeString decodes the string token at s.pos, appending its UTF-8 text to
-// dst, and moves s.pos past the closing quote.
-func (s *scanner) decodeString(dst []byte) ([]byte, error) {
+// dst, and moves s.pos past the closing quote. isPlain reports that the token
+// was printable ASCII without escapes, and so its own canonical form.
+func (s *scanner) decodeString(dst []byte) (_ []byte, isPlain bool, err error) {
 	data := s.data
 	i := s.pos + 1
 	run := i
+	isPlain = true
 	for {
 		if i == len(data) {
 			s.pos = i
-			return dst, s.syntaxError("unexpected end of input in a string")
+			return dst, false, s.syntaxError("unexpected end of input in a string")
 		}
 		c := data[i]
 		if c < utf8.RuneSelf && plain[c] {
@@ -514,22 +535,23 @@ func (s *scanner) decodeString(dst []byte) ([]byte, error) {
 		switch {
 		case c == '"':
 			s.pos = i + 1
-			return append(dst, data[run:i]...), nil
+			return append(dst, data[run:i]...), isPlain, nil
 		case c == '\\':
+			isPlain = false
 			dst = append(dst, data[run:i]...)
-			var err error
 			if dst, i, err = s.decodeEscape(dst, i); err != nil {
-				return dst, err
+				return dst, false, err
 			}
 			run = i
 		case c < ' ':
 			s.pos = i
-			return dst, s.syntaxError("control character " + hexRune(rune(c)) + " in a string must be escaped")
-		default: // c >= utf8.RuneSelf
+			return dst, false, s.syntaxError("control character " + hexRune(rune(c)) + " in a string must be escaped")
+		default: // DEL or c >= utf8.RuneSelf
+			isPlain = false
 			r, size := utf8.DecodeRune(data[i:])
 			if r == utf8.RuneError && size == 1 {
 				s.pos = i
-				return dst, s.syntaxError("invalid UTF-8")
+				return dst, false, s.syntaxError("invalid UTF-8")
 			}
 			i += size
 		}

@@ -3,6 +3,8 @@ package event
 import (
 	"errors"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -87,96 +89,62 @@ func ParseRequestValue(value []byte, kinds *KindSet) (Request, error) {
 		return Request{}, err
 	}
 	var (
-		req                                     Request
-		hasKind, hasSource, hasPayload, hasTime bool
+		req  Request
+		seen [len(requestFields)]bool
 	)
 	for {
-		key, ok, err := s.nextField()
+		f, err := s.nextField(requestFields[:], seen[:])
 		if err != nil {
 			return Request{}, err
 		}
-		if !ok {
+		if f == done {
 			break
 		}
-		var seen *bool
-		switch string(key) {
-		case "kind":
-			seen = &hasKind
-		case "source":
-			seen = &hasSource
-		case "payload":
-			seen = &hasPayload
-		case "timestamp":
-			seen = &hasTime
-		default:
-			s.report(&ValidationError{Field: s.fieldPath(), Offset: -1,
-				Reason: "unknown field (allowed: kind, source, payload, timestamp)"})
-			if err := s.skipValue(); err != nil {
-				return Request{}, err
-			}
+		if f == skipped {
 			continue
 		}
-		name := string(key) // key is not valid once the value is read
-		if *seen {
-			s.report(&ValidationError{Field: name, Offset: -1, Reason: "duplicate field"})
-		}
-		*seen = true
-		switch name {
+		var ok bool
+		switch name := requestFields[f]; name {
 		case "kind":
-			v, ok, err := s.stringField(name)
-			if err != nil {
-				return Request{}, err
+			if req.Kind, ok, err = s.stringField(name); ok && !kinds.Has(req.Kind) {
+				s.report(&ValidationError{Field: name, Offset: -1, Reason: "unknown kind " + quoteShort(req.Kind)})
 			}
-			if ok && !kinds.Has(v) {
-				s.report(&ValidationError{Field: name, Offset: -1, Reason: "unknown kind " + quoteShort(v)})
-			}
-			req.Kind = v
 		case "source":
-			v, ok, err := s.stringField(name)
-			if err != nil {
-				return Request{}, err
+			if req.Source, ok, err = s.stringField(name); !ok {
+				break
 			}
-			if ok {
-				if v == "" {
-					s.report(&ValidationError{Field: name, Offset: -1, Reason: "must not be empty"})
-				} else if n := utf8.RuneCountInString(v); n > MaxSourceLen {
-					s.report(&ValidationError{Field: name, Offset: -1, Reason: "longer than " +
-						strconv.Itoa(MaxSourceLen) + " characters (" + strconv.Itoa(n) + ")"})
-				}
+			if req.Source == "" {
+				s.report(&ValidationError{Field: name, Offset: -1, Reason: "must not be empty"})
+			} else if n := utf8.RuneCountInString(req.Source); n > MaxSourceLen {
+				s.report(&ValidationError{Field: name, Offset: -1, Reason: "longer than " +
+					strconv.Itoa(MaxSourceLen) + " characters (" + strconv.Itoa(n) + ")"})
 			}
-			req.Source = v
 		case "timestamp":
-			v, ok, err := s.stringField(name)
-			if err != nil {
-				return Request{}, err
+			if req.Timestamp, ok, err = s.stringField(name); !ok {
+				break
 			}
-			if ok {
-				if reason := checkTimestamp(v); reason != "" {
-					s.report(&ValidationError{Field: name, Offset: -1, Reason: reason})
-				}
+			if reason := checkTimestamp(req.Timestamp); reason != "" {
+				s.report(&ValidationError{Field: name, Offset: -1, Reason: reason})
 			}
-			req.Timestamp = v
 		case "payload":
-			if err := s.objectField(name); err != nil {
-				return Request{}, err
+			if err = s.objectField(name); err == nil {
+				req.Payload = append([]byte(nil), s.out...)
 			}
-			req.Payload = append([]byte(nil), s.out...)
+		}
+		if err != nil {
+			return Request{}, err
 		}
 	}
-	if s.problem != nil {
-		return Request{}, s.problem
+	if err := s.finish(requestFields[:], seen[:], "kind", "source"); err != nil {
+		return Request{}, err
 	}
-	if !hasKind {
-		return Request{}, &ValidationError{Field: "kind", Offset: -1, Reason: "required field is missing"}
-	}
-	if !hasSource {
-		return Request{}, &ValidationError{Field: "source", Offset: -1, Reason: "required field is missing"}
-	}
-	if !hasPayload {
+	if req.Payload == nil {
 		req.Payload = []byte("{}")
 	}
 	return req, nil
 }
+
+var requestFields = [...]string{"kind", "source", "payload", "timestamp"}
 
 // ParseStored parses one event in wire form,
 //
@@ -201,81 +169,40 @@ func ParseStored(data []byte) (Event, error) {
 		seen [len(storedFields)]bool
 	)
 	for {
-		key, ok, err := s.nextField()
+		f, err := s.nextField(storedFields[:], seen[:])
 		if err != nil {
 			return Event{}, err
 		}
-		if !ok {
+		if f == done {
 			break
 		}
-		f := -1
-		for i, name := range storedFields {
-			if string(key) == name {
-				f = i
-			}
-		}
-		if f < 0 {
-			s.report(&ValidationError{Field: s.fieldPath(), Offset: -1,
-				Reason: "unknown field (allowed: event_id, timestamp, kind, source, payload, prev_hash, hash)"})
-			if err := s.skipValue(); err != nil {
-				return Event{}, err
-			}
+		if f == skipped {
 			continue
 		}
-		name := storedFields[f]
-		if seen[f] {
-			s.report(&ValidationError{Field: name, Offset: -1, Reason: "duplicate field"})
-		}
-		seen[f] = true
-		switch name {
+		switch name := storedFields[f]; name {
 		case "event_id":
-			if err := s.idField(name, &ev.ID); err != nil {
-				return Event{}, err
-			}
-		case "timestamp", "kind", "source":
-			v, _, err := s.stringField(name)
-			if err != nil {
-				return Event{}, err
-			}
-			switch name {
-			case "timestamp":
-				ev.Timestamp = v
-			case "kind":
-				ev.Kind = v
-			default:
-				ev.Source = v
-			}
+			err = s.idField(name, &ev.ID)
+		case "timestamp":
+			ev.Timestamp, _, err = s.stringField(name)
+		case "kind":
+			ev.Kind, _, err = s.stringField(name)
+		case "source":
+			ev.Source, _, err = s.stringField(name)
 		case "payload":
-			if err := s.objectField(name); err != nil {
-				return Event{}, err
+			if err = s.objectField(name); err == nil {
+				ev.Payload = append([]byte(nil), s.out...)
 			}
-			ev.Payload = append([]byte(nil), s.out...)
-		case "prev_hash", "hash":
-			v, ok, err := s.stringField(name)
-			if err != nil {
-				return Event{}, err
-			}
-			if !ok {
-				continue
-			}
-			h, err := ParseHash(v)
-			if err != nil {
-				s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be 64 lowercase hex characters"})
-			}
-			if name == "hash" {
-				ev.Hash = h
-			} else {
-				ev.PrevHash = h
-			}
+		case "prev_hash":
+			err = s.hashField(name, &ev.PrevHash)
+		case "hash":
+			err = s.hashField(name, &ev.Hash)
+		}
+		if err != nil {
+			return Event{}, err
 		}
 	}
-	if s.problem != nil {
-		return Event{}, s.problem
-	}
-	for i, ok := range seen {
-		if !ok {
-			return Event{}, &ValidationError{Field: storedFields[i], Offset: -1, Reason: "required field is missing"}
-		}
+	if err := s.finish(storedFields[:], seen[:], storedFields[:]...); err != nil {
+		return Event{}, err
 	}
 	return ev, nil
 }
@@ -309,41 +236,76 @@ func (s *scanner) beginObject(what string) error {
 	return nil
 }
 
-// nextField reads up to the value of the next member and returns its
-// decoded key, valid until the value is read; ok is false after the last
-// member, once the rest of the body has been checked.
-func (s *scanner) nextField() (key []byte, ok bool, err error) {
+// Results of nextField that are not an index into the field names.
+const (
+	done    = -1 // the object is closed and nothing but whitespace follows
+	skipped = -2 // an unknown member, reported and checked
+)
+
+// nextField reads up to the value of the next member and returns the index
+// of its key in names, recording it in seen. A repeated member is reported
+// (and its value read as usual); an unknown one is reported and its value
+// checked and skipped.
+func (s *scanner) nextField(names []string, seen []bool) (int, error) {
 	s.skipSpace()
 	switch {
 	case s.pos < len(s.data) && s.data[s.pos] == '}':
 		s.pos++
 		s.depth = 0
-		return nil, false, s.end()
+		return done, s.end()
 	case s.fields == 0:
 	case s.pos < len(s.data) && s.data[s.pos] == ',':
 		s.pos++
 		s.skipSpace()
 	default:
-		return nil, false, s.expected("',' or '}' in an object")
+		return done, s.expected("',' or '}' in an object")
 	}
 	if s.pos == len(s.data) || s.data[s.pos] != '"' {
-		return nil, false, s.expected("a string for an object key")
+		return done, s.expected("a string for an object key")
 	}
 	s.fields++
 	s.path[0] = pathElem{index: -1, key: s.pos}
-	if s.keys, err = s.decodeString(s.keys[:0]); err != nil {
-		return nil, false, err
+	var err error
+	if s.keys, _, err = s.decodeString(s.keys[:0]); err != nil {
+		return done, err
 	}
 	s.skipSpace()
 	if s.pos == len(s.data) || s.data[s.pos] != ':' {
-		return nil, false, s.expected("':' after an object key")
+		return done, s.expected("':' after an object key")
 	}
 	s.pos++
 	s.skipSpace()
 	if s.pos == len(s.data) {
-		return nil, false, s.syntaxError("unexpected end of input, expected a value")
+		return done, s.syntaxError("unexpected end of input, expected a value")
 	}
-	return s.keys, true, nil
+	for i, name := range names {
+		if string(s.keys) == name {
+			if seen[i] {
+				s.report(&ValidationError{Field: name, Offset: -1, Reason: "duplicate field"})
+			}
+			seen[i] = true
+			return i, nil
+		}
+	}
+	s.report(&ValidationError{Field: s.fieldPath(), Offset: -1,
+		Reason: "unknown field (allowed: " + strings.Join(names, ", ") + ")"})
+	return skipped, s.skipValue()
+}
+
+// finish returns the first problem reported during the walk, else names the
+// first required field that is missing.
+func (s *scanner) finish(names []string, seen []bool, required ...string) error {
+	if s.problem != nil {
+		return s.problem
+	}
+	for _, r := range required {
+		for i, name := range names {
+			if name == r && !seen[i] {
+				return &ValidationError{Field: name, Offset: -1, Reason: "required field is missing"}
+			}
+		}
+	}
+	return nil
 }
 
 // report records the first problem found in a syntactically valid body.
@@ -366,7 +328,7 @@ func (s *scanner) stringField(name string) (v string, ok bool, err error) {
 		s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be a string, got " + typeName(c)})
 		return "", false, s.skipValue()
 	}
-	if s.str, err = s.decodeString(s.str[:0]); err != nil {
+	if s.str, _, err = s.decodeString(s.str[:0]); err != nil {
 		return "", false, err
 	}
 	return string(s.str), true, nil
@@ -382,6 +344,18 @@ func (s *scanner) objectField(name string) (err error) {
 	}
 	s.out, err = s.value(s.out)
 	return err
+}
+
+// hashField reads a hash: 64 lowercase hex characters.
+func (s *scanner) hashField(name string, h *Hash) error {
+	v, ok, err := s.stringField(name)
+	if !ok {
+		return err
+	}
+	if *h, err = ParseHash(v); err != nil {
+		s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be 64 lowercase hex characters"})
+	}
+	return nil
 }
 
 // idField reads an event id: an integer from 1 to 2^63-1.
@@ -550,7 +524,7 @@ func (s *scanner) fieldPath() string {
 			continue
 		}
 		k := &scanner{data: s.data, pos: e.key}
-		key, err := k.decodeString(nil)
+		key, _, err := k.decodeString(nil)
 		if err != nil { // the error is in this key: name its object
 			break
 		}
@@ -559,8 +533,8 @@ func (s *scanner) fieldPath() string {
 	return string(b)
 }
 
-// appendPathKey appends .key, or ["key"] for a key that would be ambiguous
-// that way; a long key is cut.
+// appendPathKey appends .key, or ["key"] (JSON-escaped) for a key that would
+// be ambiguous or unreadable that way; a long key is cut.
 func appendPathKey(b, key []byte, first bool) []byte {
 	const max = 64
 	if len(key) > max {
@@ -571,8 +545,8 @@ func appendPathKey(b, key []byte, first bool) []byte {
 		key = append(key[:cut:cut], "..."...)
 	}
 	simple := len(key) > 0
-	for _, c := range key {
-		if c <= ' ' || c == '.' || c == '[' || c == ']' || c == '"' || c == '\\' || c == 0x7f {
+	for _, r := range string(key) {
+		if r == ' ' || r == '.' || r == '[' || r == ']' || r == '"' || r == '\\' || !unicode.IsPrint(r) {
 			simple = false
 			break
 		}

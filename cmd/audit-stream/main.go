@@ -33,6 +33,7 @@ func commands() []command {
 		{"witness", "watch a log's checkpoints and alert on rewritten history", runWitness},
 		{"keygen", "generate a checkpoint signing key", runKeygen},
 		{"key", "key show: print the checkpoint verifier key", runKey},
+		{"token", "create, list and revoke API tokens", runToken},
 		{"version", "print the version", runVersion},
 	}
 }

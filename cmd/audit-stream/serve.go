@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +31,7 @@ type serveConfig struct {
 	logLevel   string
 	logFormat  string
 	checkpoint checkpointConfig
+	sec        securityConfig // security.go
 }
 
 // envOr returns the environment variable key, or def when it is unset.
@@ -58,6 +60,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
 	cfg.checkpoint.flags(fs)
+	cfg.sec.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream serve [flags]
 
@@ -66,6 +69,8 @@ Serve the audit-stream HTTP API with the embedded SQLite store.
 Examples:
   audit-stream                                  # 0.0.0.0:8093, data in ./audit-stream-data
   audit-stream serve --addr 127.0.0.1:9000 --data /var/lib/audit-stream
+  audit-stream serve --auth required --tls-cert cert.pem --tls-key key.pem
+  audit-stream serve --tokens-file /etc/audit-stream/tokens.json --tls-client-ca clients.pem
 
 Flags:
 `)
@@ -115,6 +120,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
+	authOpt, tlsCfg, err := cfg.sec.load()
+	if err != nil {
+		return err
+	}
 	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log})
 	if err != nil {
 		return err
@@ -135,16 +144,28 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		}
 	}()
 	api := httpapi.New(st, led, httpapi.Options{
-		BodyLimit:   cfg.bodyLimit,
-		MaxStreams:  cfg.maxStreams,
-		Heartbeat:   cfg.heartbeat,
-		Logger:      log,
-		Checkpoints: cps,
+		BodyLimit:      cfg.bodyLimit,
+		BatchBodyLimit: cfg.sec.batchBodyLimit,
+		MaxStreams:     cfg.maxStreams,
+		Heartbeat:      cfg.heartbeat,
+		Auth:           authOpt,
+		Logger:         log,
+		Checkpoints:    cps,
 	})
+	if err := cfg.sec.checkAuth(ctx, api, log); err != nil {
+		led.Close(context.Background())
+		return err
+	}
+	expireCtx, stopExpire := context.WithCancel(context.Background())
+	defer stopExpire()
+	go led.ExpireKeys(expireCtx, cfg.sec.idempotencyTTL, min(time.Hour, cfg.sec.idempotencyTTL/4))
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		led.Close(context.Background())
 		return err
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	srv := &http.Server{
 		Handler:           api,
@@ -156,7 +177,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		// per write instead.
 	}
 	head := led.Head()
-	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.data, "events", head.ID, "startup", time.Since(start).Round(time.Microsecond))
+	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.sec.tlsMode(), "data", cfg.data, "events", head.ID, "startup", time.Since(start).Round(time.Microsecond))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

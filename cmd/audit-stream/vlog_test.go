@@ -25,25 +25,6 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// binary is the audit-stream binary built once for the subprocess tests.
-var binary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "audit-stream-bin")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "audit-stream")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
 // server is a real audit-stream process.
 type server struct {
 	cmd    *exec.Cmd
@@ -109,7 +90,7 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	return w.w.Write(p)
 }
 
-func post(url string, i int) (int, error) {
+func postEvent(url string, i int) (int, error) {
 	resp, err := http.Post(url+"/events", "application/json", strings.NewReader(fmt.Sprintf(`{"kind":"request_denied","source":"svc","payload":{"i":%d,"note":"n%d"}}`, i, i)))
 	if err != nil {
 		return 0, err
@@ -189,12 +170,11 @@ func rewriteHistory(t *testing.T, dir string, id int64) {
 	var all []row
 	for rows.Next() {
 		var r row
-		var prev, hash string
+		var prev, hash []byte // 32 raw bytes each
 		if err := rows.Scan(&r.e.ID, &r.e.Timestamp, &r.e.Kind, &r.e.Source, &r.e.Payload, &prev, &hash, &r.tree); err != nil {
 			t.Fatal(err)
 		}
-		r.e.PrevHash, _ = event.ParseHash(prev)
-		r.e.Hash, _ = event.ParseHash(hash)
+		r.e.PrevHash, r.e.Hash = event.Hash(prev), event.Hash(hash)
 		all = append(all, r)
 	}
 	rows.Close()
@@ -228,7 +208,7 @@ func rewriteHistory(t *testing.T, dir string, id int64) {
 				blob = append(blob, h[:]...)
 			}
 			if _, err := tx.Exec(`UPDATE events SET payload = ?, prev_hash = ?, hash = ?, tree = ? WHERE event_id = ?`,
-				e.Payload, e.PrevHash.String(), e.Hash.String(), blob, e.ID); err != nil {
+				e.Payload, e.PrevHash[:], e.Hash[:], blob, e.ID); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -243,7 +223,7 @@ func TestInsiderAttackIsCaught(t *testing.T) {
 	dir := t.TempDir()
 	srv := startServer(t, dir)
 	for i := 1; i <= 30; i++ {
-		if code, err := post(srv.url, i); err != nil || code != 201 {
+		if code, err := postEvent(srv.url, i); err != nil || code != 201 {
 			t.Fatalf("append %d: %d %v", i, code, err)
 		}
 	}
@@ -284,7 +264,7 @@ func TestInsiderAttackIsCaught(t *testing.T) {
 	db.Close()
 
 	srv = startServer(t, dir)
-	post(srv.url, 31)
+	postEvent(srv.url, 31)
 	waitCheckpoint(t, srv.url, 31)
 	var rep verify.TreeReport
 	json.Unmarshal(fetch(t, srv.url+"/verify"), &rep)
@@ -325,7 +305,7 @@ func TestCrashKeepsTreeChainAndCheckpointInStep(t *testing.T) {
 					return
 				default:
 				}
-				if code, err := post(srv.url, i); err != nil || code != 201 {
+				if code, err := postEvent(srv.url, i); err != nil || code != 201 {
 					return
 				}
 				acked.Add(1)

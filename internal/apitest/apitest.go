@@ -4,6 +4,7 @@ package apitest
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -45,6 +46,9 @@ type Options struct {
 	Key *checkpoint.Key
 	// Origin is the checkpoint origin; default "audit-stream/test".
 	Origin string
+	// Log, when set, also receives every log line (at Warn and above), so
+	// tests can check what the server logs.
+	Log io.Writer
 }
 
 // Start runs a server until the test ends.
@@ -53,7 +57,11 @@ func Start(t testing.TB, opt Options) *Env {
 	if opt.Dir == "" {
 		opt.Dir = t.TempDir()
 	}
-	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var w io.Writer = tWriter{t}
+	if opt.Log != nil {
+		w = io.MultiWriter(w, opt.Log)
+	}
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, opt.Dir)
 	if err != nil {

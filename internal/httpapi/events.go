@@ -28,15 +28,12 @@ func (s *Server) appendEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !s.beginAppend() {
-		return errDraining
-	}
-	defer s.appends.Done()
-	evs, err := s.led.Append(r.Context(), []event.Request{req})
+	// Source binding and Idempotency-Key: see idempotency.go.
+	evs, replayed, err := s.appendChecked(r, []event.Request{req}, false)
 	if err != nil {
 		return err
 	}
-	return writeEvent(w, http.StatusCreated, &evs[0])
+	return writeEvent(w, appendedStatus(w, replayed), &evs[0])
 }
 
 var errDraining = func() *Problem {

@@ -42,6 +42,8 @@ func toProblem(err error) *Problem {
 		return problem(http.StatusRequestEntityTooLarge, "request body exceeds the limit of "+strconv.FormatInt(maxBytes.Limit, 10)+" bytes")
 	case errors.As(err, &verr):
 		return problem(http.StatusUnprocessableEntity, verr.Error())
+	case errors.Is(err, ledger.ErrKeyReused):
+		return problem(http.StatusUnprocessableEntity, err.Error()+"; use a new key for a new request")
 	case errors.Is(err, store.ErrNotFound):
 		return problem(http.StatusNotFound, "not found")
 	case errors.Is(err, ledger.ErrClosed), errors.Is(err, store.ErrClosed):

@@ -34,10 +34,14 @@ type Options struct {
 	// WriteTimeout bounds each write to a stream, so a dead peer frees its
 	// slot; default 30 s.
 	WriteTimeout time.Duration
-	Logger       *slog.Logger
 	// Checkpoints signs and serves the log's checkpoints; without it the
 	// verifiable-log routes (checkpoint, proofs, receipts) answer 503.
 	Checkpoints *checkpoint.Checkpointer
+	// Auth configures access control (auth.go).
+	Auth AuthOptions
+	// BatchBodyLimit caps POST /events/batch bodies; default 16 MiB.
+	BatchBodyLimit int64
+	Logger         *slog.Logger
 }
 
 // Server is the HTTP API. It holds no log state of its own.
@@ -52,6 +56,8 @@ type Server struct {
 	mu       sync.Mutex
 	draining bool
 	appends  sync.WaitGroup
+
+	auth *authState
 }
 
 // New returns the API over a store and its ledger.
@@ -77,7 +83,11 @@ func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opt.BatchBodyLimit <= 0 {
+		opt.BatchBodyLimit = 16 << 20
+	}
 	s := &Server{st: st, led: led, opt: opt, log: opt.Logger, sema: make(chan struct{}, opt.MaxStreams)}
+	s.auth = newAuthState(opt.Auth)
 	s.mux = s.routes()
 	return s
 }
@@ -125,16 +135,20 @@ func (s *Server) routes() *http.ServeMux {
 	route("GET /tile/{path...}", verifierOpen, s.tile)
 	route("GET /events/{id}/receipt", reader, s.receipt)
 	route("GET /export", reader, s.export)
+	route("POST /events/batch", producer, s.appendBatch)
+	route("POST /admin/tokens", admin, s.createToken)
+	route("GET /admin/tokens", admin, s.listTokens)
+	route("DELETE /admin/tokens/{id}", admin, s.revokeToken)
 	route("/", public, func(w http.ResponseWriter, r *http.Request) error {
 		return problem(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return m
 }
 
-// guard enforces a route's access level. Until tokens exist the server runs
-// open, as the original did.
+// guard enforces a route's access level (auth.go). Until tokens exist the
+// server runs open, as the original did.
 func (s *Server) guard(a access, h http.Handler) http.Handler {
-	return h
+	return s.guardAuth(a, h)
 }
 
 // handle adapts a handler core that returns an error into an http.Handler:
@@ -188,16 +202,27 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 }
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
+	authMode := "off"
+	if on, err := s.AuthEnabled(r.Context()); err != nil {
+		return err
+	} else if on {
+		authMode = "on"
+	}
 	return writeJSON(w, http.StatusOK, map[string]any{
 		"name":        "audit-stream",
 		"version":     Version,
+		"auth":        authMode,
 		"description": "Append-only governance event stream: gap-free ids, a SHA-256 hash chain, durable storage, live tail and verification.",
 		"endpoints": map[string]string{
-			"POST /events":             "append an event {kind, source, payload?, timestamp?}",
+			"POST /events":             "append an event {kind, source, payload?, timestamp?} (Idempotency-Key header for safe retries)",
+			"POST /events/batch":       "append a JSON array (or NDJSON) of events, all or nothing",
+			"/admin/tokens":            "POST to create, GET to list, DELETE /admin/tokens/{id} to revoke API tokens",
 			"GET /events":              "query recent events (?kind=&source=&limit=)",
 			"GET /events/{id}":         "one event by id",
 			"GET /stream":              "live tail over Server-Sent Events (Last-Event-ID or ?after= to resume; ?kind=&source= filters)",
 			"GET /verify":              "re-walk and re-hash the whole chain and rebuild the Merkle root",
+			"GET /stats":               "event count, last id and latest hash",
+			"GET /healthz":             "liveness",
 			"GET /checkpoint":          "the latest signed checkpoint (C2SP tlog-checkpoint, signed note)",
 			"GET /checkpoint/key":      "the checkpoint verifier key (trust on first use; pin it)",
 			"GET /events/{id}/proof":   "inclusion proof (?tree_size=)",
@@ -205,8 +230,6 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 			"GET /events/{id}/receipt": "the event, its inclusion proof and a signed checkpoint (C2SP tlog-proof)",
 			"GET /tile/{L}/{N}":        "C2SP tlog-tiles: Merkle tiles and /tile/entries/{N} bundles",
 			"GET /export":              "NDJSON export (?after=&until=)",
-			"GET /stats":               "event count, last id and latest hash",
-			"GET /healthz":             "liveness",
 		},
 	})
 }

@@ -58,16 +58,29 @@ type Ledger struct {
 	// skipTree is a benchmark hook: append without Merkle tree hashes, to
 	// measure what the tree costs. Never set outside tests.
 	skipTree bool
+	// inflight holds the idempotency keys (scope + key) of the appends
+	// between queueing and their answer; see AppendWith.
+	imu      sync.Mutex
+	inflight map[string]chan struct{}
 }
 
 type pending struct {
 	ctx    context.Context
 	reqs   []event.Request
+	opt    AppendOptions
 	result chan result
+
+	// Set by build, and reset on every call of it since the store may
+	// retry the transaction: how many events this request got in the
+	// group (0 for a replay or a refusal), and the outcome of its key.
+	n      int
+	replay *store.IdempotencyKey
+	fail   error
 }
 
 type result struct {
 	events []event.Event
+	replay *store.IdempotencyKey
 	err    error
 }
 
@@ -97,6 +110,8 @@ func Open(ctx context.Context, st store.Store, opt Options) (*Ledger, error) {
 		queue: make(chan *pending, 1024),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
+
+		inflight: make(map[string]chan struct{}),
 	}
 	go l.run()
 	return l, nil
@@ -116,24 +131,29 @@ func (l *Ledger) Append(ctx context.Context, reqs []event.Request) ([]event.Even
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	p := &pending{ctx: ctx, reqs: reqs, result: make(chan result, 1)}
+	r := l.enqueue(ctx, reqs, AppendOptions{})
+	return r.events, r.err
+}
+
+// enqueue hands reqs to the sequencer and waits for its answer.
+func (l *Ledger) enqueue(ctx context.Context, reqs []event.Request, opt AppendOptions) result {
+	p := &pending{ctx: ctx, reqs: reqs, opt: opt, result: make(chan result, 1)}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
-		return nil, ErrClosed
+		return result{err: ErrClosed}
 	}
 	select {
 	case l.queue <- p:
 		l.mu.RUnlock()
 	case <-ctx.Done():
 		l.mu.RUnlock()
-		return nil, ctx.Err()
+		return result{err: ctx.Err()}
 	}
 	// Wait for the answer even if ctx ends: the sequencer may already have
 	// written the events, and the caller must not report a failure for
 	// an event that is in the log.
-	r := <-p.result
-	return r.events, r.err
+	return <-p.result
 }
 
 // Close stops accepting appends, answers every append already queued, and
@@ -201,9 +221,10 @@ func (l *Ledger) commit(group []*pending) {
 	if len(live) == 0 {
 		return
 	}
-	now := event.FormatTimestamp(l.opt.Now())
+	clock := l.opt.Now()
+	now := event.FormatTimestamp(clock)
 	recs, err := l.st.Append(context.Background(), func(tx store.Tx) ([]store.Record, error) {
-		return l.build(tx, live, now)
+		return l.build(tx, live, now, clock)
 	})
 	if err != nil {
 		l.edge = nil // rebuilt from the store on the next build
@@ -217,11 +238,13 @@ func (l *Ledger) commit(group []*pending) {
 	for i := range recs {
 		events[i] = recs[i].Event
 	}
-	l.feed.publish(events)
+	if len(events) > 0 {
+		l.feed.publish(events)
+	}
 	off := 0
 	for _, p := range live {
-		n := len(p.reqs)
-		p.result <- result{events: events[off : off+n : off+n]}
+		n := p.n // 0 for a replay or a refused key
+		p.result <- result{events: events[off : off+n : off+n], replay: p.replay, err: p.fail}
 		off += n
 	}
 }
@@ -236,7 +259,7 @@ func countReqs(group []*pending) int {
 
 // build assigns ids, hashes and tree hashes to the group on top of the head
 // the transaction sees.
-func (l *Ledger) build(tx store.Tx, group []*pending, now string) ([]store.Record, error) {
+func (l *Ledger) build(tx store.Tx, group []*pending, now string, clock time.Time) ([]store.Record, error) {
 	head := tx.Head()
 	if l.edge == nil || l.edgeSize != head.ID {
 		// First append, a failed commit, or another instance moved the
@@ -252,6 +275,17 @@ func (l *Ledger) build(tx store.Tx, group []*pending, now string) ([]store.Recor
 	hr := &edgeReader{edge: l.edge, tx: tx}
 	var buf []byte
 	for _, p := range group {
+		p.n, p.replay, p.fail = 0, nil, nil
+		if p.opt.IdempotencyKey != "" {
+			write, err := l.claimKey(tx, p, id+1, clock)
+			if err != nil {
+				return nil, err
+			}
+			if !write {
+				continue
+			}
+		}
+		p.n = len(p.reqs)
 		for _, r := range p.reqs {
 			id++
 			ts := r.Timestamp

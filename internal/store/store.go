@@ -61,6 +61,12 @@ type Tx interface {
 	// indexes (see tlog.StoredHashIndex). Every index must belong to a
 	// record that is already in the log.
 	ReadHashes(indexes []int64) ([]tlog.Hash, error)
+	// Key returns the idempotency key (scope, key) as committed before
+	// this transaction, or ErrNotFound.
+	Key(scope, key string) (IdempotencyKey, error)
+	// PutKey records an idempotency key; it becomes durable with the
+	// records the build function returns, and is discarded with them.
+	PutKey(k IdempotencyKey) error
 }
 
 // BuildFunc turns the head into the records to append. It must return
@@ -71,6 +77,9 @@ type BuildFunc func(tx Tx) ([]Record, error)
 
 // Store is the durable log. All methods are safe for concurrent use.
 type Store interface {
+	Tokens
+	Idempotency
+
 	// Head returns the last committed event. Backends that share a database
 	// with other instances read it from the database.
 	Head(ctx context.Context) (Head, error)

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/internal/store/sqlite"
+)
+
+// startProcess runs the real binary on dir and returns its base URL.
+func startProcess(t *testing.T, dir string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dir}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			if _, rest, ok := strings.Cut(line, "listening addr="); ok {
+				addr <- strings.Fields(rest)[0]
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	select {
+	case a := <-addr:
+		return cmd, "http://" + a
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("the server did not report its address")
+	}
+	return nil, ""
+}
+
+// TestKill9DuringBatches: SIGKILL while batches are being appended never
+// leaves half a batch, and every acknowledged batch is whole.
+func TestKill9DuringBatches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	dir := t.TempDir()
+	const size = 300
+	var (
+		next  atomic.Int64
+		ackMu sync.Mutex
+		acked = map[string]bool{}
+	)
+	for round := 0; round < 3; round++ {
+		cmd, url := startProcess(t, dir)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		var sent atomic.Int64
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					src := fmt.Sprintf("batch-%d", next.Add(1))
+					var b strings.Builder
+					b.WriteByte('[')
+					for i := 0; i < size; i++ {
+						if i > 0 {
+							b.WriteByte(',')
+						}
+						fmt.Fprintf(&b, `{"kind":"other","source":%q,"payload":{"i":"%d"}}`, src, i)
+					}
+					b.WriteByte(']')
+					req, _ := http.NewRequestWithContext(ctx, "POST", url+"/events/batch", strings.NewReader(b.String()))
+					res, err := http.DefaultClient.Do(req)
+					if err != nil {
+						return // the server is gone
+					}
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode == 201 {
+						ackMu.Lock()
+						acked[src] = true
+						ackMu.Unlock()
+						sent.Add(1)
+					}
+				}
+			}()
+		}
+		// Kill once some batches are in, while others are in flight.
+		deadline := time.Now().Add(20 * time.Second)
+		for sent.Load() < int64(3+round*2) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(round*7) * time.Millisecond)
+		cmd.Process.Kill() // SIGKILL
+		cmd.Wait()
+		cancel()
+		wg.Wait()
+	}
+
+	st, err := sqlite.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	counts := map[string]int{}
+	var prev event.Event
+	err = st.Scan(context.Background(), store.Filter{}, 0, func(e *event.Event) error {
+		if e.ID != prev.ID+1 || e.PrevHash != prev.Hash {
+			return fmt.Errorf("event %d does not follow event %d", e.ID, prev.ID)
+		}
+		if h, _ := e.ComputeHash(nil); h != e.Hash {
+			return fmt.Errorf("event %d: hash mismatch", e.ID)
+		}
+		counts[e.Source]++
+		prev = *e
+		prev.Payload = nil
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for src, n := range counts {
+		if n != size {
+			t.Errorf("%s has %d of its %d events: half a batch survived the crash", src, n, size)
+		}
+	}
+	for src := range acked {
+		if counts[src] != size {
+			t.Errorf("acknowledged %s has %d events, want %d", src, counts[src], size)
+		}
+	}
+	t.Logf("%d batches in the log (%d events), %d acknowledged, %d attempted", len(counts), prev.ID, len(acked), next.Load())
+	if len(acked) == 0 {
+		t.Fatal("no batch was acknowledged: the test proved nothing")
+	}
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/audit-stream/audit-stream/internal/auth"
+	"github.com/audit-stream/audit-stream/internal/httpapi"
+	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/internal/store/sqlite"
+)
+
+const tokenUsage = `Usage:
+  audit-stream token create --role ROLE [--role ROLE2] [--source S]... [--name N] [--expires 90d]
+  audit-stream token list [--json]
+  audit-stream token revoke ID
+
+Manage API tokens in the data directory. It works while the server runs:
+the server checks tokens on every request, so a new token or a revocation
+takes effect on the next request.
+
+Roles: producer (append, only as the token's --source values), reader (the
+read endpoints), admin (everything, including /admin/tokens).
+
+'create' prints the secret alone on the first line of standard output, then
+the token's details. The secret is shown only this once: the database keeps
+only its SHA-256 digest.
+
+Examples:
+  audit-stream token create --role admin --name ops --data /var/lib/audit-stream
+  TOKEN=$(audit-stream token create --role producer --source billing --expires 90d | head -1)
+  audit-stream token list
+  audit-stream token revoke tok_3f9a1c2b7d4e
+
+Flags:
+`
+
+// multiFlag is a repeatable string flag; commas also separate values.
+type multiFlag []string
+
+func (m *multiFlag) String() string { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*m = append(*m, s)
+		}
+	}
+	return nil
+}
+
+func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "data directory (env AUDIT_STREAM_DATA)")
+	var roles, sources multiFlag
+	fs.Var(&roles, "role", "create: a role to grant, repeatable: producer, reader, admin")
+	fs.Var(&sources, "source", "create: a source the token may append as, repeatable")
+	name := fs.String("name", "", "create: a name to recognise the token by")
+	expires := fs.String("expires", "", "create: lifetime, like 90d, 36h (default: never)")
+	asJSON := fs.Bool("json", false, "list: print JSON")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), tokenUsage)
+		fs.PrintDefaults()
+	}
+	if len(args) == 0 {
+		fs.Usage()
+		return 2
+	}
+	sub, rest := args[0], args[1:]
+	if sub == "-h" || sub == "--help" || sub == "-help" || sub == "help" {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return 0
+	}
+	// Flags may come before or after the positional id.
+	var pos []string
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	open := func() (*sqlite.Store, bool) {
+		st, err := sqlite.OpenAdmin(ctx, *data)
+		if err != nil {
+			fmt.Fprintf(stderr, "token: %v\n", err)
+			return nil, false
+		}
+		return st, true
+	}
+	switch sub {
+	case "create":
+		if len(pos) > 0 {
+			fmt.Fprintf(stderr, "token create: unexpected argument %q\n", pos[0])
+			return 2
+		}
+		ttl, err := auth.ParseTTL(*expires)
+		if err != nil {
+			fmt.Fprintf(stderr, "token create: %v\n", err)
+			return 2
+		}
+		spec := auth.Spec{Name: *name, Roles: roles, Sources: sources, TTL: ttl}
+		if err := spec.Check(); err != nil {
+			fmt.Fprintf(stderr, "token create: %v\n", err)
+			return 2
+		}
+		st, ok := open()
+		if !ok {
+			return 1
+		}
+		defer st.Close()
+		secret, t, err := auth.New(spec, time.Now())
+		if err == nil {
+			err = st.CreateToken(ctx, t)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "token create: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, secret)
+		printToken(stdout, t)
+		fmt.Fprintln(stdout, "The secret above is shown only once; store it now.")
+		return 0
+	case "list":
+		if len(pos) > 0 {
+			fmt.Fprintf(stderr, "token list: unexpected argument %q\n", pos[0])
+			return 2
+		}
+		st, ok := open()
+		if !ok {
+			return 1
+		}
+		defer st.Close()
+		ts, err := st.ListTokens(ctx)
+		if err != nil {
+			fmt.Fprintf(stderr, "token list: %v\n", err)
+			return 1
+		}
+		if *asJSON {
+			out := make([]httpapi.TokenView, len(ts))
+			for i, t := range ts {
+				out[i] = httpapi.ViewToken(t)
+			}
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			enc.Encode(map[string]any{"tokens": out})
+			return 0
+		}
+		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tROLES\tSOURCES\tCREATED\tEXPIRES\tSTATUS")
+		now := time.Now()
+		for _, t := range ts {
+			status := t.Usable(now)
+			if status == "" {
+				status = "active"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, dash(t.Name), strings.Join(t.Roles, ","),
+				dash(strings.Join(t.Sources, ",")), t.Created.Format(time.RFC3339), timeOrNever(t.Expires), status)
+		}
+		tw.Flush()
+		return 0
+	case "revoke":
+		if len(pos) != 1 {
+			fmt.Fprintln(stderr, "token revoke: give exactly one token id (see 'audit-stream token list')")
+			return 2
+		}
+		st, ok := open()
+		if !ok {
+			return 1
+		}
+		defer st.Close()
+		if err := st.RevokeToken(ctx, pos[0], time.Now()); errors.Is(err, store.ErrNotFound) {
+			fmt.Fprintf(stderr, "token revoke: no token with id %q\n", pos[0])
+			return 1
+		} else if err != nil {
+			fmt.Fprintf(stderr, "token revoke: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "revoked %s\n", pos[0])
+		return 0
+	}
+	fmt.Fprintf(stderr, "token: unknown subcommand %q (create, list, revoke)\n", sub)
+	return 2
+}
+
+func printToken(w io.Writer, t store.Token) {
+	fmt.Fprintf(w, "id:       %s\n", t.ID)
+	if t.Name != "" {
+		fmt.Fprintf(w, "name:     %s\n", t.Name)
+	}
+	fmt.Fprintf(w, "roles:    %s\n", strings.Join(t.Roles, ", "))
+	if len(t.Sources) > 0 {
+		fmt.Fprintf(w, "sources:  %s\n", strings.Join(t.Sources, ", "))
+	}
+	fmt.Fprintf(w, "expires:  %s\n", timeOrNever(t.Expires))
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func timeOrNever(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Format(time.RFC3339)
+}

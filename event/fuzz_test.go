@@ -1,0 +1,131 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+var fuzzSeeds = []string{
+	``, ` `, `0`, `-0`, `-0.0`, `1e400`, `1e-400`, `5e-324`, `1.7976931348623157e308`, `12345678901234567.0`,
+	`01`, `1.`, `.5`, `NaN`, `-Infinity`, `true`, `nul`, `"\ud83c\udf89"`, `"\ud800"`, `"\udc00\ud800"`,
+	`"\u00e9\/\b\f\n\r\t\"\\"`, "\"\x7f\xc3\xa9\"", "\"\xff\"", "\"\xed\xa0\x80\"", "\"\t\"",
+	`{"b":1,"a":[2,{"d":null,"c":false}],"a":3}`, `{"🎉":0,"\uffff":1,"é":2}`, `[[[[[[[[]]]]]]]]`,
+	`{"a":1,}`, `[1 2]`, `{"a" 1}`, `{} x`,
+}
+
+func FuzzCanonicalize(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(nest(MaxDepth, "[", "]", "")))
+	f.Add([]byte(nest(MaxDepth+1, "[", "]", "")))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out, err := Canonicalize(in)
+		if err != nil {
+			if _, ok := err.(*ValidationError); !ok {
+				t.Fatalf("error %v is not a *ValidationError", err)
+			}
+			return
+		}
+		if !json.Valid(in) {
+			t.Fatalf("accepted %q, which encoding/json says is invalid", in)
+		}
+		if !json.Valid(out) {
+			t.Fatalf("Canonicalize(%q) = %q, not valid JSON", in, out)
+		}
+		for _, c := range out {
+			if c < 0x20 || c > 0x7e {
+				t.Fatalf("Canonicalize(%q) = %q holds byte %#x", in, out, c)
+			}
+		}
+		again, err := Canonicalize(out)
+		if err != nil || !bytes.Equal(again, out) {
+			t.Fatalf("not a fixed point: Canonicalize(%q) = %q, %v", out, again, err)
+		}
+		// The same value as encoding/json sees it (numbers as float64, so
+		// that 1.0 and 1e0 agree; the last duplicate key wins in both).
+		var vin, vout any
+		errIn, errOut := json.Unmarshal(in, &vin), json.Unmarshal(out, &vout)
+		if (errIn == nil) != (errOut == nil) {
+			t.Fatalf("encoding/json: %v on input, %v on output %q", errIn, errOut, out)
+		}
+		if errIn == nil && !reflect.DeepEqual(vin, vout) {
+			t.Fatalf("value changed:\n in %q\nout %q", in, out)
+		}
+	})
+}
+
+func FuzzParseRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"kind":"other","source":"s"}`,
+		`{"kind":"request_allowed","source":"policy-as-code-engine","payload":{"z":1,"a":{"y":[3,2,1],"b":null},"m":true}}`,
+		`{"kind":"other","source":"s","timestamp":"2026-05-15T03:14:15.123456+00:00","payload":{"n":1e-7}}`,
+		`{"kind":"other","source":"s","timestamp":"2026-02-29T03:14:15Z"}`,
+		`{"kind":"foo","source":""}`, `{"kind":"other","source":"s","payload":null}`, `[]`, `{"kind":"other","kind":"other","source":"s"}`,
+		`{"kind":"other","source":"s","extra":[1,NaN]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(`{"kind":"other","source":"s","payload":{"v":` + s + `}}`))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := ParseRequest(body, Default)
+		if err != nil {
+			if _, ok := err.(*ValidationError); !ok {
+				t.Fatalf("error %v is not a *ValidationError", err)
+			}
+			return
+		}
+		if !json.Valid(body) {
+			t.Fatalf("accepted %q, which encoding/json says is invalid", body)
+		}
+		if !Default.Has(req.Kind) || req.Source == "" || utf8.RuneCountInString(req.Source) > MaxSourceLen {
+			t.Fatalf("accepted %+v", req)
+		}
+		if req.Timestamp != "" && checkTimestamp(req.Timestamp) != "" {
+			t.Fatalf("accepted timestamp %q", req.Timestamp)
+		}
+		if !strings.HasPrefix(string(req.Payload), "{") {
+			t.Fatalf("payload %q is not an object", req.Payload)
+		}
+		again, err := Canonicalize(req.Payload)
+		if err != nil || !bytes.Equal(again, req.Payload) {
+			t.Fatalf("payload %q re-canonicalises to %q, %v", req.Payload, again, err)
+		}
+		// The event made from it is valid JSON and parses back as stored.
+		ev := Event{ID: 1, Timestamp: req.Timestamp, Kind: req.Kind, Source: req.Source, Payload: req.Payload}
+		ev.Hash, _ = ev.ComputeHash(nil)
+		back, err := ParseStored(ev.AppendJSON(nil))
+		if err != nil || !equalEvents(back, ev) {
+			t.Fatalf("ParseStored(AppendJSON(%+v)) = %+v, %v", ev, back, err)
+		}
+	})
+}
+
+func FuzzParseStored(f *testing.F) {
+	zero := strings.Repeat("0", 64)
+	f.Add([]byte(`{"event_id":1,"timestamp":"t","kind":"k","source":"s","payload":{},"prev_hash":"` + zero + `","hash":"` + zero + `"}`))
+	f.Add([]byte("{\n \"hash\": \"" + zero + "\",\n \"event_id\": 7,\n \"timestamp\": \"\",\n \"kind\": \"\",\n \"source\": \"é\",\n" +
+		" \"payload\": {\"z\": [1, 2.50], \"a\": \"é🎉\"},\n \"prev_hash\": \"" + zero + "\"\n}"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		ev, err := ParseStored(in)
+		if err != nil {
+			if _, ok := err.(*ValidationError); !ok {
+				t.Fatalf("error %v is not a *ValidationError", err)
+			}
+			return
+		}
+		if ev.ID < 1 {
+			t.Fatalf("accepted event_id %d", ev.ID)
+		}
+		back, err := ParseStored(ev.AppendJSON(nil))
+		if err != nil || !equalEvents(back, ev) {
+			t.Fatalf("ParseStored(AppendJSON(%+v)) = %+v, %v", ev, back, err)
+		}
+	})
+}

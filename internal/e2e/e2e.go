@@ -1,0 +1,142 @@
+// Package e2e runs the real audit-stream binary as a child process, so that
+// tests can do to it what operators and crashes do: SIGTERM, SIGKILL,
+// restart on the same data.
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds cmd/audit-stream once per test process and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "audit-stream-e2e-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "audit-stream")
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/audit-stream")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// Process is a running server.
+type Process struct {
+	URL  string
+	Addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+	mu   sync.Mutex
+	log  strings.Builder
+}
+
+var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// Start runs `audit-stream serve --data dir --addr 127.0.0.1:0 args...` and
+// waits until it listens. addr may be "" for a free port.
+func Start(t testing.TB, dir, addr string, args ...string) *Process {
+	t.Helper()
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	args = append([]string{"serve", "--data", dir, "--addr", addr}, args...)
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Env = append(os.Environ(), "HOST=", "PORT=", "AUDIT_STREAM_DATA=")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Process{cmd: cmd, done: make(chan struct{})}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.log.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := listening.FindStringSubmatch(line); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.Kill() })
+	select {
+	case a := <-found:
+		p.Addr, p.URL = a, "http://"+a
+	case <-p.done:
+		t.Fatalf("server exited before listening:\n%s", p.Log())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("server did not listen within 30s:\n%s", p.Log())
+	}
+	return p
+}
+
+// Log is what the server wrote to stderr so far.
+func (p *Process) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// Kill sends SIGKILL and waits for the process to die.
+func (p *Process) Kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Terminate sends SIGTERM and waits for a graceful exit; it returns the exit
+// code.
+func (p *Process) Terminate(t testing.TB) int {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("server did not exit within 30s of SIGTERM:\n%s", p.Log())
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }

@@ -1,0 +1,115 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/audit-stream/audit-stream/internal/auth"
+	"github.com/audit-stream/audit-stream/internal/store"
+)
+
+// TokenView is a token as the admin API and the CLI show it: never the
+// secret, nor its digest.
+type TokenView struct {
+	ID      string     `json:"id"`
+	Name    string     `json:"name,omitempty"`
+	Roles   []string   `json:"roles"`
+	Sources []string   `json:"sources"`
+	Created time.Time  `json:"created"`
+	Expires *time.Time `json:"expires"`
+	Revoked *time.Time `json:"revoked"`
+}
+
+// ViewToken converts a stored token for display.
+func ViewToken(t store.Token) TokenView {
+	v := TokenView{ID: t.ID, Name: t.Name, Roles: t.Roles, Sources: t.Sources, Created: t.Created}
+	if v.Roles == nil {
+		v.Roles = []string{}
+	}
+	if v.Sources == nil {
+		v.Sources = []string{}
+	}
+	if !t.Expires.IsZero() {
+		v.Expires = &t.Expires
+	}
+	if !t.Revoked.IsZero() {
+		v.Revoked = &t.Revoked
+	}
+	return v
+}
+
+// createToken serves POST /admin/tokens:
+//
+//	{"roles": ["producer"], "sources": ["billing"], "name": "billing CI", "expires": "90d"}
+//
+// The answer carries the secret once, in "token".
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Role    string   `json:"role"`
+		Roles   []string `json:"roles"`
+		Sources []string `json:"sources"`
+		Name    string   `json:"name"`
+		Expires string   `json:"expires"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return problem(http.StatusUnprocessableEntity, "body: want {\"roles\": [...], \"sources\": [...], \"name\": ..., \"expires\": \"90d\"}: "+err.Error())
+	}
+	if in.Role != "" {
+		in.Roles = append(in.Roles, in.Role)
+	}
+	ttl, err := auth.ParseTTL(in.Expires)
+	if err != nil {
+		return problem(http.StatusUnprocessableEntity, "expires: "+err.Error())
+	}
+	secret, t, err := auth.New(auth.Spec{Name: in.Name, Roles: in.Roles, Sources: in.Sources, TTL: ttl}, s.auth.opt.Now())
+	if err != nil {
+		return problem(http.StatusUnprocessableEntity, err.Error())
+	}
+	if err := s.st.CreateToken(r.Context(), t); err != nil {
+		return err
+	}
+	s.auth.on.Store(true)
+	by := "open server"
+	if c := caller(r); c != nil {
+		by = c.ID
+	}
+	s.log.Info("token created", "token_id", t.ID, "roles", t.Roles, "sources", t.Sources, "by", by)
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusCreated, struct {
+		Token string `json:"token"`
+		TokenView
+	}{secret, ViewToken(t)})
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
+	ts, err := s.st.ListTokens(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]TokenView, len(ts))
+	for i, t := range ts {
+		out[i] = ViewToken(t)
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := s.st.RevokeToken(r.Context(), id, s.auth.opt.Now()); err == store.ErrNotFound {
+		return problem(http.StatusNotFound, "no token with id "+id)
+	} else if err != nil {
+		return err
+	}
+	s.log.Info("token revoked", "token_id", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"context"
+
+	"github.com/audit-stream/audit-stream/event"
+)
+
+// ScanParallel is Scan over the bounded id range (f.After, f.Until] using
+// several concurrent range scans, delivering events to fn in id order. A
+// single scan is bound to one core by the database driver; verification and
+// export of a large log are not. Memory is bounded by about
+// (workers+2) × chunk events.
+func ScanParallel(ctx context.Context, st Store, f Filter, workers, chunk int, fn func(*event.Event) error) error {
+	if f.Until <= f.After {
+		return nil
+	}
+	if workers <= 1 {
+		return st.Scan(ctx, f, 0, fn)
+	}
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	type part struct {
+		events []event.Event
+		err    error
+		done   chan struct{}
+	}
+	ordered := make(chan *part, workers)
+	sem := make(chan struct{}, workers)
+	go func() {
+		defer close(ordered)
+		for lo := f.After; lo < f.Until; lo += int64(chunk) {
+			p := &part{done: make(chan struct{})}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case ordered <- p:
+			case <-ctx.Done():
+				<-sem
+				return
+			}
+			sub := f
+			sub.After, sub.Until = lo, min(lo+int64(chunk), f.Until)
+			go func() {
+				defer func() { <-sem; close(p.done) }()
+				p.events = make([]event.Event, 0, chunk)
+				p.err = st.Scan(ctx, sub, 0, func(e *event.Event) error {
+					c := *e
+					c.Payload = append([]byte(nil), e.Payload...)
+					p.events = append(p.events, c)
+					return nil
+				})
+			}()
+		}
+	}()
+	for p := range ordered {
+		<-p.done
+		if p.err != nil {
+			cancel()
+			drain(ordered)
+			return p.err
+		}
+		for i := range p.events {
+			if err := fn(&p.events[i]); err != nil {
+				cancel()
+				drain(ordered)
+				return err
+			}
+		}
+	}
+	return parent.Err()
+}
+
+func drain[T any](c chan T) {
+	for range c {
+	}
+}
