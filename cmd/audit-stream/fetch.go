@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,8 +23,14 @@ import (
 // remote is the read side of a running audit-stream, for the verifier and
 // the witness. It is deliberately small: plain GETs, every answer bounded.
 type remote struct {
-	base string
-	http *http.Client
+	base  string
+	http  *http.Client
+	token string // bearer token for reader routes (export, receipts)
+}
+
+// tokenFlag is the --token flag shared by the commands that fetch.
+func tokenFlag(fs *flag.FlagSet) *string {
+	return fs.String("token", envOr("AUDIT_STREAM_TOKEN", ""), "bearer token, for a server that requires one (env AUDIT_STREAM_TOKEN)")
 }
 
 func newRemote(raw string) (*remote, error) {
@@ -40,6 +47,9 @@ func (r *remote) open(ctx context.Context, path string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+path, nil)
 	if err != nil {
 		return nil, err
+	}
+	if r.token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.token)
 	}
 	resp, err := r.http.Do(req)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 
 type verifyFlags struct {
 	url, file, checkpoint, receipt, key, origin string
+	token                                       *string
 	quiet                                       bool
 }
 
@@ -35,6 +36,7 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.StringVar(&f.key, "key", "", "checkpoint verifier key, name+hash+base64, or @FILE (with --url, default: fetched from /checkpoint/key, trust on first use)")
 	fs.StringVar(&f.origin, "origin", "", "expected checkpoint origin (default: the key's name)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
+	f.token = tokenFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage:
   audit-stream verify --url URL [--key KEY]
@@ -102,6 +104,7 @@ func verifyURL(ctx context.Context, f verifyFlags, progress io.Writer) (verify.T
 	if err != nil {
 		return rep, err
 	}
+	r.token = *f.token
 	v, err := f.verifier(false)
 	if err != nil {
 		return rep, err
@@ -241,6 +244,7 @@ func verifyReceipt(ctx context.Context, f verifyFlags) (verify.TreeReport, error
 	if err != nil {
 		return rep, err
 	}
+	r.token = *f.token
 	live, liveSigned, err := r.checkpoint(ctx, v, f.origin)
 	if err != nil {
 		if liveSigned == nil {
