@@ -298,6 +298,8 @@ func (l *Ledger) build(tx store.Tx, group []*pending, now string, clock time.Tim
 			}}
 			rec.Hash, buf = rec.ComputeHash(buf)
 			if l.skipTree {
+				// The column is NOT NULL: one zero hash, no hashing.
+				rec.Tree = skippedTree
 				recs = append(recs, rec)
 				prev = rec.Hash
 				continue
@@ -319,6 +321,9 @@ func (l *Ledger) build(tx store.Tx, group []*pending, now string, clock time.Tim
 	l.edgeSize = id
 	return recs, nil
 }
+
+// skippedTree is what a record stores when the skipTree hook is on.
+var skippedTree = []tlog.Hash{{}}
 
 // edgeIndexes lists the stored-hash indexes of the compact range of a tree
 // of size n: one perfect subtree per set bit of n. They are the only hashes
