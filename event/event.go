@@ -45,21 +45,37 @@ func (h *Hash) UnmarshalText(b []byte) error {
 // ErrBadHash is returned for a hash that is not 64 lowercase hex characters.
 var ErrBadHash = errors.New("hash must be 64 lowercase hex characters")
 
-// ParseHash parses the 64-character lowercase hex form of a hash.
+// ParseHash parses the 64-character lowercase hex form of a hash. It runs
+// for every hash of every event read back, so it decodes in one pass.
 func ParseHash(s string) (Hash, error) {
 	var h Hash
 	if len(s) != 64 {
 		return h, ErrBadHash
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return h, ErrBadHash
+	for i := range h {
+		hi, lo := lowerHex[s[2*i]], lowerHex[s[2*i+1]]
+		if hi > 15 || lo > 15 {
+			return Hash{}, ErrBadHash
 		}
+		h[i] = hi<<4 | lo
 	}
-	hex.Decode(h[:], []byte(s))
 	return h, nil
 }
+
+// lowerHex maps '0'-'9' and 'a'-'f' to their value and every other byte
+// to 0xff.
+var lowerHex = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c] = c - 'a' + 10
+	}
+	return t
+}()
 
 // Event is one stored event. Payload holds the canonical JSON bytes of the
 // payload object: they are hashed, stored and served exactly as they are, and

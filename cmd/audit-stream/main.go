@@ -28,6 +28,11 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the server (the default when no command is given)", runServe},
+		{"export", "write events as NDJSON from a server or a data directory", runExport},
+		{"verify", "verify a live log, an export or a receipt against signed checkpoints", runVerify},
+		{"witness", "watch a log's checkpoints and alert on rewritten history", runWitness},
+		{"keygen", "generate a checkpoint signing key", runKeygen},
+		{"key", "key show: print the checkpoint verifier key", runKey},
 		{"token", "create, list and revoke API tokens", runToken},
 		{"version", "print the version", runVersion},
 	}

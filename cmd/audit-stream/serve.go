@@ -30,6 +30,7 @@ type serveConfig struct {
 	shutdown   time.Duration
 	logLevel   string
 	logFormat  string
+	checkpoint checkpointConfig
 	sec        securityConfig // security.go
 }
 
@@ -58,6 +59,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.DurationVar(&cfg.shutdown, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	cfg.checkpoint.flags(fs)
 	cfg.sec.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream serve [flags]
@@ -126,6 +128,21 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	cps, err := openCheckpoints(ctx, cfg.checkpoint, cfg.data, st, led, log)
+	if err != nil {
+		led.Close(context.Background())
+		return err
+	}
+	// The checkpointer outlives the ledger: once the ledger closes it
+	// covers the last events, then stops, before the store closes.
+	cpsDone := make(chan struct{})
+	defer func() { <-cpsDone }()
+	go func() {
+		defer close(cpsDone)
+		if err := cps.Run(context.WithoutCancel(ctx)); err != nil {
+			log.Error("checkpointer stopped", "err", err)
+		}
+	}()
 	api := httpapi.New(st, led, httpapi.Options{
 		BodyLimit:      cfg.bodyLimit,
 		BatchBodyLimit: cfg.sec.batchBodyLimit,
@@ -133,6 +150,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		Heartbeat:      cfg.heartbeat,
 		Auth:           authOpt,
 		Logger:         log,
+		Checkpoints:    cps,
 	})
 	if err := cfg.sec.checkAuth(ctx, api, log); err != nil {
 		led.Close(context.Background())

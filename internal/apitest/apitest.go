@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/audit-stream/audit-stream/internal/checkpoint"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
@@ -25,6 +26,12 @@ type Env struct {
 	API    *httpapi.Server
 	HTTP   *httptest.Server
 	Log    *slog.Logger
+	// Checkpoints signs checkpoints with Key every CheckpointInterval.
+	Checkpoints *checkpoint.Checkpointer
+	Key         *checkpoint.Key
+
+	stopCheckpoints context.CancelFunc
+	checkpointsDone chan struct{}
 }
 
 // Options tunes Start.
@@ -32,6 +39,13 @@ type Options struct {
 	Dir    string // data directory; default t.TempDir()
 	API    httpapi.Options
 	Ledger ledger.Options
+	// CheckpointInterval is the checkpointer's interval; default 10 ms so
+	// tests need not wait.
+	CheckpointInterval time.Duration
+	// Key signs checkpoints; default a new key named Origin.
+	Key *checkpoint.Key
+	// Origin is the checkpoint origin; default "audit-stream/test".
+	Origin string
 	// Log, when set, also receives every log line (at Warn and above), so
 	// tests can check what the server logs.
 	Log io.Writer
@@ -59,10 +73,34 @@ func Start(t testing.TB, opt Options) *Env {
 		st.Close()
 		t.Fatal(err)
 	}
+	if opt.Origin == "" {
+		opt.Origin = "audit-stream/test"
+	}
+	if opt.Key == nil {
+		if _, opt.Key, err = checkpoint.GenerateKey(opt.Origin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if opt.CheckpointInterval == 0 {
+		opt.CheckpointInterval = 10 * time.Millisecond
+	}
+	cps, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{
+		Origin: opt.Origin, Key: opt.Key, Interval: opt.CheckpointInterval, Logger: log,
+	})
+	if err != nil {
+		led.Close(ctx)
+		st.Close()
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); cps.Run(cctx) }()
 	opt.API.Logger = log
+	opt.API.Checkpoints = cps
 	api := httpapi.New(st, led, opt.API)
 	srv := httptest.NewServer(api)
-	e := &Env{URL: srv.URL, Dir: opt.Dir, Store: st, Ledger: led, API: api, HTTP: srv, Log: log}
+	e := &Env{URL: srv.URL, Dir: opt.Dir, Store: st, Ledger: led, API: api, HTTP: srv, Log: log,
+		Checkpoints: cps, Key: opt.Key, stopCheckpoints: cancel, checkpointsDone: done}
 	t.Cleanup(e.Stop)
 	return e
 }
@@ -81,6 +119,10 @@ func (e *Env) Stop() {
 	e.API.Drain(ctx)
 	<-done
 	e.HTTP.Close()
+	// The ledger is closed: the checkpointer covers the last events, then
+	// stops; only then may the store close.
+	e.stopCheckpoints()
+	<-e.checkpointsDone
 	e.Store.Close()
 	e.HTTP = nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/checkpoint"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
 )
@@ -33,6 +34,9 @@ type Options struct {
 	// WriteTimeout bounds each write to a stream, so a dead peer frees its
 	// slot; default 30 s.
 	WriteTimeout time.Duration
+	// Checkpoints signs and serves the log's checkpoints; without it the
+	// verifiable-log routes (checkpoint, proofs, receipts) answer 503.
+	Checkpoints *checkpoint.Checkpointer
 	// Auth configures access control (auth.go).
 	Auth AuthOptions
 	// BatchBodyLimit caps POST /events/batch bodies; default 16 MiB.
@@ -123,6 +127,14 @@ func (s *Server) routes() *http.ServeMux {
 	route("GET /stream", reader, s.stream)
 	route("GET /verify", reader, s.verify)
 	route("GET /stats", reader, s.stats)
+	// The verifiable log: checkpoints, proofs, receipts, tiles, export.
+	route("GET /checkpoint", verifierOpen, s.getCheckpoint)
+	route("GET /checkpoint/key", verifierOpen, s.getCheckpointKey)
+	route("GET /events/{id}/proof", verifierOpen, s.inclusionProof)
+	route("GET /proof/consistency", verifierOpen, s.consistencyProof)
+	route("GET /tile/{path...}", verifierOpen, s.tile)
+	route("GET /events/{id}/receipt", reader, s.receipt)
+	route("GET /export", reader, s.export)
 	route("POST /events/batch", producer, s.appendBatch)
 	route("POST /admin/tokens", admin, s.createToken)
 	route("GET /admin/tokens", admin, s.listTokens)
@@ -202,15 +214,22 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 		"auth":        authMode,
 		"description": "Append-only governance event stream: gap-free ids, a SHA-256 hash chain, durable storage, live tail and verification.",
 		"endpoints": map[string]string{
-			"POST /events":       "append an event {kind, source, payload?, timestamp?} (Idempotency-Key header for safe retries)",
-			"POST /events/batch": "append a JSON array (or NDJSON) of events, all or nothing",
-			"/admin/tokens":      "POST to create, GET to list, DELETE /admin/tokens/{id} to revoke API tokens",
-			"GET /events":        "query recent events (?kind=&source=&limit=)",
-			"GET /events/{id}":   "one event by id",
-			"GET /stream":        "live tail over Server-Sent Events (Last-Event-ID or ?after= to resume; ?kind=&source= filters)",
-			"GET /verify":        "re-walk and re-hash the whole chain",
-			"GET /stats":         "event count, last id and latest hash",
-			"GET /healthz":       "liveness",
+			"POST /events":             "append an event {kind, source, payload?, timestamp?} (Idempotency-Key header for safe retries)",
+			"POST /events/batch":       "append a JSON array (or NDJSON) of events, all or nothing",
+			"/admin/tokens":            "POST to create, GET to list, DELETE /admin/tokens/{id} to revoke API tokens",
+			"GET /events":              "query recent events (?kind=&source=&limit=)",
+			"GET /events/{id}":         "one event by id",
+			"GET /stream":              "live tail over Server-Sent Events (Last-Event-ID or ?after= to resume; ?kind=&source= filters)",
+			"GET /verify":              "re-walk and re-hash the whole chain and rebuild the Merkle root",
+			"GET /stats":               "event count, last id and latest hash",
+			"GET /healthz":             "liveness",
+			"GET /checkpoint":          "the latest signed checkpoint (C2SP tlog-checkpoint, signed note)",
+			"GET /checkpoint/key":      "the checkpoint verifier key (trust on first use; pin it)",
+			"GET /events/{id}/proof":   "inclusion proof (?tree_size=)",
+			"GET /proof/consistency":   "consistency proof (?from=&to=)",
+			"GET /events/{id}/receipt": "the event, its inclusion proof and a signed checkpoint (C2SP tlog-proof)",
+			"GET /tile/{L}/{N}":        "C2SP tlog-tiles: Merkle tiles and /tile/entries/{N} bundles",
+			"GET /export":              "NDJSON export (?after=&until=)",
 		},
 	})
 }

@@ -316,27 +316,56 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
+// readHashesBatch bounds the ids in one IN (...) query.
+const readHashesBatch = 256
+
+// readHashes reads the rows holding the wanted hashes with one query per
+// batch of distinct event ids, not one per hash: a proof needs about 2·log n
+// hashes and a tile 256, so this is what keeps proofs and tiles fast.
 func readHashes(ctx context.Context, q querier, indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
+	trees := make(map[int64][]byte, len(indexes))
+	ids := make([]any, 0, min(len(indexes), readHashesBatch))
+	flush := func() error {
+		if len(ids) == 0 {
+			return nil
+		}
+		rows, err := q.QueryContext(ctx, "SELECT event_id, tree FROM events WHERE event_id IN (?"+strings.Repeat(",?", len(ids)-1)+")", ids...)
+		if err != nil {
+			return fmt.Errorf("sqlite: read tree hashes: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			var tree []byte
+			if err := rows.Scan(&id, &tree); err != nil {
+				return fmt.Errorf("sqlite: read tree hashes: %w", err)
+			}
+			trees[id] = tree
+		}
+		ids = ids[:0]
+		return rows.Err()
+	}
+	for _, idx := range indexes {
+		id, _ := store.RecordOfHash(idx)
+		if _, ok := trees[id]; ok {
+			continue
+		}
+		trees[id] = nil // queued
+		ids = append(ids, id)
+		if len(ids) == readHashesBatch {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
 	for i, idx := range indexes {
 		id, pos := store.RecordOfHash(idx)
-		var tree []byte
-		rows, err := q.QueryContext(ctx, "SELECT tree FROM events WHERE event_id = ?", id)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: read tree of event %d: %w", id, err)
-		}
-		found := rows.Next()
-		if found {
-			err = rows.Scan(&tree)
-		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: read tree of event %d: %w", id, err)
-		}
-		if !found || len(tree) < 32*(pos+1) {
+		tree := trees[id]
+		if len(tree) < 32*(pos+1) {
 			return nil, fmt.Errorf("sqlite: stored hash %d (event %d, level %d): %w", idx, id, pos, store.ErrNotFound)
 		}
 		copy(out[i][:], tree[32*pos:])

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/audit-stream/audit-stream/internal/checkpoint"
+	"github.com/audit-stream/audit-stream/internal/ledger"
+	"github.com/audit-stream/audit-stream/internal/store"
+)
+
+// checkpointConfig is the serve flags of the checkpointer.
+type checkpointConfig struct {
+	origin     string
+	signingKey string
+	interval   time.Duration
+}
+
+func (c *checkpointConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.origin, "origin", envOr("AUDIT_STREAM_ORIGIN", ""), "checkpoint origin line, the log's name (default audit-stream/<log id>; env AUDIT_STREAM_ORIGIN)")
+	fs.StringVar(&c.signingKey, "signing-key", envOr("AUDIT_STREAM_SIGNING_KEY", ""), "note signing key file (audit-stream keygen); default: generated on first start and kept in the data directory (env AUDIT_STREAM_SIGNING_KEY)")
+	fs.DurationVar(&c.interval, "checkpoint-interval", time.Second, "least time between two signed checkpoints")
+}
+
+// openCheckpoints resolves the origin and the key and opens the
+// checkpointer. It logs the verifier key, which clients and witnesses pin.
+func openCheckpoints(ctx context.Context, cfg checkpointConfig, data string, st store.Store, led *ledger.Ledger, log *slog.Logger) (*checkpoint.Checkpointer, error) {
+	if cfg.interval <= 0 {
+		return nil, fmt.Errorf("--checkpoint-interval must be positive, got %s", cfg.interval)
+	}
+	origin := cfg.origin
+	if origin == "" {
+		id, err := checkpoint.LogID(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		origin = "audit-stream/" + id
+	}
+	var key *checkpoint.Key
+	var err error
+	if cfg.signingKey != "" {
+		key, err = checkpoint.ReadKeyFile(cfg.signingKey)
+	} else {
+		var created bool
+		key, created, err = checkpoint.LoadOrCreateKey(data, origin)
+		if created {
+			log.Info("generated a checkpoint signing key", "file", checkpoint.KeyFile)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if key.Signer.Name() != origin {
+		log.Warn("the signing key's name differs from the origin; verifiers must pass the origin explicitly", "key", key.Signer.Name(), "origin", origin)
+	}
+	cps, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{Origin: origin, Key: key, Interval: cfg.interval, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("checkpoints", "origin", origin, "verifier_key", key.VerifierKey, "size", cps.Latest().Size)
+	return cps, nil
+}

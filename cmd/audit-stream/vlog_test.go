@@ -1,0 +1,396 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/store/sqlite"
+	"github.com/audit-stream/audit-stream/verify"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// server is a real audit-stream process.
+type server struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startServer(t *testing.T, dir string) *server {
+	t.Helper()
+	addr := freeAddr(t)
+	s := &server{url: "http://" + addr, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	s.cmd = exec.Command(binary, "serve", "--addr", addr, "--data", dir, "--checkpoint-interval", "50ms", "--log-level", "warn")
+	s.cmd.Stderr = &syncWriter{w: s.stderr}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() { s.cmd.Process.Kill(); <-s.done })
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(s.url + "/healthz"); err == nil {
+			resp.Body.Close()
+			return s
+		}
+		select {
+		case err := <-s.done:
+			s.done <- err
+			t.Fatalf("server exited: %v\n%s", err, s.stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("server did not come up\n%s", s.stderr)
+	return nil
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *server) stop(t *testing.T) {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-s.done; err != nil {
+		t.Fatalf("server exit: %v\n%s", err, s.stderr)
+	}
+	s.done <- nil
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
+
+func postEvent(url string, i int) (int, error) {
+	resp, err := http.Post(url+"/events", "application/json", strings.NewReader(fmt.Sprintf(`{"kind":"request_denied","source":"svc","payload":{"i":%d,"note":"n%d"}}`, i, i)))
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func fetch(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s %s", url, resp.Status, b)
+	}
+	return b
+}
+
+// waitCheckpoint waits until the served checkpoint covers n events.
+func waitCheckpoint(t *testing.T, url string, n int64) verify.Checkpoint {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b := fetch(t, url+"/checkpoint")
+		text, _, _ := bytes.Cut(b, []byte("\n\n"))
+		cp, err := verify.ParseCheckpoint(append(text, '\n'))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp.Size >= n {
+			return cp
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint stuck at %d, want %d", cp.Size, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cli runs a subcommand in-process.
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// rewriteHistory is the insider attack: with the server stopped, change
+// the payload of event id in the SQLite file and recompute every later
+// hash, prev_hash and stored Merkle tree node, so that the chain and the
+// tree are both self-consistent again.
+func rewriteHistory(t *testing.T, dir string, id int64) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.Query(`SELECT event_id, timestamp, kind, source, payload, prev_hash, hash, tree FROM events ORDER BY event_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		e    event.Event
+		tree []byte
+	}
+	var all []row
+	for rows.Next() {
+		var r row
+		var prev, hash []byte // 32 raw bytes each
+		if err := rows.Scan(&r.e.ID, &r.e.Timestamp, &r.e.Kind, &r.e.Source, &r.e.Payload, &prev, &hash, &r.tree); err != nil {
+			t.Fatal(err)
+		}
+		r.e.PrevHash, r.e.Hash = event.Hash(prev), event.Hash(hash)
+		all = append(all, r)
+	}
+	rows.Close()
+	// Stored hashes by stored-hash index, rebuilt as the ledger does.
+	var stored []tlog.Hash
+	reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = stored[x]
+		}
+		return out, nil
+	})
+	prev := event.ZeroHash
+	for i := range all {
+		e := &all[i].e
+		if e.ID == id {
+			e.Payload = []byte(`{"i":0,"note":"rewritten by an insider"}`)
+		}
+		if e.ID >= id {
+			e.PrevHash = prev
+			e.Hash, _ = e.ComputeHash(nil)
+		}
+		hs, err := tlog.StoredHashesForRecordHash(e.ID-1, tlog.RecordHash(e.Hash[:]), reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, hs...)
+		if e.ID >= id {
+			var blob []byte
+			for _, h := range hs {
+				blob = append(blob, h[:]...)
+			}
+			if _, err := tx.Exec(`UPDATE events SET payload = ?, prev_hash = ?, hash = ?, tree = ? WHERE event_id = ?`,
+				e.Payload, e.PrevHash[:], e.Hash[:], blob, e.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		prev = e.Hash
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInsiderAttackIsCaught(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir)
+	for i := 1; i <= 30; i++ {
+		if code, err := postEvent(srv.url, i); err != nil || code != 201 {
+			t.Fatalf("append %d: %d %v", i, code, err)
+		}
+	}
+	waitCheckpoint(t, srv.url, 30)
+	code, vkey, errs := cli(t, "key", "show", "--data", dir)
+	if code != 0 {
+		t.Fatalf("key show: %d %s", code, errs)
+	}
+	vkey = strings.TrimSpace(vkey)
+	if served := strings.TrimSpace(string(fetch(t, srv.url+"/checkpoint/key"))); served != vkey {
+		t.Fatalf("served key %q, key show %q", served, vkey)
+	}
+	state := filepath.Join(t.TempDir(), "witness.state")
+	if code, _, errs := cli(t, "witness", "--url", srv.url, "--key", vkey, "--state", state, "--once"); code != 0 {
+		t.Fatalf("witness before the attack: %d %s", code, errs)
+	}
+	receipt := filepath.Join(t.TempDir(), "event-5.tlog-proof")
+	os.WriteFile(receipt, fetch(t, srv.url+"/events/5/receipt"), 0o600)
+	keyFile := filepath.Join(t.TempDir(), "log.pub")
+	os.WriteFile(keyFile, []byte(vkey+"\n"), 0o600)
+	if code, out, errs := cli(t, "verify", "--receipt", receipt, "--key", "@"+keyFile, "--url", srv.url); code != 0 {
+		t.Fatalf("receipt before the attack: %d %s %s", code, out, errs)
+	}
+	srv.stop(t)
+
+	rewriteHistory(t, dir, 3)
+	// The server itself notices that its tree no longer has the root it
+	// signed, and refuses to start over it.
+	out, err := exec.Command(binary, "serve", "--addr", freeAddr(t), "--data", dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "does not match the latest signed checkpoint") {
+		t.Fatalf("server started over a rewritten tree: %v\n%s", err, out)
+	}
+	// A thorough insider also deletes the checkpoint the server kept.
+	db, _ := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if _, err := db.Exec(`DELETE FROM meta WHERE key = 'checkpoint'`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	srv = startServer(t, dir)
+	postEvent(srv.url, 31)
+	waitCheckpoint(t, srv.url, 31)
+	var rep verify.TreeReport
+	json.Unmarshal(fetch(t, srv.url+"/verify"), &rep)
+	if !rep.Valid {
+		t.Fatalf("the rewrite was meant to fool /verify: %+v", rep)
+	}
+	if code, out, errs := cli(t, "verify", "--url", srv.url, "--key", vkey); code != 0 {
+		t.Fatalf("verify --url (no earlier state) should pass: %d %s %s", code, out, errs)
+	}
+	// What held an earlier checkpoint catches it.
+	code, _, errs = cli(t, "witness", "--url", srv.url, "--key", vkey, "--state", state, "--once")
+	if code != 3 || !strings.Contains(errs, "ALERT") || !strings.Contains(errs, "consistency proof from size 30 to 31 does not verify") {
+		t.Fatalf("witness after the attack: exit %d\n%s", code, errs)
+	}
+	code, rout, errs := cli(t, "verify", "--receipt", receipt, "--key", vkey, "--url", srv.url)
+	if code != 1 || !strings.Contains(rout, `"valid":false`) {
+		t.Fatalf("receipt after the attack: exit %d %s %s", code, rout, errs)
+	}
+	// Offline, the receipt is still what the log signed then: evidence.
+	if code, _, errs := cli(t, "verify", "--receipt", receipt, "--key", vkey); code != 0 {
+		t.Fatalf("offline receipt: %d %s", code, errs)
+	}
+}
+
+func TestCrashKeepsTreeChainAndCheckpointInStep(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir)
+	var acked atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if code, err := postEvent(srv.url, i); err != nil || code != 201 {
+					return
+				}
+				acked.Add(1)
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	before := waitCheckpoint(t, srv.url, 1)
+	time.Sleep(200 * time.Millisecond)
+	srv.cmd.Process.Signal(syscall.SIGKILL)
+	<-srv.done
+	srv.done <- nil
+	close(stop)
+	wg.Wait()
+
+	srv = startServer(t, dir)
+	var rep verify.TreeReport
+	json.Unmarshal(fetch(t, srv.url+"/verify"), &rep)
+	if !rep.Valid || rep.Checked < acked.Load() || rep.TreeSize != rep.Checked {
+		t.Fatalf("after kill -9: /verify %+v, %d appends acknowledged", rep, acked.Load())
+	}
+	after := waitCheckpoint(t, srv.url, rep.Checked)
+	if after.Size < before.Size {
+		t.Fatalf("checkpoint went backwards: %d → %d", before.Size, after.Size)
+	}
+	if after.Size == rep.TreeSize && event.Hash(after.Hash).String() != rep.RootHash {
+		t.Fatalf("checkpoint root %x, tree %s", after.Hash, rep.RootHash)
+	}
+	// The checkpoint signed before the crash is consistent with today's.
+	code, vkey, _ := cli(t, "key", "show", "--data", dir)
+	if code != 0 {
+		t.Fatal("key show")
+	}
+	if code, out, errs := cli(t, "verify", "--url", srv.url, "--key", strings.TrimSpace(vkey), "--quiet"); code != 0 {
+		t.Fatalf("verify --url after crash: %d %s %s", code, out, errs)
+	}
+	t.Logf("%d acknowledged before kill -9, %d in the log, checkpoint %d before, %d after", acked.Load(), rep.Checked, before.Size, after.Size)
+}
+
+func TestVerifiableLogUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"verify"},
+		{"verify", "--url", "http://x", "--file", "f"},
+		{"verify", "--url", "ftp://x"},
+		{"verify", "--file", "/nonexistent"},
+		{"verify", "--file", "f", "--checkpoint", "c"},
+		{"verify", "--receipt", "/nonexistent", "--key", "a+b+c"},
+		{"verify", "--receipt", "r"},
+		{"verify", "--url", "http://127.0.0.1:1", "--key", "not a key"},
+		{"witness", "--url", "http://x", "--key", "k"},
+		{"witness", "--url", "http://x", "--key", "k", "--state", "s", "--interval", "0s"},
+		{"witness", "--url", "http://x", "--key", "@/nonexistent", "--state", "s"},
+		{"export", "--after", "5", "--until", "4"},
+		{"export", "--after", "-1"},
+		{"keygen", "--name", "x"},
+		{"keygen", "--out", "x"},
+		{"key"},
+		{"key", "show", "--data", "/nonexistent"},
+		{"verify", "extra-arg"},
+	} {
+		if code, _, _ := cli(t, args...); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+}
+
+func TestKeygenAndServeWithKey(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "signing.key")
+	code, vkey, errs := cli(t, "keygen", "--name", "example.com/audit", "--out", keyFile)
+	if code != 0 {
+		t.Fatalf("keygen: %s", errs)
+	}
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode: %v %v", fi.Mode(), err)
+	}
+	if code, _, _ := cli(t, "keygen", "--name", "example.com/audit", "--out", keyFile); code != 2 {
+		t.Fatal("keygen overwrote a key")
+	}
+	code, shown, _ := cli(t, "key", "show", "--signing-key", keyFile)
+	if code != 0 || shown != vkey {
+		t.Fatalf("key show %q, keygen %q", shown, vkey)
+	}
+	v, err := verify.ParseVerifierKey(vkey)
+	if err != nil || v.Name() != "example.com/audit" {
+		t.Fatalf("verifier key %q: %v", vkey, err)
+	}
+}

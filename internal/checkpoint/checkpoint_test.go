@@ -1,0 +1,145 @@
+package checkpoint_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/checkpoint"
+	"github.com/audit-stream/audit-stream/internal/ledger"
+	"github.com/audit-stream/audit-stream/internal/store/sqlite"
+	"github.com/audit-stream/audit-stream/verify"
+)
+
+type logUnderTest struct {
+	st   *sqlite.Store
+	led  *ledger.Ledger
+	cps  *checkpoint.Checkpointer
+	stop func()
+}
+
+func open(t *testing.T, dir string, key *checkpoint.Key, interval time.Duration) *logUnderTest {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	led, err := ledger.Open(ctx, st, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{Origin: "example.com/log", Key: key, Interval: interval})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); cps.Run(context.Background()) }()
+	l := &logUnderTest{st: st, led: led, cps: cps}
+	var stopped bool
+	l.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		led.Close(ctx)
+		<-done
+		st.Close()
+	}
+	t.Cleanup(l.stop)
+	return l
+}
+
+func (l *logUnderTest) append(t *testing.T, n int) {
+	reqs := make([]event.Request, n)
+	for i := range reqs {
+		reqs[i] = event.Request{Kind: "request_denied", Source: "s", Payload: []byte(`{}`)}
+	}
+	if _, err := l.led.Append(context.Background(), reqs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckpointsSurviveRestartAndNeverGoBack(t *testing.T) {
+	dir := t.TempDir()
+	_, key, err := checkpoint.GenerateKey("example.com/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := verify.ParseVerifierKey(key.VerifierKey)
+	l := open(t, dir, key, 10*time.Millisecond)
+	l.append(t, 100)
+	cp, signed, err := l.cps.Wait(context.Background(), 100)
+	if err != nil || cp.Size != 100 {
+		t.Fatalf("Wait = %+v, %v", cp, err)
+	}
+	if _, err := verify.OpenCheckpoint(signed, v, ""); err != nil {
+		t.Fatal(err)
+	}
+	l.append(t, 5)
+	// A clean stop covers the last appends.
+	l.stop()
+	l = open(t, dir, key, time.Hour)
+	if got := l.cps.Latest(); got.Size != 105 {
+		t.Fatalf("after restart the latest checkpoint covers %d, want 105", got.Size)
+	}
+}
+
+func TestCheckpointIntervalBoundsSigning(t *testing.T) {
+	_, key, _ := checkpoint.GenerateKey("example.com/log")
+	l := open(t, t.TempDir(), key, 200*time.Millisecond)
+	start := time.Now()
+	sizes := map[int64]bool{}
+	for time.Since(start) < time.Second {
+		l.append(t, 1)
+		sizes[l.cps.Latest().Size] = true
+		time.Sleep(5 * time.Millisecond)
+	}
+	// One checkpoint at open, then at most one per 200 ms.
+	if len(sizes) > 7 {
+		t.Fatalf("%d checkpoints in 1 s with a 200 ms interval", len(sizes))
+	}
+	head := l.led.Head().ID
+	if cp, _, err := l.cps.Wait(context.Background(), head); err != nil || cp.Size < head {
+		t.Fatalf("last appends not covered: %+v %v", cp, err)
+	}
+}
+
+func TestKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	k1, created, err := checkpoint.LoadOrCreateKey(dir, "example.com/log")
+	if err != nil || !created {
+		t.Fatalf("first LoadOrCreateKey: %v %v", created, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, checkpoint.KeyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	k2, created, err := checkpoint.LoadOrCreateKey(dir, "example.com/log")
+	if err != nil || created || k2.VerifierKey != k1.VerifierKey {
+		t.Fatalf("second LoadOrCreateKey made a new key: %v %v", created, err)
+	}
+	for _, bad := range []string{"", "garbage", "PRIVATE+KEY+x+00000000+AAAA", k1.VerifierKey} {
+		if _, err := checkpoint.ParseKey(bad); err == nil {
+			t.Errorf("ParseKey(%q) accepted", bad)
+		}
+	}
+}
+
+func TestRotatedKeyResigns(t *testing.T) {
+	dir := t.TempDir()
+	_, k1, _ := checkpoint.GenerateKey("example.com/log")
+	l := open(t, dir, k1, 10*time.Millisecond)
+	l.append(t, 3)
+	l.stop()
+	_, k2, _ := checkpoint.GenerateKey("example.com/log")
+	l = open(t, dir, k2, time.Hour)
+	cp, signed := l.cps.Signed()
+	v, _ := verify.ParseVerifierKey(k2.VerifierKey)
+	if _, err := verify.OpenCheckpoint(signed, v, ""); err != nil || cp.Size != 3 {
+		t.Fatalf("after key rotation the checkpoint (size %d) does not verify under the new key: %v", cp.Size, err)
+	}
+}

@@ -1,0 +1,130 @@
+package checkpoint
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/audit-stream/audit-stream/internal/store"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// KeyFile is the generated signing key inside the data directory.
+const KeyFile = "checkpoint-signing.key"
+
+// logIDKey is the store meta key of the random log id.
+const logIDKey = "log_id"
+
+// LogID returns the log's random id, creating it on first use. It names the
+// default origin, audit-stream/<log id>, so two logs never share an origin.
+func LogID(ctx context.Context, st store.Store) (string, error) {
+	v, err := st.Meta(ctx, logIDKey)
+	if err == nil {
+		return string(v), nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	b := make([]byte, 8)
+	rand.Read(b)
+	id := hex.EncodeToString(b)
+	if err := st.SetMeta(ctx, logIDKey, []byte(id)); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// Key is a note signing key with its verifier key.
+type Key struct {
+	Signer      note.Signer
+	VerifierKey string // name+hash+base64
+}
+
+// ParseKey parses a note private key, PRIVATE+KEY+name+hash+base64, as
+// note.GenerateKey writes it.
+func ParseKey(skey string) (*Key, error) {
+	skey = strings.TrimSpace(skey)
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w (want a note private key, as audit-stream keygen writes it)", err)
+	}
+	// PRIVATE+KEY+<name>+<hash>+<base64(alg ‖ seed)>: the name may not
+	// contain '+' (the base64 may), so the key is the fifth field on.
+	raw, err := base64.StdEncoding.DecodeString(strings.SplitN(skey, "+", 5)[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return nil, errors.New("signing key: only Ed25519 note keys are supported")
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(s.Name(), pub)
+	if err != nil {
+		return nil, err
+	}
+	return &Key{Signer: s, VerifierKey: vkey}, nil
+}
+
+// GenerateKey returns a new Ed25519 note key named name (the origin).
+func GenerateKey(name string) (skey string, k *Key, err error) {
+	skey, _, err = note.GenerateKey(rand.Reader, name)
+	if err != nil {
+		return "", nil, err
+	}
+	k, err = ParseKey(skey)
+	return skey, k, err
+}
+
+// ReadKeyFile reads a signing key file.
+func ReadKeyFile(path string) (*Key, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := ParseKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// WriteKeyFile writes skey to path with mode 0600, refusing to overwrite.
+func WriteKeyFile(path, skey string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(skey + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
+}
+
+// LoadOrCreateKey reads the key kept in the data directory dir, generating
+// it (named name) on first start. created reports a new key.
+func LoadOrCreateKey(dir, name string) (k *Key, created bool, err error) {
+	path := filepath.Join(dir, KeyFile)
+	k, err = ReadKeyFile(path)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		return k, false, err
+	}
+	skey, k, err := GenerateKey(name)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := WriteKeyFile(path, skey); err != nil {
+		return nil, false, fmt.Errorf("store generated signing key: %w", err)
+	}
+	return k, true, nil
+}

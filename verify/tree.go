@@ -1,0 +1,66 @@
+package verify
+
+import (
+	"fmt"
+
+	"github.com/audit-stream/audit-stream/event"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Tree rebuilds the Merkle root of a log from its events, in order, in
+// O(log n) memory. It keeps, for each level, the most recently completed
+// perfect subtree: that is exactly what tlog asks for when it adds a leaf
+// (the left siblings it merges with) and when it computes the root (the
+// subtrees of the set bits of the size). The zero value is an empty tree.
+type Tree struct {
+	n    int64
+	last [64]subtree // by level
+}
+
+type subtree struct {
+	n    int64 // index of the subtree within its level
+	hash tlog.Hash
+}
+
+// Add appends the leaf for the next event's hash.
+func (t *Tree) Add(h event.Hash) error { return t.AddLeafHash(LeafHash(h)) }
+
+// AddLeafHash appends a leaf given its RFC 6962 leaf hash.
+func (t *Tree) AddLeafHash(leaf tlog.Hash) error {
+	hs, err := tlog.StoredHashesForRecordHash(t.n, leaf, t)
+	if err != nil {
+		return fmt.Errorf("merkle tree at size %d: %w", t.n, err)
+	}
+	// hs[l] is the subtree at level l that leaf t.n completes.
+	for l, h := range hs {
+		t.last[l] = subtree{n: (t.n+1)>>l - 1, hash: h}
+	}
+	t.n++
+	return nil
+}
+
+// Size is the number of leaves added.
+func (t *Tree) Size() int64 { return t.n }
+
+// Root is the RFC 6962 root hash of the leaves added so far.
+func (t *Tree) Root() tlog.Hash {
+	h, err := tlog.TreeHash(t.n, t)
+	if err != nil {
+		// TreeHash asks only for the latest subtree of each level.
+		panic("verify: merkle edge lost: " + err.Error())
+	}
+	return h
+}
+
+// ReadHashes implements tlog.HashReader over the kept subtrees.
+func (t *Tree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		l, n := tlog.SplitStoredHashIndex(x)
+		if l >= len(t.last) || t.last[l].n != n || n >= t.n>>l {
+			return nil, fmt.Errorf("stored hash %d (level %d, #%d) is not on the tree edge", x, l, n)
+		}
+		out[i] = t.last[l].hash
+	}
+	return out, nil
+}
