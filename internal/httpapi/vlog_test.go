@@ -318,8 +318,9 @@ func TestTilesWithIndependentClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Entry bundles: each entry is an event whose re-hashed leaf is the
-	// matching hash of the level-0 tile.
+	// Entry bundles: each entry is the leaf data, the event's 32-byte hash,
+	// and its RFC 6962 leaf hash is the matching hash of the level-0 tile —
+	// what any tlog-tiles client checks.
 	for _, b := range []struct {
 		n int64
 		w int
@@ -331,17 +332,18 @@ func TestTilesWithIndependentClient(t *testing.T) {
 				t.Fatalf("bundle %d ends after %d entries", b.n, i)
 			}
 			l := int(binary.BigEndian.Uint16(bundle))
-			e, err := event.ParseStored(bundle[2 : 2+l])
-			if err != nil {
-				t.Fatal(err)
+			if l != 32 || len(bundle) < 2+l {
+				t.Fatalf("entry %d of bundle %d: length %d", i, b.n, l)
 			}
+			entry := bundle[2 : 2+l]
 			bundle = bundle[2+l:]
-			h, _ := e.ComputeHash(nil)
-			if e.ID != b.n*256+int64(i)+1 || h != e.Hash {
-				t.Fatalf("entry %d of bundle %d: id %d", i, b.n, e.ID)
-			}
-			if leaf := verify.LeafHash(h); string(leaf[:]) != string(level0[32*i:32*i+32]) {
+			if leaf := tlog.RecordHash(entry); string(leaf[:]) != string(level0[32*i:32*i+32]) {
 				t.Fatalf("entry %d of bundle %d does not match its level-0 tile hash", i, b.n)
+			}
+			// The entry is the hash of the event with that id.
+			e, err := env.Store.Get(context.Background(), b.n*256+int64(i)+1)
+			if err != nil || string(e.Hash[:]) != string(entry) {
+				t.Fatalf("entry %d of bundle %d is not the hash of event %d", i, b.n, b.n*256+int64(i)+1)
 			}
 		}
 		if len(bundle) != 0 {
