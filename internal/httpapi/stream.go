@@ -25,9 +25,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	head := feed.Head()
 	cursor := head
 	if v, ok := resumePoint(r); ok {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return problem(http.StatusBadRequest, "after / Last-Event-ID must be a non-negative event id, got "+strconv.Quote(v))
+		n, ok := parseEventID(v)
+		if !ok {
+			return problem(http.StatusBadRequest, "after / Last-Event-ID must be a non-negative integer event id, got "+strconv.Quote(v))
 		}
 		if n > head {
 			return problem(http.StatusBadRequest, "after "+v+" is beyond the head of the log ("+strconv.FormatInt(head, 10)+"): the client is ahead of the log")
@@ -49,15 +49,26 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
+	// No server-wide WriteTimeout (it would cut the stream): each burst of
+	// writes gets its own deadline, armed before the first byte because the
+	// buffers below flush by themselves when full. The deadline is cleared on
+	// the way out so it cannot outlive the stream on a kept-alive connection.
+	arm := func() { rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout)) }
+	defer rc.SetWriteDeadline(time.Time{})
 	bw := bufio.NewWriterSize(w, 32<<10)
 	flush := func() error {
-		rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
 		if err := bw.Flush(); err != nil {
 			return err
 		}
 		return rc.Flush()
 	}
-	bw.WriteString("retry: " + strconv.Itoa(s.opt.RetryMillis) + "\n\n")
+	// The preamble: the reconnect delay, and the position the stream starts
+	// from as a data-less id frame. It dispatches no event, but it sets the
+	// EventSource's last event id, so a client that loses the connection
+	// before the first event still resumes from where it started instead of
+	// from a later head.
+	arm()
+	bw.WriteString("retry: " + strconv.Itoa(s.opt.RetryMillis) + "\nid: " + strconv.FormatInt(cursor, 10) + "\n\n")
 	if err := flush(); err != nil {
 		return nil
 	}
@@ -80,6 +91,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		cursor = seen
+		if len(evs) > 0 {
+			arm()
+		}
 		for i := range evs {
 			frame = appendFrame(frame[:0], &evs[i])
 			bw.Write(frame)
@@ -99,6 +113,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-changed:
 		case <-heartbeat.C:
+			arm()
 			bw.WriteString(": keep-alive\n\n")
 			if err := flush(); err != nil {
 				return nil
@@ -119,6 +134,22 @@ func resumePoint(r *http.Request) (string, bool) {
 		return v, true
 	}
 	return "", false
+}
+
+// parseEventID parses a resume point: a decimal event id, 0 meaning "before
+// the first event". Signs, spaces and other spellings are refused so that an
+// id has one spelling, as in every other place it is used.
+func parseEventID(v string) (int64, bool) {
+	if v == "" || len(v) > 19 {
+		return 0, false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
 }
 
 func appendFrame(dst []byte, e *event.Event) []byte {
