@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
@@ -21,6 +22,8 @@ type Feed struct {
 	last    store.Head
 	changed chan struct{}
 	closed  bool
+
+	storeReads atomic.Int64
 }
 
 func newFeed(st store.Store, head store.Head, size int) *Feed {
@@ -126,6 +129,7 @@ func (f *Feed) Read(ctx context.Context, flt store.Filter, max int) ([]event.Eve
 	f.mu.RUnlock()
 
 	// Fallen behind the ring: read from storage, up to the head we saw.
+	f.storeReads.Add(1)
 	flt.Until = head
 	seen := flt.After
 	err := f.st.Scan(ctx, flt, max-len(out), func(e *event.Event) error {
@@ -144,6 +148,10 @@ func (f *Feed) Read(ctx context.Context, flt store.Filter, max int) ([]event.Eve
 	}
 	return out, seen, nil
 }
+
+// StoreReads counts the reads that fell back to storage because the reader
+// was behind the ring (or the ring had a hole).
+func (f *Feed) StoreReads() int64 { return f.storeReads.Load() }
 
 func matches(flt store.Filter, e *event.Event) bool {
 	return in(flt.Kinds, e.Kind) && in(flt.Sources, e.Source)
