@@ -28,6 +28,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the server (the default when no command is given)", runServe},
+		{"append", "append one event to a server", runAppend},
+		{"tail", "follow a server's log live, as NDJSON", runTail},
 		{"version", "print the version", runVersion},
 	}
 }
