@@ -29,6 +29,8 @@ func commands() []command {
 	return []command{
 		{"serve", "run the server (the default when no command is given)", runServe},
 		{"export", "write events as NDJSON from a server or a data directory", runExport},
+		{"append", "append one event to a server", runAppend},
+		{"tail", "follow a server's log live, as NDJSON", runTail},
 		{"verify", "verify a live log, an export or a receipt against signed checkpoints", runVerify},
 		{"witness", "watch a log's checkpoints and alert on rewritten history", runWitness},
 		{"keygen", "generate a checkpoint signing key", runKeygen},

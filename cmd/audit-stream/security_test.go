@@ -110,7 +110,7 @@ func serveInProcess(t *testing.T, args ...string) (addr string, logs *syncBuf) {
 	return "", nil
 }
 
-func client(p *pki, cert *tls.Certificate) *http.Client {
+func tlsClient(p *pki, cert *tls.Certificate) *http.Client {
 	cfg := &tls.Config{RootCAs: p.pool}
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
@@ -134,7 +134,7 @@ func TestTLS(t *testing.T) {
 	if !strings.Contains(logs.String(), "tls=on") {
 		t.Errorf("start-up log does not say TLS is on:\n%s", logs.String())
 	}
-	res, err := client(p, nil).Get("https://" + addr + "/healthz")
+	res, err := tlsClient(p, nil).Get("https://" + addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,10 +161,10 @@ func TestMTLS(t *testing.T) {
 		"--tls-client-ca", p.caFile, "--tokens-file", tokens, "--auth", "required")
 	url := "https://" + addr
 
-	if _, err := client(p, nil).Get(url + "/healthz"); err == nil {
+	if _, err := tlsClient(p, nil).Get(url + "/healthz"); err == nil {
 		t.Fatal("a client without a certificate was served")
 	}
-	c := client(p, &p.client)
+	c := tlsClient(p, &p.client)
 	if code := post(t, c, url+"/events", `{"kind":"other","source":"billing"}`); code != 201 {
 		t.Fatalf("append with the client certificate: %d", code)
 	}

@@ -27,6 +27,8 @@ type serveConfig struct {
 	bodyLimit  int64
 	maxStreams int
 	heartbeat  time.Duration
+	sseRetry   time.Duration
+	streamWait time.Duration
 	shutdown   time.Duration
 	logLevel   string
 	logFormat  string
@@ -56,6 +58,8 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "maximum request body in bytes")
 	fs.IntVar(&cfg.maxStreams, "max-streams", 10000, "maximum concurrent /stream subscribers")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 15*time.Second, "interval of keep-alive comments on /stream")
+	fs.DurationVar(&cfg.sseRetry, "sse-retry", 2*time.Second, "reconnect delay advertised to /stream clients (the SSE retry field)")
+	fs.DurationVar(&cfg.streamWait, "stream-write-timeout", 30*time.Second, "how long one write to a /stream subscriber may block before the stream is dropped")
 	fs.DurationVar(&cfg.shutdown, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
@@ -148,9 +152,12 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		BatchBodyLimit: cfg.sec.batchBodyLimit,
 		MaxStreams:     cfg.maxStreams,
 		Heartbeat:      cfg.heartbeat,
-		Auth:           authOpt,
-		Logger:         log,
-		Checkpoints:    cps,
+		// A retry under 1 ms would round to 0, which New takes as "default".
+		RetryMillis:  max(1, int(cfg.sseRetry/time.Millisecond)),
+		WriteTimeout: cfg.streamWait,
+		Auth:         authOpt,
+		Logger:       log,
+		Checkpoints:  cps,
 	})
 	if err := cfg.sec.checkAuth(ctx, api, log); err != nil {
 		led.Close(context.Background())

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -36,7 +37,11 @@ type Env struct {
 
 // Options tunes Start.
 type Options struct {
-	Dir    string // data directory; default t.TempDir()
+	Dir string // data directory; default t.TempDir()
+	// Addr is the listen address; default a free port on 127.0.0.1. Tests
+	// that stop a server and start another on the same data directory pass
+	// the first one's address, so that clients reconnect to the same URL.
+	Addr   string
 	API    httpapi.Options
 	Ledger ledger.Options
 	// CheckpointInterval is the checkpointer's interval; default 10 ms so
@@ -98,7 +103,18 @@ func Start(t testing.TB, opt Options) *Env {
 	opt.API.Logger = log
 	opt.API.Checkpoints = cps
 	api := httpapi.New(st, led, opt.API)
-	srv := httptest.NewServer(api)
+	srv := httptest.NewUnstartedServer(api)
+	if opt.Addr != "" {
+		ln, err := net.Listen("tcp", opt.Addr)
+		if err != nil {
+			led.Close(ctx)
+			st.Close()
+			t.Fatal(err)
+		}
+		srv.Listener.Close()
+		srv.Listener = ln
+	}
+	srv.Start()
 	e := &Env{URL: srv.URL, Dir: opt.Dir, Store: st, Ledger: led, API: api, HTTP: srv, Log: log,
 		Checkpoints: cps, Key: opt.Key, stopCheckpoints: cancel, checkpointsDone: done}
 	t.Cleanup(e.Stop)

@@ -12,6 +12,10 @@ import (
 // streamChunk is how many events a subscriber pulls per read.
 const streamChunk = 512
 
+// streamLinger is the shortest interval between two bursts of events to one
+// subscriber while events keep coming.
+const streamLinger = 50 * time.Millisecond
+
 // stream serves GET /stream: Server-Sent Events, one frame per event, in id
 // order, resumable by Last-Event-ID or ?after=. The subscriber pulls from the
 // ledger's feed, so it can fall arbitrarily far behind without slowing the
@@ -25,9 +29,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	head := feed.Head()
 	cursor := head
 	if v, ok := resumePoint(r); ok {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return problem(http.StatusBadRequest, "after / Last-Event-ID must be a non-negative event id, got "+strconv.Quote(v))
+		n, ok := parseEventID(v)
+		if !ok {
+			return problem(http.StatusBadRequest, "after / Last-Event-ID must be a non-negative integer event id, got "+strconv.Quote(v))
 		}
 		if n > head {
 			return problem(http.StatusBadRequest, "after "+v+" is beyond the head of the log ("+strconv.FormatInt(head, 10)+"): the client is ahead of the log")
@@ -49,21 +53,35 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
+	// No server-wide WriteTimeout (it would cut the stream): each burst of
+	// writes gets its own deadline, armed before the first byte because the
+	// buffers below flush by themselves when full. The deadline is cleared on
+	// the way out so it cannot outlive the stream on a kept-alive connection.
+	arm := func() { rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout)) }
+	defer rc.SetWriteDeadline(time.Time{})
 	bw := bufio.NewWriterSize(w, 32<<10)
 	flush := func() error {
-		rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
 		if err := bw.Flush(); err != nil {
 			return err
 		}
 		return rc.Flush()
 	}
-	bw.WriteString("retry: " + strconv.Itoa(s.opt.RetryMillis) + "\n\n")
+	// The preamble: the reconnect delay, and the position the stream starts
+	// from as a data-less id frame. It dispatches no event, but it sets the
+	// EventSource's last event id, so a client that loses the connection
+	// before the first event still resumes from where it started instead of
+	// from a later head.
+	arm()
+	bw.WriteString("retry: " + strconv.Itoa(s.opt.RetryMillis) + "\nid: " + strconv.FormatInt(cursor, 10) + "\n\n")
 	if err := flush(); err != nil {
 		return nil
 	}
 
 	heartbeat := time.NewTicker(s.opt.Heartbeat)
 	defer heartbeat.Stop()
+	linger := time.NewTimer(0)
+	<-linger.C
+	defer linger.Stop()
 	ctx := r.Context()
 	var frame []byte
 	for {
@@ -80,6 +98,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		cursor = seen
+		if len(evs) > 0 {
+			arm()
+		}
 		for i := range evs {
 			frame = appendFrame(frame[:0], &evs[i])
 			bw.Write(frame)
@@ -96,9 +117,25 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		if closed {
 			return nil // shutting down, and everything up to the last head was sent
 		}
+		if len(evs) > 0 {
+			// Just wrote: while events keep coming, sleep one linger
+			// and then take everything that arrived meanwhile, rather
+			// than waking at every commit. One wake-up and one write
+			// then carry many events, which is what lets a thousand
+			// subscribers keep up. An event after a quiet spell still
+			// goes out at once.
+			linger.Reset(streamLinger)
+			select {
+			case <-linger.C:
+				continue
+			case <-ctx.Done():
+				return nil
+			}
+		}
 		select {
 		case <-changed:
 		case <-heartbeat.C:
+			arm()
 			bw.WriteString(": keep-alive\n\n")
 			if err := flush(); err != nil {
 				return nil
@@ -119,6 +156,22 @@ func resumePoint(r *http.Request) (string, bool) {
 		return v, true
 	}
 	return "", false
+}
+
+// parseEventID parses a resume point: a decimal event id, 0 meaning "before
+// the first event". Signs, spaces and other spellings are refused so that an
+// id has one spelling, as in every other place it is used.
+func parseEventID(v string) (int64, bool) {
+	if v == "" || len(v) > 19 {
+		return 0, false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
 }
 
 func appendFrame(dst []byte, e *event.Event) []byte {

@@ -1,0 +1,268 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"math/bits"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/audit-stream/audit-stream/internal/apitest"
+	"github.com/audit-stream/audit-stream/internal/httpapi"
+)
+
+var (
+	fanoutSubs      = flag.Int("fanout.subs", 1000, "BenchmarkFanOut: concurrent /stream subscribers")
+	fanoutProducers = flag.Int("fanout.producers", 32, "BenchmarkFanOut: concurrent producers (one POST /events in flight each)")
+	fanoutPhase     = flag.Duration("fanout.phase", 5*time.Second, "BenchmarkFanOut: length of each measured phase")
+)
+
+// BenchmarkFanOut measures the live tail at scale. Each iteration runs two
+// phases on the same server: producers appending as fast as they can with
+// no subscriber, then the same producers with fanout.subs subscribers
+// following the head. It reports the producers' append rate in both phases
+// and their ratio, the events delivered per second (all subscribers
+// together and per subscriber), and the delivery lag: from the moment a
+// producer's append was acknowledged to the moment a subscriber read the
+// event's frame (0 when the frame arrived first: the head is announced
+// before the waiters are answered).
+//
+//	go test -run '^$' -bench FanOut -benchtime 1x -count 3 ./internal/httpapi/
+func BenchmarkFanOut(b *testing.B) {
+	raiseFileLimit(b)
+	for range b.N {
+		fanOutOnce(b)
+	}
+}
+
+func raiseFileLimit(b *testing.B) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		b.Fatal(err)
+	}
+	need := uint64(4**fanoutSubs + 1024) // both ends of each stream, producers, SQLite
+	if lim.Cur < need {
+		lim.Cur = min(need, lim.Max)
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if lim.Cur < uint64(2**fanoutSubs+256) {
+		b.Fatalf("RLIMIT_NOFILE %d is too low for %d subscribers", lim.Cur, *fanoutSubs)
+	}
+}
+
+// lagHist is a log-linear histogram of durations: 8 buckets per power of two.
+type lagHist [64 * 8]uint64
+
+func (h *lagHist) add(d time.Duration) {
+	n := uint64(max(d, 1))
+	e := bits.Len64(n) - 1
+	if e < 3 {
+		h[n]++
+		return
+	}
+	h[e*8+int(n>>(e-3)&7)]++
+}
+
+func (h *lagHist) merge(o *lagHist) {
+	for i := range h {
+		h[i] += o[i]
+	}
+}
+
+// quantile returns the upper bound of the bucket holding quantile q.
+func (h *lagHist) quantile(q float64) time.Duration {
+	var total uint64
+	for _, c := range h {
+		total += c
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := uint64(q * float64(total))
+	var seen uint64
+	for i, c := range h {
+		seen += c
+		if seen > rank {
+			if i < 8 {
+				return time.Duration(i + 1)
+			}
+			e, m := i/8, uint64(i%8)
+			return time.Duration((9 + m) << (e - 3))
+		}
+	}
+	return 0
+}
+
+func fanOutOnce(b *testing.B) {
+	subs, producers, phase := *fanoutSubs, *fanoutProducers, *fanoutPhase
+	env := apitest.Start(b, apitest.Options{API: httpapi.Options{MaxStreams: subs + 16}})
+	ptr := &http.Transport{MaxIdleConnsPerHost: producers, DisableCompression: true}
+	defer ptr.CloseIdleConnections()
+	pc := &http.Client{Transport: ptr}
+
+	const maxIDs = 1 << 23
+	ackAt := make([]atomic.Int64, maxIDs) // unix nanos of the acknowledgement, by event id
+
+	// produce appends until stop and returns how many were acknowledged.
+	produce := func(stop <-chan struct{}) int64 {
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		body := []byte(`{"kind":"request_denied","source":"bench","payload":{"path":"/admin","n":1}}`)
+		for range producers {
+			wg.Go(func() {
+				var resp struct {
+					ID int64 `json:"event_id"`
+				}
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					r, err := pc.Post(env.URL+"/events", "application/json", bytes.NewReader(body))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					data, _ := io.ReadAll(r.Body)
+					r.Body.Close()
+					now := time.Now().UnixNano()
+					if r.StatusCode != http.StatusCreated || json.Unmarshal(data, &resp) != nil {
+						b.Errorf("append: %d %s", r.StatusCode, data)
+						return
+					}
+					if resp.ID < maxIDs {
+						ackAt[resp.ID].Store(now)
+					}
+					n.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		return n.Load()
+	}
+	timed := func() (int64, time.Duration) {
+		stop := make(chan struct{})
+		start := time.Now()
+		time.AfterFunc(phase, func() { close(stop) })
+		n := produce(stop)
+		return n, time.Since(start)
+	}
+
+	// Phase 1: producers alone.
+	aloneN, aloneD := timed()
+
+	// Phase 2: the same with subscribers following the head.
+	str := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: -1}
+	defer str.CloseIdleConnections()
+	sc := &http.Client{Transport: str}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type subState struct {
+		hist      lagHist
+		delivered int64
+		last      atomic.Int64
+	}
+	states := make([]*subState, subs)
+	var ready, done sync.WaitGroup
+	for i := range states {
+		s := &subState{}
+		states[i] = s
+		ready.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, env.URL+"/stream", nil)
+			resp, err := sc.Do(req)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				b.Errorf("subscribe: %v %v", resp, err)
+				ready.Done()
+				return
+			}
+			defer resp.Body.Close()
+			br := bufio.NewReaderSize(resp.Body, 32<<10)
+			first := true
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					if first {
+						ready.Done()
+					}
+					return
+				}
+				if !bytes.HasPrefix(line, []byte("id: ")) {
+					continue
+				}
+				id, _ := strconv.ParseInt(strings.TrimSpace(string(line[4:])), 10, 64)
+				if first { // the preamble: the stream is live
+					first = false
+					s.last.Store(id)
+					ready.Done()
+					continue
+				}
+				var lag time.Duration
+				if id < maxIDs {
+					if at := ackAt[id].Load(); at != 0 {
+						lag = time.Duration(time.Now().UnixNano() - at)
+					}
+				}
+				s.hist.add(lag)
+				s.delivered++
+				s.last.Store(id)
+			}
+		}()
+	}
+	ready.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+	start := time.Now()
+	withN, withD := timed()
+	head := env.Ledger.Head().ID
+	// Let every subscriber reach the head.
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, s := range states {
+		for s.last.Load() < head {
+			if time.Now().After(deadline) {
+				b.Fatalf("a subscriber is stuck at %d of %d", s.last.Load(), head)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	deliveredD := time.Since(start)
+	cancel()
+	done.Wait()
+
+	var all lagHist
+	var delivered int64
+	for _, s := range states {
+		all.merge(&s.hist)
+		delivered += s.delivered
+	}
+	if want := withN * int64(subs); delivered < want {
+		b.Fatalf("delivered %d frames, want at least %d", delivered, want)
+	}
+	aloneRate := float64(aloneN) / aloneD.Seconds()
+	withRate := float64(withN) / withD.Seconds()
+	b.ReportMetric(aloneRate, "appends/s-alone")
+	b.ReportMetric(withRate, "appends/s-with-subs")
+	b.ReportMetric(withRate/aloneRate, "append-ratio")
+	b.ReportMetric(float64(delivered)/deliveredD.Seconds(), "delivered/s")
+	b.ReportMetric(float64(delivered)/deliveredD.Seconds()/float64(subs), "events/s/sub")
+	b.ReportMetric(float64(all.quantile(0.50))/1e6, "p50-lag-ms")
+	b.ReportMetric(float64(all.quantile(0.99))/1e6, "p99-lag-ms")
+	b.ReportMetric(float64(all.quantile(0.999))/1e6, "p999-lag-ms")
+	b.ReportMetric(0, "ns/op")
+}

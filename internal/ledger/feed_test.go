@@ -1,0 +1,135 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/ledger"
+	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/internal/store/sqlite"
+)
+
+var feedKinds = []string{"request_allowed", "request_denied", "other"}
+
+func appendN(t *testing.T, led *ledger.Ledger, from, n int) {
+	t.Helper()
+	for i := from; i < from+n; {
+		group := min(1+i%7, from+n-i) // groups of varied size
+		reqs := make([]event.Request, group)
+		for j := range reqs {
+			k := i + j
+			reqs[j] = event.Request{Kind: feedKinds[k%3], Source: fmt.Sprintf("s%d", k%4), Payload: []byte(fmt.Sprintf(`{"n":%d}`, k))}
+		}
+		if _, err := led.Append(context.Background(), reqs); err != nil {
+			t.Fatal(err)
+		}
+		i += group
+	}
+}
+
+// readAll pulls from the feed as /stream does, up to the head.
+func readAll(t *testing.T, f *ledger.Feed, flt store.Filter, max int) []int64 {
+	t.Helper()
+	var ids []int64
+	for flt.After < f.Head() {
+		evs, seen, err := f.Read(context.Background(), flt, max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen <= flt.After && len(evs) == 0 {
+			t.Fatalf("no progress after %d", flt.After)
+		}
+		for _, e := range evs {
+			if e.ID <= flt.After || e.ID > seen {
+				t.Fatalf("event %d outside (%d, %d]", e.ID, flt.After, seen)
+			}
+			if string(e.Payload) != fmt.Sprintf(`{"n":%d}`, e.ID-1) {
+				t.Fatalf("event %d has payload %s", e.ID, e.Payload)
+			}
+			ids = append(ids, e.ID)
+		}
+		flt.After = seen
+	}
+	return ids
+}
+
+func want(n int, flt store.Filter) []int64 {
+	var ids []int64
+	for id := flt.After + 1; id <= int64(n); id++ {
+		k := int(id - 1)
+		if (len(flt.Kinds) == 0 || slices.Contains(flt.Kinds, feedKinds[k%3])) &&
+			(len(flt.Sources) == 0 || slices.Contains(flt.Sources, fmt.Sprintf("s%d", k%4))) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// TestFeedRead reads from every position with filters and chunk sizes
+// through the ring, through storage when behind the ring, and across the
+// holes a restart leaves in the ring.
+func TestFeedRead(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	led, err := ledger.Open(ctx, st, ledger.Options{RecentEvents: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, led, 0, 100)
+	led.Close(ctx)
+
+	// Restart: the ring is empty, then holds only what follows.
+	led, err = ledger.Open(ctx, st, ledger.Options{RecentEvents: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer led.Close(ctx)
+	appendN(t, led, 100, 10)
+	const n = 110
+	f := led.Feed()
+	if f.Head() != n {
+		t.Fatalf("head %d, want %d", f.Head(), n)
+	}
+
+	filters := []store.Filter{
+		{},
+		{Kinds: []string{"request_denied"}},
+		{Kinds: []string{"request_denied", "other"}, Sources: []string{"s1"}},
+		{Sources: []string{"s0", "s3"}},
+		{Sources: []string{"nobody"}},
+	}
+	before := f.StoreReads()
+	for _, base := range filters {
+		for _, after := range []int64{0, 1, 50, 93, 94, 95, 99, 100, 101, 108, 109, 110} {
+			for _, max := range []int{1, 3, 16, 512} {
+				flt := base
+				flt.After = after
+				got := readAll(t, f, flt, max)
+				if w := want(n, flt); !slices.Equal(got, w) {
+					t.Fatalf("filter %+v max %d: got %v, want %v", flt, max, got, w)
+				}
+			}
+		}
+	}
+	if f.StoreReads() == before {
+		t.Fatal("no read fell back to storage")
+	}
+
+	// Reading from the ring alone (the last 10 events, all published by
+	// this instance) touches no storage.
+	before = f.StoreReads()
+	if got := readAll(t, f, store.Filter{After: 100}, 512); !slices.Equal(got, want(n, store.Filter{After: 100})) {
+		t.Fatalf("got %v", got)
+	}
+	if f.StoreReads() != before {
+		t.Fatal("a read within the ring went to storage")
+	}
+}
