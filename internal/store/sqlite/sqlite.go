@@ -41,6 +41,9 @@ type Store struct {
 	w    *sql.DB  // exactly one connection: the only writer
 	r    *sql.DB  // read-only pool
 	lock *os.File // nil when opened with OpenAdmin
+	dir  string
+
+	tokens tokenCache
 
 	wmu    sync.Mutex
 	closed bool
@@ -73,7 +76,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 
 func open(ctx context.Context, dir string) (*Store, error) {
 	path := filepath.Join(dir, FileName)
-	s := &Store{}
+	s := &Store{dir: dir}
 	var err error
 	if s.w, err = openDB(path, false); err != nil {
 		return nil, err
