@@ -9,7 +9,7 @@ import (
 )
 
 // Source delivers events in ascending id order to fn. The *event.Event may be
-// reused after fn returns. An error from fn must stop the source and be
+// reused after fn returns, but not its Payload: Stream keeps it. An error from fn must stop the source and be
 // returned by it.
 type Source func(ctx context.Context, fn func(*event.Event) error) error
 
@@ -84,9 +84,7 @@ func Stream(ctx context.Context, src Source, opt StreamOptions) (Report, error) 
 			return true
 		}
 		err := src(ctx, func(e *event.Event) error {
-			c := *e
-			c.Payload = append([]byte(nil), e.Payload...)
-			cur.events = append(cur.events, c)
+			cur.events = append(cur.events, *e) // Payload is fresh per event
 			if len(cur.events) == streamBatch && !flush() {
 				return errStop
 			}

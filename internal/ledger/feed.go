@@ -147,9 +147,7 @@ func (f *Feed) Read(ctx context.Context, flt store.Filter, max int) ([]event.Eve
 	flt.Until = head
 	seen := flt.After
 	err := f.st.Scan(ctx, flt, max-len(out), func(e *event.Event) error {
-		c := *e
-		c.Payload = append([]byte(nil), e.Payload...)
-		out = append(out, c)
+		out = append(out, *e) // Payload is fresh per event
 		seen = e.ID
 		return nil
 	})

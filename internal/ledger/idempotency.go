@@ -116,9 +116,7 @@ func (l *Ledger) claimKey(tx store.Tx, p *pending, firstID int64, now time.Time)
 func (l *Ledger) replay(ctx context.Context, k *store.IdempotencyKey) ([]event.Event, error) {
 	out := make([]event.Event, 0, k.Count)
 	err := l.st.Scan(ctx, store.Filter{After: k.FirstID - 1, Until: k.FirstID + k.Count - 1}, int(k.Count), func(e *event.Event) error {
-		c := *e
-		c.Payload = append([]byte(nil), e.Payload...)
-		out = append(out, c)
+		out = append(out, *e) // Payload is fresh per event
 		return nil
 	})
 	if err != nil {

@@ -50,9 +50,7 @@ func ScanParallel(ctx context.Context, st Store, f Filter, workers, chunk int, f
 				defer func() { <-sem; close(p.done) }()
 				p.events = make([]event.Event, 0, chunk)
 				p.err = st.Scan(ctx, sub, 0, func(e *event.Event) error {
-					c := *e
-					c.Payload = append([]byte(nil), e.Payload...)
-					p.events = append(p.events, c)
+					p.events = append(p.events, *e) // Payload is fresh per event
 					return nil
 				})
 			}()

@@ -99,8 +99,10 @@ type Store interface {
 
 	// Scan calls fn for each event matching f in ascending id order, at most
 	// limit of them (limit <= 0: no limit), without holding them all in
-	// memory. The *event.Event is reused between calls: fn must copy what it
-	// keeps. An error from fn stops the scan and is returned.
+	// memory. The *event.Event is reused between calls, so fn must copy the
+	// struct to keep it; its Payload, though, is fresh for every event and
+	// may be kept without copying (streaming a large log copies no payload
+	// twice). An error from fn stops the scan and is returned.
 	Scan(ctx context.Context, f Filter, limit int, fn func(*event.Event) error) error
 
 	// ReadHashes returns stored Merkle hashes by stored-hash index, as Tx does.

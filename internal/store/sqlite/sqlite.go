@@ -82,6 +82,17 @@ func open(ctx context.Context, dir string) (*Store, error) {
 		return nil, err
 	}
 	s.w.SetMaxOpenConns(1)
+	// The page size only takes on a new file, and only before it enters
+	// WAL mode (the driver runs DSN pragmas sorted by name, so they cannot
+	// order these two). 16 KiB pages: a scan or an insert touches a
+	// quarter of the pages it would at 4 KiB, and per-page work dominated
+	// both. WAL mode is persistent, so the readers inherit it.
+	for _, p := range []string{"PRAGMA page_size = 16384", "PRAGMA journal_mode = WAL"} {
+		if _, err := s.w.ExecContext(ctx, p); err != nil {
+			s.w.Close()
+			return nil, fmt.Errorf("sqlite: %s: %w", p, err)
+		}
+	}
 	if err := migrate(ctx, s.w); err != nil {
 		s.w.Close()
 		return nil, err
@@ -98,7 +109,6 @@ func open(ctx context.Context, dir string) (*Store, error) {
 func openDB(path string, readOnly bool) (*sql.DB, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	// Reads through a memory map skip a system call per page, which is
