@@ -94,21 +94,24 @@ func (l *Ledger) holdKey(ctx context.Context, id string) (release func(), err er
 // instead. Otherwise it stores the key for the events p is about to get,
 // starting at firstID, in the same transaction.
 func (l *Ledger) claimKey(tx store.Tx, p *pending, firstID int64, now time.Time) (bool, error) {
-	k, err := tx.Key(p.opt.Scope, p.opt.IdempotencyKey)
-	switch {
-	case err == nil && k.BodyDigest == p.opt.BodyDigest:
-		p.replay = &k
-		return false, nil
-	case err == nil:
-		p.fail = fmt.Errorf("%w: key %q was first used for event %d", ErrKeyReused, p.opt.IdempotencyKey, k.FirstID)
-		return false, nil
-	case !errors.Is(err, store.ErrNotFound):
-		return false, err
-	}
-	return true, tx.PutKey(store.IdempotencyKey{
+	err := tx.PutKey(store.IdempotencyKey{
 		Scope: p.opt.Scope, Key: p.opt.IdempotencyKey, BodyDigest: p.opt.BodyDigest,
 		FirstID: firstID, Count: int64(len(p.reqs)), Created: now,
 	})
+	if !errors.Is(err, store.ErrKeyExists) {
+		return err == nil, err // new key, stored with the events
+	}
+	// A retry (or a reuse) of a key committed earlier: the rare path.
+	k, err := tx.Key(p.opt.Scope, p.opt.IdempotencyKey)
+	switch {
+	case err != nil:
+		return false, err
+	case k.BodyDigest == p.opt.BodyDigest:
+		p.replay = &k
+	default:
+		p.fail = fmt.Errorf("%w: key %q was first used for event %d", ErrKeyReused, p.opt.IdempotencyKey, k.FirstID)
+	}
+	return false, nil
 }
 
 // replay reads the events a stored key points to. It runs on the caller's

@@ -20,6 +20,8 @@ import (
 var (
 	// ErrNotFound is returned by Get for an id not in the log.
 	ErrNotFound = errors.New("store: not found")
+	// ErrKeyExists is returned by Tx.PutKey for a key already stored.
+	ErrKeyExists = errors.New("store: idempotency key exists")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("store: closed")
 )
@@ -64,7 +66,10 @@ type Tx interface {
 	// Key returns the idempotency key (scope, key) as committed before
 	// this transaction, or ErrNotFound.
 	Key(scope, key string) (IdempotencyKey, error)
-	// PutKey records an idempotency key; it becomes durable with the
+	// PutKey records an idempotency key unless one with the same scope and
+	// key exists, in which case it writes nothing and returns ErrKeyExists
+	// (one statement on the common path, where the key is new). The key
+	// becomes durable with the
 	// records the build function returns, and is discarded with them.
 	PutKey(k IdempotencyKey) error
 }

@@ -41,12 +41,20 @@ func (v *txView) Key(scope, key string) (store.IdempotencyKey, error) {
 // PutKey implements store.Tx. The row is written in the transaction that
 // writes the events, so a key is durable exactly when its events are.
 func (v *txView) PutKey(k store.IdempotencyKey) error {
-	ins, err := v.prepare(&v.keyIns, "INSERT INTO idempotency_keys (scope, key, body_digest, first_id, count, created) VALUES (?, ?, ?, ?, ?, ?)")
+	ins, err := v.prepare(&v.keyIns, "INSERT INTO idempotency_keys (scope, key, body_digest, first_id, count, created) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING")
+	var res sql.Result
 	if err == nil {
-		_, err = ins.ExecContext(v.ctx, k.Scope, k.Key, k.BodyDigest[:], k.FirstID, k.Count, k.Created.UnixMilli())
+		res, err = ins.ExecContext(v.ctx, k.Scope, k.Key, k.BodyDigest[:], k.FirstID, k.Count, k.Created.UnixMilli())
+	}
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
 	}
 	if err != nil {
 		return fmt.Errorf("sqlite: put idempotency key: %w", err)
+	}
+	if n == 0 {
+		return store.ErrKeyExists
 	}
 	return nil
 }

@@ -142,6 +142,11 @@ func RunIdempotency(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Fatal(err)
 		}
 		if _, err := st.Append(ctx, func(tx store.Tx) ([]store.Record, error) {
+			again := k
+			again.FirstID, again.BodyDigest = 99, sha256.Sum256([]byte("other"))
+			if err := tx.PutKey(again); !errors.Is(err, store.ErrKeyExists) {
+				t.Errorf("PutKey of a stored key: err = %v, want ErrKeyExists", err)
+			}
 			got, err := tx.Key(k.Scope, k.Key)
 			if err != nil {
 				t.Fatalf("Key after commit: %v", err)
