@@ -32,18 +32,9 @@ func (s *Server) appendBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 0, 320*len(evs)+2)
-	buf = append(buf, '[')
-	for i := range evs {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = evs[i].AppendJSON(buf)
-	}
-	buf = append(buf, "]\n"...)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(appendedStatus(w, replayed))
-	_, err = w.Write(buf)
+	_, err = w.Write(appendEventArray(nil, evs))
 	return err
 }
 

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/audit-stream/audit-stream/event"
@@ -103,16 +104,20 @@ func (s *Server) queryEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 0, 256*len(evs)+2)
-	buf = append(buf, '[')
+	w.Header().Set("Content-Type", "application/json")
+	_, err = w.Write(appendEventArray(nil, evs))
+	return err
+}
+
+// appendEventArray appends evs as a JSON array in wire form, one line.
+func appendEventArray(dst []byte, evs []event.Event) []byte {
+	dst = slices.Grow(dst, 320*len(evs)+2)
+	dst = append(dst, '[')
 	for i := range evs {
 		if i > 0 {
-			buf = append(buf, ',')
+			dst = append(dst, ',')
 		}
-		buf = evs[i].AppendJSON(buf)
+		dst = evs[i].AppendJSON(dst)
 	}
-	buf = append(buf, "]\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	_, err = w.Write(buf)
-	return err
+	return append(dst, "]\n"...)
 }
