@@ -98,11 +98,7 @@ func (e *Event) AppendCanonicalBody(dst []byte) []byte {
 	dst = append(dst, `,"kind":`...)
 	dst = AppendString(dst, e.Kind)
 	dst = append(dst, `,"payload":`...)
-	if len(e.Payload) == 0 {
-		dst = append(dst, "{}"...)
-	} else {
-		dst = append(dst, e.Payload...)
-	}
+	dst = e.appendPayload(dst)
 	dst = append(dst, `,"prev_hash":"`...)
 	dst = hex.AppendEncode(dst, e.PrevHash[:])
 	dst = append(dst, `","source":`...)
@@ -132,11 +128,7 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `,"source":`...)
 	dst = AppendString(dst, e.Source)
 	dst = append(dst, `,"payload":`...)
-	if len(e.Payload) == 0 {
-		dst = append(dst, "{}"...)
-	} else {
-		dst = append(dst, e.Payload...)
-	}
+	dst = e.appendPayload(dst)
 	dst = append(dst, `,"prev_hash":"`...)
 	dst = hex.AppendEncode(dst, e.PrevHash[:])
 	dst = append(dst, `","hash":"`...)
@@ -151,4 +143,13 @@ func (e Event) MarshalJSON() ([]byte, error) { return e.AppendJSON(nil), nil }
 // microseconds and an explicit offset, 2026-05-15T03:14:15.123456+00:00.
 func FormatTimestamp(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000000+00:00")
+}
+
+// appendPayload appends the canonical payload; an event without one has
+// the empty object, as the original service gave it.
+func (e *Event) appendPayload(dst []byte) []byte {
+	if len(e.Payload) == 0 {
+		return append(dst, "{}"...)
+	}
+	return append(dst, e.Payload...)
 }
