@@ -208,6 +208,9 @@ func TestRejections(t *testing.T) {
 		{"stream bad after", "GET", "/stream?after=x", "", 400, "after"},
 		{"stream unknown kind", "GET", "/stream?kind=made_up", "", 422, "made_up"},
 		{"unknown endpoint", "GET", "/nope", "", 404, "/nope"},
+		{"wrong method on events", "DELETE", "/events", "", 405, "GET, HEAD, POST"},
+		{"wrong method on an event", "POST", "/events/1", "", 405, "GET"},
+		{"wrong method on healthz", "POST", "/healthz", "", 405, "GET"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

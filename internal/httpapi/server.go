@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -139,10 +140,30 @@ func (s *Server) routes() *http.ServeMux {
 	route("POST /admin/tokens", admin, s.createToken)
 	route("GET /admin/tokens", admin, s.listTokens)
 	route("DELETE /admin/tokens/{id}", admin, s.revokeToken)
-	route("/", public, func(w http.ResponseWriter, r *http.Request) error {
+	// A known path with another method is a 405 naming the methods it
+	// takes; any other path is a 404.
+	m.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		if allow := allowedMethods(m, r); allow != "" {
+			w.Header().Set("Allow", allow)
+			return problem(http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
+		}
 		return problem(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	}))
 	return m
+}
+
+// allowedMethods lists the methods that a route other than the catch-all
+// serves for r's path.
+func allowedMethods(m *http.ServeMux, r *http.Request) string {
+	var allow []string
+	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = method
+		if _, pattern := m.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, method)
+		}
+	}
+	return strings.Join(allow, ", ")
 }
 
 // guard enforces a route's access level (auth.go). Until tokens exist the
@@ -160,7 +181,7 @@ func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.H
 			return
 		}
 		p := toProblem(err)
-		if p.Status >= 500 {
+		if p.Status == http.StatusInternalServerError {
 			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", p.Status, "err", err)
 		}
 		writeProblem(w, p)
