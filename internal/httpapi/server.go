@@ -58,7 +58,9 @@ type Server struct {
 	draining bool
 	appends  sync.WaitGroup
 
-	auth *authState
+	auth    *authState
+	metrics *metrics
+	handler http.Handler // the mux, instrumented
 }
 
 // New returns the API over a store and its ledger.
@@ -89,12 +91,14 @@ func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 	}
 	s := &Server{st: st, led: led, opt: opt, log: opt.Logger, sema: make(chan struct{}, opt.MaxStreams)}
 	s.auth = newAuthState(opt.Auth)
+	s.metrics = newMetrics(s)
 	s.mux = s.routes()
+	s.handler = s.metrics.instrument(s.mux)
 	return s
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // access says who may call a route. Every route declares one, so that the
 // auth layer has a single table to enforce.
@@ -128,6 +132,10 @@ func (s *Server) routes() *http.ServeMux {
 	route("GET /stream", reader, s.stream)
 	route("GET /verify", reader, s.verify)
 	route("GET /stats", reader, s.stats)
+	route("GET /metrics", reader, func(w http.ResponseWriter, r *http.Request) error {
+		s.metrics.handler().ServeHTTP(w, r)
+		return nil
+	})
 	// The verifiable log: checkpoints, proofs, receipts, tiles, export.
 	route("GET /checkpoint", verifierOpen, s.getCheckpoint)
 	route("GET /checkpoint/key", verifierOpen, s.getCheckpointKey)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/audit-stream/audit-stream/event"
@@ -54,6 +55,8 @@ type Ledger struct {
 	// the store while this instance is the only writer.
 	edge     map[int64]tlog.Hash
 	edgeSize int64
+
+	commits, committed atomic.Int64 // transactions and events, for metrics
 
 	// skipTree is a benchmark hook: append without Merkle tree hashes, to
 	// measure what the tree costs. Never set outside tests.
@@ -115,6 +118,12 @@ func Open(ctx context.Context, st store.Store, opt Options) (*Ledger, error) {
 	}
 	go l.run()
 	return l, nil
+}
+
+// Commits reports how many transactions the sequencer has committed and how
+// many events they carried: their ratio is the group-commit size.
+func (l *Ledger) Commits() (transactions, events int64) {
+	return l.commits.Load(), l.committed.Load()
 }
 
 // Feed is the read side for live subscribers.
@@ -234,6 +243,8 @@ func (l *Ledger) commit(group []*pending) {
 		}
 		return
 	}
+	l.commits.Add(1)
+	l.committed.Add(int64(len(recs)))
 	events := make([]event.Event, len(recs))
 	for i := range recs {
 		events[i] = recs[i].Event
