@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
@@ -47,25 +46,17 @@ func appendN(t testing.TB, env *apitest.Env, n int) verify.Checkpoint {
 	return cp
 }
 
-func get(t testing.TB, url string) (*http.Response, []byte) {
+func get(t testing.TB, url string) (resp, []byte) {
 	t.Helper()
-	resp, err := apitest.Client.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	r := call(t, "GET", url, "", "")
+	return r, r.body
 }
 
 func getOK(t testing.TB, url string) []byte {
 	t.Helper()
 	resp, b := get(t, url)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s %s", url, resp.Status, b)
+	if resp.status != http.StatusOK {
+		t.Fatalf("GET %s: %s %s", url, http.StatusText(resp.status), b)
 	}
 	return b
 }
@@ -82,7 +73,7 @@ func servedCheckpoint(t testing.TB, env *apitest.Env) (verify.Checkpoint, note.V
 		t.Fatalf("key name %q", v.Name())
 	}
 	resp, b := get(t, env.URL+"/checkpoint")
-	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+	if ct := resp.header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
 		t.Errorf("checkpoint Content-Type %q", ct)
 	}
 	cp, err := verify.OpenCheckpoint(b, v, "")
@@ -242,8 +233,8 @@ func TestVerifiableLogRejections(t *testing.T) {
 		resp, b := get(t, env.URL+c.path)
 		var p struct{ Detail string }
 		json.Unmarshal(b, &p)
-		if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(p.Detail, c.detail) {
-			t.Errorf("GET %s = %d %s, want %d with detail containing %q", c.path, resp.StatusCode, b, c.status, c.detail)
+		if resp.status != c.status || resp.header.Get("Content-Type") != "application/problem+json" || !strings.Contains(p.Detail, c.detail) {
+			t.Errorf("GET %s = %d %s, want %d with detail containing %q", c.path, resp.status, b, c.status, c.detail)
 		}
 	}
 	if env.Ledger.Head().ID != 10 {
@@ -265,10 +256,10 @@ func (h httpTiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 	out := make([][]byte, len(tiles))
 	for i, tile := range tiles {
 		resp, b := get(h.t, h.url+c2spTilePath(tile))
-		if resp.StatusCode != 200 {
-			return nil, fmt.Errorf("GET %s: %s", c2spTilePath(tile), resp.Status)
+		if resp.status != 200 {
+			return nil, fmt.Errorf("GET %s: %s", c2spTilePath(tile), http.StatusText(resp.status))
 		}
-		if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "immutable") {
+		if cc := resp.header.Get("Cache-Control"); !strings.Contains(cc, "immutable") {
 			h.t.Errorf("tile %s Cache-Control %q", c2spTilePath(tile), cc)
 		}
 		out[i] = b
