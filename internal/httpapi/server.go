@@ -31,6 +31,13 @@ type Options struct {
 	Heartbeat time.Duration
 	// RetryMillis is the reconnect delay sent to SSE clients; default 2000.
 	RetryMillis int
+	// StreamLinger is the shortest interval between two bursts of events
+	// to one /stream subscriber while events keep coming: one wake-up and
+	// one write then carry every event of the interval. Longer means
+	// fewer, larger writes for a thousand subscribers and a later
+	// delivery; an event after a quiet spell goes out at once. Default
+	// 50 ms; negative disables it (every commit is written at once).
+	StreamLinger time.Duration
 	// WriteTimeout bounds each write to a stream, so a dead peer frees its
 	// slot; default 30 s.
 	WriteTimeout time.Duration
@@ -73,6 +80,9 @@ func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 	}
 	if opt.Heartbeat <= 0 {
 		opt.Heartbeat = 15 * time.Second
+	}
+	if opt.StreamLinger == 0 {
+		opt.StreamLinger = 50 * time.Millisecond
 	}
 	if opt.RetryMillis <= 0 {
 		opt.RetryMillis = 2000
