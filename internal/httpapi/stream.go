@@ -62,7 +62,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	// writes gets its own deadline, armed before the first byte because the
 	// buffers below flush by themselves when full. The deadline is cleared on
 	// the way out so it cannot outlive the stream on a kept-alive connection.
-	arm := func() { rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout)) }
+	//
+	// Re-arming costs a timer update per burst, so a deadline is kept
+	// while more than 3/4 of the timeout remains: every write still gets
+	// at least that long.
+	var deadline time.Time
+	arm := func() {
+		now := time.Now()
+		if deadline.Sub(now) < s.opt.WriteTimeout*3/4 {
+			deadline = now.Add(s.opt.WriteTimeout)
+			rc.SetWriteDeadline(deadline)
+		}
+	}
 	defer rc.SetWriteDeadline(time.Time{})
 	bw := bufio.NewWriterSize(w, streamBuffer)
 	flush := func() error {
