@@ -144,7 +144,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			// then carry many events, which is what lets a thousand
 			// subscribers keep up. An event after a quiet spell still
 			// goes out at once.
-			linger.Reset(s.opt.StreamLinger)
+			linger.Reset(s.linger())
 			select {
 			case <-linger.C:
 				continue
@@ -164,6 +164,21 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
+}
+
+// maxLinger caps the linger StreamBursts stretches.
+const maxLinger = time.Second
+
+// linger is how long a subscriber that just wrote sleeps while events keep
+// coming: StreamLinger, stretched so that all subscribers together get at
+// most StreamBursts bursts a second.
+func (s *Server) linger() time.Duration {
+	d := s.opt.StreamLinger
+	if s.opt.StreamBursts > 0 {
+		fair := time.Duration(len(s.sema)) * time.Second / time.Duration(s.opt.StreamBursts)
+		d = max(d, min(fair, maxLinger))
+	}
+	return d
 }
 
 // resumePoint returns where the client asked to resume: ?after= wins over

@@ -24,6 +24,7 @@ var (
 	fanoutProducers = flag.Int("fanout.producers", 32, "BenchmarkFanOut: concurrent producers (one POST /events in flight each)")
 	fanoutPhase     = flag.Duration("fanout.phase", 5*time.Second, "BenchmarkFanOut: length of each measured phase")
 	fanoutLinger    = flag.Duration("fanout.linger", 0, "BenchmarkFanOut: httpapi.Options.StreamLinger (0: the default)")
+	fanoutBursts    = flag.Int("fanout.bursts", 0, "BenchmarkFanOut: httpapi.Options.StreamBursts (0: the default)")
 )
 
 // BenchmarkFanOut measures the live tail at scale. Each iteration runs two
@@ -115,7 +116,7 @@ func (h *lagHist) quantile(q float64) time.Duration {
 
 func fanOutOnce(b *testing.B) {
 	subs, producers, phase := *fanoutSubs, *fanoutProducers, *fanoutPhase
-	env := apitest.Start(b, apitest.Options{API: httpapi.Options{MaxStreams: subs + 16, StreamLinger: *fanoutLinger}})
+	env := apitest.Start(b, apitest.Options{API: httpapi.Options{MaxStreams: subs + 16, StreamLinger: *fanoutLinger, StreamBursts: *fanoutBursts}})
 	ptr := &http.Transport{MaxIdleConnsPerHost: producers, DisableCompression: true}
 	defer ptr.CloseIdleConnections()
 	pc := &http.Client{Transport: ptr}

@@ -12,14 +12,25 @@ import (
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 )
 
-// TestStreamLinger: whatever the linger (none, the default, a long one), a
-// live subscriber gets every event appended by concurrent producers once, in
-// order; and with a long linger, an event after a quiet spell still goes
-// out at once, not a linger later.
+// TestStreamLinger: whatever the linger (none, the default, a long one, one
+// stretched by a bound on bursts), a live subscriber gets every event
+// appended by concurrent producers once, in order; and with a long linger,
+// an event after a quiet spell still goes out at once, not a linger later.
 func TestStreamLinger(t *testing.T) {
-	for _, linger := range []time.Duration{-1, 0, time.Second} {
-		t.Run(fmt.Sprint(linger), func(t *testing.T) {
-			env := apitest.Start(t, apitest.Options{API: httpapi.Options{StreamLinger: linger}})
+	for _, tc := range []struct {
+		name   string
+		opt    httpapi.Options
+		linger time.Duration // the effective linger
+	}{
+		{"none", httpapi.Options{StreamLinger: -1}, 0},
+		{"default", httpapi.Options{}, 50 * time.Millisecond},
+		{"long", httpapi.Options{StreamLinger: time.Second}, time.Second},
+		// One subscriber, two bursts a second: 500 ms.
+		{"stretched", httpapi.Options{StreamLinger: time.Millisecond, StreamBursts: 2}, 500 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			linger := tc.linger
+			env := apitest.Start(t, apitest.Options{API: tc.opt})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			resp := rawStream(t, ctx, env.URL, "", nil)
@@ -48,6 +59,9 @@ func TestStreamLinger(t *testing.T) {
 			}
 			got := readIDs(t, fr, producers*each)
 			wg.Wait()
+			if d := time.Since(start); linger > 0 && d < linger {
+				t.Errorf("%d appends arrived within %v, one linger is %v", producers*each, d, linger)
+			}
 			if want := seq(2, 1+producers*each); !slices.Equal(got, want) {
 				t.Fatalf("got %v, want %v", got, want)
 			}
