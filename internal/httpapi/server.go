@@ -43,7 +43,8 @@ type Options struct {
 	// than StreamBursts × StreamLinger, each one's linger grows to
 	// subscribers / StreamBursts (up to 1 s). A burst costs a wake-up, a
 	// write and the client's read whatever it carries, so this bounds
-	// the CPU the fan-out takes from the producers. Default 10,000;
+	// the CPU the fan-out takes from the producers. Default 20,000 (the
+	// default linger up to 1,000 subscribers);
 	// negative: no bound.
 	StreamBursts int
 	// WriteTimeout bounds each write to a stream, so a dead peer frees its
@@ -93,7 +94,7 @@ func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 		opt.StreamLinger = 50 * time.Millisecond
 	}
 	if opt.StreamBursts == 0 {
-		opt.StreamBursts = 10000
+		opt.StreamBursts = 20000
 	}
 	if opt.RetryMillis <= 0 {
 		opt.RetryMillis = 2000
