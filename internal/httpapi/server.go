@@ -44,8 +44,7 @@ type Options struct {
 	// subscribers / StreamBursts (up to 1 s). A burst costs a wake-up, a
 	// write and the client's read whatever it carries, so this bounds
 	// the CPU the fan-out takes from the producers. Default 20,000 (the
-	// default linger up to 1,000 subscribers);
-	// negative: no bound.
+	// default linger holds up to 1,000 subscribers); negative: no bound.
 	StreamBursts int
 	// WriteTimeout bounds each write to a stream, so a dead peer frees its
 	// slot; default 30 s.
