@@ -32,6 +32,21 @@ type Options struct {
 	Heartbeat time.Duration
 	// RetryMillis is the reconnect delay sent to SSE clients; default 2000.
 	RetryMillis int
+	// StreamLinger is the shortest interval between two bursts of events
+	// to one /stream subscriber while events keep coming: one wake-up and
+	// one write then carry every event of the interval. Longer means
+	// fewer, larger writes and a later delivery; an event after a quiet
+	// spell goes out at once. Default 50 ms; negative disables it (every
+	// commit is written at once, and StreamBursts is ignored).
+	StreamLinger time.Duration
+	// StreamBursts bounds the bursts per second all /stream subscribers
+	// together are sent while events keep coming: with more subscribers
+	// than StreamBursts × StreamLinger, each one's linger grows to
+	// subscribers / StreamBursts (up to 1 s). A burst costs a wake-up, a
+	// write and the client's read whatever it carries, so this bounds
+	// the CPU the fan-out takes from the producers. Default 20,000 (the
+	// default linger holds up to 1,000 subscribers); negative: no bound.
+	StreamBursts int
 	// WriteTimeout bounds each write to a stream, so a dead peer frees its
 	// slot; default 30 s.
 	WriteTimeout time.Duration
@@ -76,6 +91,12 @@ func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 	}
 	if opt.Heartbeat <= 0 {
 		opt.Heartbeat = 15 * time.Second
+	}
+	if opt.StreamLinger == 0 {
+		opt.StreamLinger = 50 * time.Millisecond
+	}
+	if opt.StreamBursts == 0 {
+		opt.StreamBursts = 20000
 	}
 	if opt.RetryMillis <= 0 {
 		opt.RetryMillis = 2000

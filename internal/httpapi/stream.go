@@ -5,16 +5,14 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/audit-stream/audit-stream/event"
 )
 
 // streamChunk is how many events a subscriber pulls per read.
 const streamChunk = 512
 
-// streamLinger is the shortest interval between two bursts of events to one
-// subscriber while events keep coming.
-const streamLinger = 50 * time.Millisecond
+// streamBuffer is the size of a subscriber's write buffer: a burst larger
+// than this goes out in several writes.
+const streamBuffer = 64 << 10
 
 // stream serves GET /stream: Server-Sent Events, one frame per event, in id
 // order, resumable by Last-Event-ID or ?after=. The subscriber pulls from the
@@ -51,15 +49,33 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
+	// No chunked encoding: the body runs until the connection closes, as
+	// the SSE specification suggests and net/http supports for this
+	// header. Then a burst costs one write, where chunking cost three (the
+	// chunk header went into net/http's 4 KiB buffer, which flushed, then
+	// the rest, then the chunk's CRLF), and clients skip chunk parsing.
+	// A stream never ends early enough for its connection to be reused.
+	h.Set("Transfer-Encoding", "identity")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	// No server-wide WriteTimeout (it would cut the stream): each burst of
 	// writes gets its own deadline, armed before the first byte because the
 	// buffers below flush by themselves when full. The deadline is cleared on
 	// the way out so it cannot outlive the stream on a kept-alive connection.
-	arm := func() { rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout)) }
+	//
+	// Re-arming costs a timer update per burst, so a deadline is kept
+	// while more than 3/4 of the timeout remains: every write still gets
+	// at least that long.
+	var deadline time.Time
+	arm := func() {
+		now := time.Now()
+		if deadline.Sub(now) < s.opt.WriteTimeout*3/4 {
+			deadline = now.Add(s.opt.WriteTimeout)
+			rc.SetWriteDeadline(deadline)
+		}
+	}
 	defer rc.SetWriteDeadline(time.Time{})
-	bw := bufio.NewWriterSize(w, 32<<10)
+	bw := bufio.NewWriterSize(w, streamBuffer)
 	flush := func() error {
 		if err := bw.Flush(); err != nil {
 			return err
@@ -83,14 +99,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	<-linger.C
 	defer linger.Stop()
 	ctx := r.Context()
-	var frame []byte
+	var frames [][]byte
 	for {
 		// Take the change channel before reading, so a head move between
 		// the read and the wait is never missed.
 		changed := feed.Changed()
 		closed := feed.Closed()
 		f.After = cursor
-		evs, seen, err := feed.Read(ctx, f, streamChunk)
+		var seen int64
+		var err error
+		frames, seen, err = feed.ReadFrames(ctx, f, streamChunk, frames[:0])
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("stream read failed", "after", cursor, "err", err)
@@ -98,14 +116,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		cursor = seen
-		if len(evs) > 0 {
+		if len(frames) > 0 {
 			arm()
 		}
-		for i := range evs {
-			frame = appendFrame(frame[:0], &evs[i])
-			bw.Write(frame)
+		// The frames are shared with every other subscriber: copied
+		// into the buffer, never modified.
+		for _, fr := range frames {
+			bw.Write(fr)
 		}
-		if len(evs) > 0 {
+		clear(frames) // hold no old batch alive while waiting
+		if len(frames) > 0 {
 			if err := flush(); err != nil {
 				return nil // the peer is gone or too slow to take a frame
 			}
@@ -117,14 +137,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		if closed {
 			return nil // shutting down, and everything up to the last head was sent
 		}
-		if len(evs) > 0 {
+		if len(frames) > 0 && s.opt.StreamLinger > 0 {
 			// Just wrote: while events keep coming, sleep one linger
 			// and then take everything that arrived meanwhile, rather
 			// than waking at every commit. One wake-up and one write
 			// then carry many events, which is what lets a thousand
 			// subscribers keep up. An event after a quiet spell still
 			// goes out at once.
-			linger.Reset(streamLinger)
+			linger.Reset(s.linger())
 			select {
 			case <-linger.C:
 				continue
@@ -144,6 +164,21 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
+}
+
+// maxLinger caps the linger StreamBursts stretches.
+const maxLinger = time.Second
+
+// linger is how long a subscriber that just wrote sleeps while events keep
+// coming: StreamLinger, stretched so that all subscribers together get at
+// most StreamBursts bursts a second.
+func (s *Server) linger() time.Duration {
+	d := s.opt.StreamLinger
+	if s.opt.StreamBursts > 0 {
+		fair := time.Duration(len(s.sema)) * time.Second / time.Duration(s.opt.StreamBursts)
+		d = max(d, min(fair, maxLinger))
+	}
+	return d
 }
 
 // resumePoint returns where the client asked to resume: ?after= wins over
@@ -172,14 +207,4 @@ func parseEventID(v string) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	return n, err == nil
-}
-
-func appendFrame(dst []byte, e *event.Event) []byte {
-	dst = append(dst, "event: "...)
-	dst = append(dst, e.Kind...)
-	dst = append(dst, "\nid: "...)
-	dst = strconv.AppendInt(dst, e.ID, 10)
-	dst = append(dst, "\ndata: "...)
-	dst = e.AppendJSON(dst)
-	return append(dst, "\n\n"...)
 }

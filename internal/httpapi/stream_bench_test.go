@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,8 +8,6 @@ import (
 	"io"
 	"math/bits"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,6 +15,7 @@ import (
 	"time"
 
 	"github.com/audit-stream/audit-stream/internal/apitest"
+	"github.com/audit-stream/audit-stream/internal/cputime"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 )
 
@@ -25,6 +23,8 @@ var (
 	fanoutSubs      = flag.Int("fanout.subs", 1000, "BenchmarkFanOut: concurrent /stream subscribers")
 	fanoutProducers = flag.Int("fanout.producers", 32, "BenchmarkFanOut: concurrent producers (one POST /events in flight each)")
 	fanoutPhase     = flag.Duration("fanout.phase", 5*time.Second, "BenchmarkFanOut: length of each measured phase")
+	fanoutLinger    = flag.Duration("fanout.linger", 0, "BenchmarkFanOut: httpapi.Options.StreamLinger (0: the default)")
+	fanoutBursts    = flag.Int("fanout.bursts", 0, "BenchmarkFanOut: httpapi.Options.StreamBursts (0: the default)")
 )
 
 // BenchmarkFanOut measures the live tail at scale. Each iteration runs two
@@ -35,7 +35,16 @@ var (
 // together and per subscriber), and the delivery lag: from the moment a
 // producer's append was acknowledged to the moment a subscriber read the
 // event's frame (0 when the frame arrived first: the head is announced
-// before the waiters are answered).
+// before the waiters are answered). It also reports the process's CPU time
+// per append with no subscriber and per delivered frame with them (the
+// producers, the server and the subscribers share the process): on a shared
+// machine CPU per operation is far steadier than the rates. cpu-us/frame
+// includes the appends; cpu-us/frame-fanout subtracts their cost measured in
+// the first phase.
+//
+// The subscribers only split the stream into frames, take each frame's id
+// and count it: they stand in for clients, and the benchmark measures the
+// server.
 //
 //	go test -run '^$' -bench FanOut -benchtime 1x -count 3 ./internal/httpapi/
 func BenchmarkFanOut(b *testing.B) {
@@ -107,7 +116,7 @@ func (h *lagHist) quantile(q float64) time.Duration {
 
 func fanOutOnce(b *testing.B) {
 	subs, producers, phase := *fanoutSubs, *fanoutProducers, *fanoutPhase
-	env := apitest.Start(b, apitest.Options{API: httpapi.Options{MaxStreams: subs + 16}})
+	env := apitest.Start(b, apitest.Options{API: httpapi.Options{MaxStreams: subs + 16, StreamLinger: *fanoutLinger, StreamBursts: *fanoutBursts}})
 	ptr := &http.Transport{MaxIdleConnsPerHost: producers, DisableCompression: true}
 	defer ptr.CloseIdleConnections()
 	pc := &http.Client{Transport: ptr}
@@ -162,10 +171,12 @@ func fanOutOnce(b *testing.B) {
 	}
 
 	// Phase 1: producers alone.
+	cpu := cputime.Start()
 	aloneN, aloneD := timed()
+	aloneCPU := cpu.PerOp(int(aloneN))
 
 	// Phase 2: the same with subscribers following the head.
-	str := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: -1}
+	str := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: -1, ReadBufferSize: 64 << 10}
 	defer str.CloseIdleConnections()
 	sc := &http.Client{Transport: str}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -192,35 +203,51 @@ func fanOutOnce(b *testing.B) {
 				return
 			}
 			defer resp.Body.Close()
-			br := bufio.NewReaderSize(resp.Body, 32<<10)
+			buf := make([]byte, 64<<10)
+			n := 0
 			first := true
 			for {
-				line, err := br.ReadSlice('\n')
+				m, err := resp.Body.Read(buf[n:])
+				n += m
+				// Every frame this read completed arrived now.
+				now := time.Now().UnixNano()
+				p := buf[:n]
+				for {
+					k := bytes.Index(p, frameEnd)
+					if k < 0 {
+						break
+					}
+					id, ok := frameID(p[:k])
+					p = p[k+len(frameEnd):]
+					if !ok {
+						continue // a keep-alive comment
+					}
+					if first { // the preamble: the stream is live
+						first = false
+						s.last.Store(id)
+						ready.Done()
+						continue
+					}
+					var lag time.Duration
+					if id < maxIDs {
+						if at := ackAt[id].Load(); at != 0 {
+							lag = time.Duration(now - at)
+						}
+					}
+					s.hist.add(lag)
+					s.delivered++
+					s.last.Store(id)
+				}
+				n = copy(buf, p)
+				if n == len(buf) {
+					buf = append(buf, make([]byte, len(buf))...)
+				}
 				if err != nil {
 					if first {
 						ready.Done()
 					}
 					return
 				}
-				if !bytes.HasPrefix(line, []byte("id: ")) {
-					continue
-				}
-				id, _ := strconv.ParseInt(strings.TrimSpace(string(line[4:])), 10, 64)
-				if first { // the preamble: the stream is live
-					first = false
-					s.last.Store(id)
-					ready.Done()
-					continue
-				}
-				var lag time.Duration
-				if id < maxIDs {
-					if at := ackAt[id].Load(); at != 0 {
-						lag = time.Duration(time.Now().UnixNano() - at)
-					}
-				}
-				s.hist.add(lag)
-				s.delivered++
-				s.last.Store(id)
 			}
 		}()
 	}
@@ -229,6 +256,7 @@ func fanOutOnce(b *testing.B) {
 		b.FailNow()
 	}
 	start := time.Now()
+	cpu = cputime.Start()
 	withN, withD := timed()
 	head := env.Ledger.Head().ID
 	// Let every subscriber reach the head.
@@ -242,6 +270,7 @@ func fanOutOnce(b *testing.B) {
 		}
 	}
 	deliveredD := time.Since(start)
+	withCPU := cpu.PerOp(1) // µs, divided by the frames below
 	cancel()
 	done.Wait()
 
@@ -251,6 +280,12 @@ func fanOutOnce(b *testing.B) {
 		all.merge(&s.hist)
 		delivered += s.delivered
 	}
+	b.ReportMetric(aloneCPU, "cpu-us/append-alone")
+	b.ReportMetric(withCPU/float64(delivered), "cpu-us/frame")
+	// The fan-out's own share: the CPU of phase 2 less what its appends
+	// would have cost alone, per frame. Noisier (a difference), but it
+	// does not charge the producers' HTTP and SQLite work to the frames.
+	b.ReportMetric((withCPU-aloneCPU*float64(withN))/float64(delivered), "cpu-us/frame-fanout")
 	if want := withN * int64(subs); delivered < want {
 		b.Fatalf("delivered %d frames, want at least %d", delivered, want)
 	}
@@ -265,4 +300,25 @@ func fanOutOnce(b *testing.B) {
 	b.ReportMetric(float64(all.quantile(0.99))/1e6, "p99-lag-ms")
 	b.ReportMetric(float64(all.quantile(0.999))/1e6, "p999-lag-ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+var frameEnd = []byte("\n\n")
+
+// frameID returns the id of an SSE frame (its "id: " line), false for a
+// frame without one.
+func frameID(f []byte) (int64, bool) {
+	i := 0
+	if !bytes.HasPrefix(f, []byte("id: ")) {
+		i = bytes.Index(f, []byte("\nid: "))
+		if i < 0 {
+			return 0, false
+		}
+		i++
+	}
+	i += len("id: ")
+	var id int64
+	for ; i < len(f) && f[i] != '\n'; i++ {
+		id = id*10 + int64(f[i]-'0')
+	}
+	return id, true
 }

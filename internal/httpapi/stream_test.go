@@ -150,6 +150,11 @@ func TestStreamWireFormat(t *testing.T) {
 			t.Errorf("%s: %q, want %q", k, got, v)
 		}
 	}
+	// The body is not chunked: it runs until the connection closes, so a
+	// burst of frames is one write.
+	if len(resp.TransferEncoding) != 0 || !resp.Close {
+		t.Errorf("transfer encoding %q, close %v; want an unchunked body up to the close", resp.TransferEncoding, resp.Close)
+	}
 	// The very first bytes: the retry line, then the starting position.
 	first := make([]byte, len("retry: 1500\nid: 0\n\n"))
 	if _, err := io.ReadFull(resp.Body, first); err != nil {

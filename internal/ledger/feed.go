@@ -2,11 +2,11 @@ package ledger
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/sse"
 	"github.com/audit-stream/audit-stream/internal/store"
 )
 
@@ -20,12 +20,17 @@ import (
 // change channel are atomics. With a read-write mutex, a thousand readers
 // on two cores meant the sequencer waited for preempted readers to release
 // it on every commit, and append throughput collapsed.
+//
+// Each event's SSE frame is encoded once, when the event is published, and
+// the same bytes go to every subscriber (ReadFrames): with a thousand
+// subscribers, encoding per subscriber (hex of two hashes, string escaping)
+// was a thousand encodings of every event.
 type Feed struct {
 	st store.Store
 
 	// ring[id % len(ring)] points to event id while it has not been
-	// overwritten. Published events are never modified.
-	ring    []atomic.Pointer[event.Event]
+	// overwritten. Published entries are never modified.
+	ring    []atomic.Pointer[entry]
 	last    atomic.Pointer[store.Head]
 	changed atomic.Pointer[chan struct{}]
 	closed  atomic.Bool
@@ -35,8 +40,14 @@ type Feed struct {
 	storeReads atomic.Int64
 }
 
+// entry is a published event with its SSE frame.
+type entry struct {
+	ev    event.Event
+	frame []byte
+}
+
 func newFeed(st store.Store, head store.Head, size int) *Feed {
-	f := &Feed{st: st, ring: make([]atomic.Pointer[event.Event], size)}
+	f := &Feed{st: st, ring: make([]atomic.Pointer[entry], size)}
 	f.last.Store(&head)
 	ch := make(chan struct{})
 	f.changed.Store(&ch)
@@ -73,13 +84,31 @@ func (f *Feed) publish(events []event.Event) {
 	if len(events) == 0 {
 		return
 	}
+	// Copies (the caller hands the same events to the appenders), and the
+	// frames of the whole batch in one buffer, encoded before taking the
+	// lock.
+	ents := make([]entry, len(events))
+	size := 0
+	for i := range events {
+		size += sse.FrameSize(&events[i])
+	}
+	buf := make([]byte, 0, size)
+	ends := make([]int, len(events))
+	for i := range events {
+		ents[i].ev = events[i]
+		buf = sse.AppendFrame(buf, &events[i])
+		ends[i] = len(buf)
+	}
+	start := 0
+	for i := range ents {
+		ents[i].frame = buf[start:ends[i]:ends[i]]
+		start = ends[i]
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	// A copy: the caller hands the same events to the appenders.
-	events = slices.Clone(events)
 	n := int64(len(f.ring))
-	for i := range events {
-		f.ring[events[i].ID%n].Store(&events[i])
+	for i := range ents {
+		f.ring[ents[i].ev.ID%n].Store(&ents[i])
 	}
 	last := events[len(events)-1]
 	if last.ID <= f.last.Load().ID {
@@ -119,25 +148,68 @@ func (f *Feed) Read(ctx context.Context, flt store.Filter, max int) ([]event.Eve
 	if flt.After >= head {
 		return nil, flt.After, nil
 	}
-	n := int64(len(f.ring))
 	out := make([]event.Event, 0, min(int64(max), head-flt.After, 64))
+	seen, err := f.read(ctx, head, flt, max,
+		func(e *entry) { out = append(out, e.ev) },
+		func(e *event.Event) { out = append(out, *e) }, // Payload is fresh per event
+	)
+	if err != nil {
+		return nil, seen, err
+	}
+	return out, seen, nil
+}
+
+// ReadFrames is Read for /stream: it appends to dst the SSE frames of the
+// events Read would return (see package sse). The frames of events in the
+// ring are shared by every reader and must not be modified.
+func (f *Feed) ReadFrames(ctx context.Context, flt store.Filter, max int, dst [][]byte) ([][]byte, int64, error) {
+	head := f.last.Load().ID
+	if flt.After >= head {
+		return dst, flt.After, nil
+	}
+	// Frames of events read from storage are encoded into one buffer and
+	// sliced at the end, since the buffer may move while it grows.
+	var buf []byte
+	var ends []int
+	seen, err := f.read(ctx, head, flt, max,
+		func(e *entry) { dst = append(dst, e.frame) },
+		func(e *event.Event) {
+			buf = sse.AppendFrame(buf, e)
+			ends = append(ends, len(buf))
+		},
+	)
+	start := 0
+	for _, end := range ends {
+		dst = append(dst, buf[start:end:end])
+		start = end
+	}
+	return dst, seen, err
+}
+
+// read walks the matching events in (flt.After, head], up to max of them:
+// first those in the ring (ringFn), then, from where the ring cannot serve
+// the reader, those in storage (storeFn). It returns the id read up to.
+func (f *Feed) read(ctx context.Context, head int64, flt store.Filter, max int, ringFn func(*entry), storeFn func(*event.Event)) (int64, error) {
+	n := int64(len(f.ring))
+	got := 0
 	if flt.After+1 > head-n {
 		id := flt.After + 1
-		for ; id <= head && len(out) < max; id++ {
+		for ; id <= head && got < max; id++ {
 			e := f.ring[id%n].Load()
-			if e == nil || e.ID != id {
+			if e == nil || e.ev.ID != id {
 				// A hole (an event another instance appended, or
 				// one from before a restart), or the writer lapped
 				// this reader while it read: the rest comes from
 				// storage.
 				break
 			}
-			if matches(flt, e) {
-				out = append(out, *e)
+			if matches(flt, &e.ev) {
+				ringFn(e)
+				got++
 			}
 		}
-		if id > head || len(out) == max {
-			return out, id - 1, nil
+		if id > head || got == max {
+			return id - 1, nil
 		}
 		flt.After = id - 1
 	}
@@ -146,19 +218,20 @@ func (f *Feed) Read(ctx context.Context, flt store.Filter, max int) ([]event.Eve
 	f.storeReads.Add(1)
 	flt.Until = head
 	seen := flt.After
-	err := f.st.Scan(ctx, flt, max-len(out), func(e *event.Event) error {
-		out = append(out, *e) // Payload is fresh per event
+	err := f.st.Scan(ctx, flt, max-got, func(e *event.Event) error {
+		storeFn(e)
+		got++
 		seen = e.ID
 		return nil
 	})
 	if err != nil {
-		return nil, flt.After, err
+		return flt.After, err
 	}
-	if len(out) < max {
+	if got < max {
 		// The scan found every match up to head.
 		seen = head
 	}
-	return out, seen, nil
+	return seen, nil
 }
 
 // StoreReads counts the reads that fell back to storage because the reader

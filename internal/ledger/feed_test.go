@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/ledger"
+	"github.com/audit-stream/audit-stream/internal/sse"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
@@ -30,14 +32,29 @@ func appendN(t *testing.T, led *ledger.Ledger, from, n int) {
 	}
 }
 
-// readAll pulls from the feed as /stream does, up to the head.
+// readAll pulls from the feed as /stream does, up to the head. Each step
+// also reads the same with ReadFrames, which must give the SSE frames of
+// the same events, appended to what dst held.
 func readAll(t *testing.T, f *ledger.Feed, flt store.Filter, max int) []int64 {
 	t.Helper()
 	var ids []int64
+	prefix := []byte("kept")
 	for flt.After < f.Head() {
 		evs, seen, err := f.Read(context.Background(), flt, max)
 		if err != nil {
 			t.Fatal(err)
+		}
+		frames, fseen, err := f.ReadFrames(context.Background(), flt, max, [][]byte{prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fseen != seen || len(frames) != 1+len(evs) || !bytes.Equal(frames[0], prefix) {
+			t.Fatalf("ReadFrames after %d: %d frames to %d, Read: %d events to %d", flt.After, len(frames)-1, fseen, len(evs), seen)
+		}
+		for i := range evs {
+			if w := sse.AppendFrame(nil, &evs[i]); !bytes.Equal(frames[1+i], w) {
+				t.Fatalf("frame of event %d:\n%q\nwant\n%q", evs[i].ID, frames[1+i], w)
+			}
 		}
 		if seen <= flt.After && len(evs) == 0 {
 			t.Fatalf("no progress after %d", flt.After)
