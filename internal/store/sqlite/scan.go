@@ -9,23 +9,16 @@ import (
 	"github.com/audit-stream/audit-stream/internal/store"
 )
 
-// scanColumns packs an event row into three result columns: the id, the
-// byte lengths of timestamp, kind and source (21 bits each), and one blob
-// prev_hash ‖ hash ‖ timestamp ‖ kind ‖ source ‖ payload. The driver takes a
-// lock and copies into a new Go allocation for every column of every row,
-// which made seven columns the largest cost of a scan; three cut it by more
-// than half. A row that does not fit the packing (no API call can store
-// one: a field of 2 MiB or more, a hash not 32 bytes) gets -1 and is read on
-// its own with eventColumns, which reports a damaged hash.
-const scanColumns = `event_id,
-	CASE WHEN octet_length(timestamp) | octet_length(kind) | octet_length(source) < 2097152
-		AND octet_length(prev_hash) = 32 AND octet_length(hash) = 32
-	THEN octet_length(timestamp) | (octet_length(kind) << 21) | (octet_length(source) << 42)
-	ELSE -1 END,
-	CAST(concat(prev_hash, hash, timestamp, kind, source, payload) AS BLOB)`
-
-// packedField masks one 21-bit length out of the packed lengths column.
-const packedField = 1<<21 - 1
+// scanColumn packs a whole event row into one blob: a header of decimal
+// numbers, "event_id,len(prev_hash),len(hash),len(timestamp),len(kind),
+// len(source),", then prev_hash ‖ hash ‖ timestamp ‖ kind ‖ source ‖
+// payload. The driver takes locks and makes a Go allocation for every column
+// of every row, which made seven columns the largest cost of a scan. A row
+// whose hashes are not 32 bytes (the database was damaged or edited) is read
+// again with eventColumns, which reports it.
+const scanColumn = `CAST(concat(event_id, ',', octet_length(prev_hash), ',', octet_length(hash), ',',
+	octet_length(timestamp), ',', octet_length(kind), ',', octet_length(source), ',',
+	prev_hash, hash, timestamp, kind, source, payload) AS BLOB)`
 
 // scanner decodes packed rows. Kinds and sources repeat across a log, so it
 // keeps one string of each instead of allocating one per row; payloads are
@@ -67,24 +60,37 @@ func (sc *scanner) payload(b []byte) []byte {
 	return sc.block[n : n+len(b) : n+len(b)]
 }
 
-// decode fills e from one packed row; ok is false if the row did not fit
-// the packing.
+// decode fills e from one packed row; ok is false if the row is not as
+// every row written by Append is.
 func (sc *scanner) decode(rows *sql.Rows, e *event.Event) (ok bool, err error) {
-	var lens int64
 	var blob sql.RawBytes
-	if err := rows.Scan(&e.ID, &lens, &blob); err != nil {
+	if err := rows.Scan(&blob); err != nil {
 		return false, err
 	}
-	if lens < 0 {
+	var head [6]int64
+	b := []byte(blob)
+	for i := range head {
+		var n int64
+		j := 0
+		for ; j < len(b) && '0' <= b[j] && b[j] <= '9' && j < 19; j++ {
+			n = n*10 + int64(b[j]-'0')
+		}
+		if j == 0 || j == len(b) || b[j] != ',' {
+			return false, fmt.Errorf("packed row header is damaged: %.40q", blob)
+		}
+		head[i], b = n, b[j+1:]
+	}
+	e.ID = head[0]
+	if head[1] != 32 || head[2] != 32 {
 		return false, nil
 	}
-	lt, lk, ls := int(lens&packedField), int(lens>>21&packedField), int(lens>>42&packedField)
-	if len(blob) < 64+lt+lk+ls {
+	lt, lk, ls := head[3], head[4], head[5]
+	if int64(len(b)) < 64+lt+lk+ls {
 		return false, fmt.Errorf("event %d: packed row of %d bytes is too short", e.ID, len(blob))
 	}
-	copy(e.PrevHash[:], blob[:32])
-	copy(e.Hash[:], blob[32:64])
-	b := blob[64:]
+	copy(e.PrevHash[:], b[:32])
+	copy(e.Hash[:], b[32:64])
+	b = b[64:]
 	e.Timestamp = string(b[:lt])
 	e.Kind = sc.name(b[lt : lt+lk])
 	e.Source = sc.name(b[lt+lk : lt+lk+ls])
@@ -107,7 +113,7 @@ func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*ev
 			return nil
 		}
 		w, args := where(f)
-		rows, err := s.r.QueryContext(ctx, "SELECT "+scanColumns+" FROM events"+w+" ORDER BY event_id LIMIT ?", append(args, page)...)
+		rows, err := s.r.QueryContext(ctx, "SELECT "+scanColumn+" FROM events"+w+" ORDER BY event_id LIMIT ?", append(args, page)...)
 		if err != nil {
 			return fmt.Errorf("sqlite: scan: %w", err)
 		}
