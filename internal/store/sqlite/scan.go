@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
@@ -67,13 +68,22 @@ func (sc *scanner) decode(rows *sql.Rows, e *event.Event) (ok bool, err error) {
 	if err := rows.Scan(&blob); err != nil {
 		return false, err
 	}
+	return sc.unpack(blob, e)
+}
+
+// unpack decodes one row packed by scanColumn.
+func (sc *scanner) unpack(blob []byte, e *event.Event) (ok bool, err error) {
 	var head [6]int64
-	b := []byte(blob)
+	b := blob
 	for i := range head {
 		var n int64
 		j := 0
-		for ; j < len(b) && '0' <= b[j] && b[j] <= '9' && j < 19; j++ {
-			n = n*10 + int64(b[j]-'0')
+		for ; j < len(b) && '0' <= b[j] && b[j] <= '9'; j++ {
+			d := int64(b[j] - '0')
+			if n > (math.MaxInt64-d)/10 {
+				break
+			}
+			n = n*10 + d
 		}
 		if j == 0 || j == len(b) || b[j] != ',' {
 			return false, fmt.Errorf("packed row header is damaged: %.40q", blob)
@@ -85,7 +95,7 @@ func (sc *scanner) decode(rows *sql.Rows, e *event.Event) (ok bool, err error) {
 		return false, nil
 	}
 	lt, lk, ls := head[3], head[4], head[5]
-	if int64(len(b)) < 64+lt+lk+ls {
+	if n := int64(len(b)); lt > n || lk > n || ls > n || n < 64+lt+lk+ls {
 		return false, fmt.Errorf("event %d: packed row of %d bytes is too short", e.ID, len(blob))
 	}
 	copy(e.PrevHash[:], b[:32])
