@@ -17,9 +17,9 @@ import (
 // of every row, which made seven columns the largest cost of a scan. The
 // || operator, not concat(): concat() takes each result from the global
 // allocator, whose lock parallel scans then fight over; || grows the result
-// in the connection's own lookaside memory. A row
-// whose hashes are not 32 bytes (the database was damaged or edited) is read
-// again with eventColumns, which reports it.
+// in the connection's own lookaside memory. A row whose hashes are not 32
+// bytes (the database was damaged or edited) is read again with
+// eventColumns, which reports it.
 const scanColumn = `CAST(event_id || ',' || octet_length(prev_hash) || ',' || octet_length(hash) || ',' ||
 	octet_length(timestamp) || ',' || octet_length(kind) || ',' || octet_length(source) || ',' ||
 	prev_hash || hash || timestamp || kind || source || payload AS BLOB)`
