@@ -172,8 +172,18 @@ func TestTreeProperty(t *testing.T) {
 			for j := range evs[i] {
 				evs[i][j] = byte(r.Uint32())
 			}
-			tree.Add(evs[i])
+			if err := tree.Add(evs[i]); err != nil {
+				t.Fatal(err)
+			}
+			if LeafHash(evs[i]) != tlog.RecordHash(evs[i][:]) {
+				t.Fatalf("LeafHash differs from tlog.RecordHash")
+			}
 			mem.add(t, int64(i), LeafHash(evs[i]))
+			if trial < 3 {
+				if want, _ := tlog.TreeHash(int64(i+1), &mem); tree.Root() != want {
+					t.Fatalf("size %d: streaming root %x, stored %x", i+1, tree.Root(), want)
+				}
+			}
 		}
 		root, _ := tlog.TreeHash(n, &mem)
 		if tree.Root() != root {

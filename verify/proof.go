@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -10,7 +11,14 @@ import (
 
 // LeafHash is the Merkle leaf hash of an event: RFC 6962 over the 32 raw
 // bytes of the event hash, SHA-256(0x00 ‖ hash). Leaf index is event_id − 1.
-func LeafHash(h event.Hash) tlog.Hash { return tlog.RecordHash(h[:]) }
+//
+// It is tlog.RecordHash(h[:]), SHA-256(0x00 ‖ h), without the allocation of
+// a hash.Hash: the walk computes one per event.
+func LeafHash(h event.Hash) tlog.Hash {
+	var buf [1 + len(h)]byte // buf[0] = 0x00, the leaf prefix
+	copy(buf[1:], h[:])
+	return sha256.Sum256(buf[:])
+}
 
 // ErrProof reports a proof that does not lead to the expected root.
 var ErrProof = errors.New("proof does not verify")

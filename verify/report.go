@@ -23,6 +23,17 @@ type TreeReport struct {
 // checkpoint. opt.Visit, if set, runs after the event is added to t. t may
 // already hold the events before opt.Start.
 func StreamTree(ctx context.Context, src Source, opt StreamOptions, t *Tree) (TreeReport, error) {
+	rep, err := Stream(ctx, src, treeOptions(opt, t))
+	return TreeReport{Report: rep, TreeSize: t.Size(), RootHash: event.Hash(t.Root()).String()}, err
+}
+
+// StreamTreeRaw is StreamTree over encoded events, as StreamRaw.
+func StreamTreeRaw(ctx context.Context, src RawSource, decode Decoder, opt StreamOptions, t *Tree) (TreeReport, error) {
+	rep, err := StreamRaw(ctx, src, decode, treeOptions(opt, t))
+	return TreeReport{Report: rep, TreeSize: t.Size(), RootHash: event.Hash(t.Root()).String()}, err
+}
+
+func treeOptions(opt StreamOptions, t *Tree) StreamOptions {
 	visit := opt.Visit
 	opt.Visit = func(e *event.Event) error {
 		if err := t.Add(e.Hash); err != nil {
@@ -33,8 +44,7 @@ func StreamTree(ctx context.Context, src Source, opt StreamOptions, t *Tree) (Tr
 		}
 		return nil
 	}
-	rep, err := Stream(ctx, src, opt)
-	return TreeReport{Report: rep, TreeSize: t.Size(), RootHash: event.Hash(t.Root()).String()}, err
+	return opt
 }
 
 // Fail marks the report broken at event at (0: no single event to blame)

@@ -25,15 +25,23 @@ type subtree struct {
 // Add appends the leaf for the next event's hash.
 func (t *Tree) Add(h event.Hash) error { return t.AddLeafHash(LeafHash(h)) }
 
-// AddLeafHash appends a leaf given its RFC 6962 leaf hash.
+// AddLeafHash appends a leaf given its RFC 6962 leaf hash. It merges the
+// leaf with the left siblings it completes, as tlog.StoredHashesForRecordHash
+// does, but straight from the kept edge: the walk adds a leaf per event, in
+// one goroutine, and must not allocate for it.
 func (t *Tree) AddLeafHash(leaf tlog.Hash) error {
-	hs, err := tlog.StoredHashesForRecordHash(t.n, leaf, t)
-	if err != nil {
-		return fmt.Errorf("merkle tree at size %d: %w", t.n, err)
-	}
-	// hs[l] is the subtree at level l that leaf t.n completes.
-	for l, h := range hs {
-		t.last[l] = subtree{n: (t.n+1)>>l - 1, hash: h}
+	h := leaf
+	for l := 0; ; l++ {
+		// The subtree at level l that leaf t.n completes is #(t.n>>l).
+		left := t.last[l]
+		t.last[l] = subtree{n: t.n >> l, hash: h}
+		if t.n>>l&1 == 0 {
+			break
+		}
+		if left.n != t.n>>l-1 {
+			return fmt.Errorf("merkle tree at size %d: left sibling at level %d is not on the edge", t.n, l)
+		}
+		h = tlog.NodeHash(left.hash, h)
 	}
 	t.n++
 	return nil

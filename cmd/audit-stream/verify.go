@@ -145,7 +145,7 @@ func verifyAgainst(ctx context.Context, in io.Reader, cp verify.Checkpoint, prog
 	var t verify.Tree
 	var atSize *verify.TreeReport
 	p := newProgress(progress, cp.Size)
-	rep, err := verify.StreamTree(ctx, eventSource(in), verify.StreamOptions{Visit: func(e *event.Event) error {
+	rep, err := verify.StreamTreeRaw(ctx, eventSource(in), event.ParseStored, verify.StreamOptions{Visit: func(e *event.Event) error {
 		p.tick(e.ID)
 		if t.Size() == cp.Size {
 			atSize = &verify.TreeReport{TreeSize: t.Size(), RootHash: event.Hash(t.Root()).String()}
@@ -153,9 +153,9 @@ func verifyAgainst(ctx context.Context, in io.Reader, cp verify.Checkpoint, prog
 		return nil
 	}}, &t)
 	p.done()
-	var perr *parseError
-	if errors.As(err, &perr) {
-		rep.Fail(perr.at, "%v", perr)
+	var derr *verify.DecodeError
+	if errors.As(err, &derr) {
+		rep.Fail(derr.At, "%v", derr)
 		return rep, nil
 	}
 	if err != nil {
@@ -188,10 +188,10 @@ func verifyFile(ctx context.Context, f verifyFlags, progress io.Writer) (verify.
 			return rep, fmt.Errorf("%w: --key with --file needs --checkpoint", errUsage)
 		}
 		var t verify.Tree
-		rep, err := verify.StreamTree(ctx, eventSource(in), verify.StreamOptions{}, &t)
-		var perr *parseError
-		if errors.As(err, &perr) {
-			rep.Fail(perr.at, "%v", perr)
+		rep, err := verify.StreamTreeRaw(ctx, eventSource(in), event.ParseStored, verify.StreamOptions{}, &t)
+		var derr *verify.DecodeError
+		if errors.As(err, &derr) {
+			rep.Fail(derr.At, "%v", derr)
 			err = nil
 		}
 		return rep, err
@@ -279,31 +279,12 @@ func verifyReceipt(ctx context.Context, f verifyFlags) (verify.TreeReport, error
 	return rep, nil
 }
 
-// parseError is an event in the input that does not parse: the log is
-// broken at that position.
-type parseError struct {
-	at  int64
-	err error
-}
-
-func (e *parseError) Error() string {
-	return fmt.Sprintf("event #%d does not parse: %v", e.at, e.err)
-}
-
 // eventSource reads events from an NDJSON export or a JSON array (the
-// original service's GET /events dump), detected from the first byte.
-func eventSource(in io.Reader) verify.Source {
-	return func(ctx context.Context, fn func(*event.Event) error) error {
+// original service's GET /events dump), detected from the first byte. It
+// only splits the input: the verifier's workers parse the events.
+func eventSource(in io.Reader) verify.RawSource {
+	return func(ctx context.Context, fn func([]byte) error) error {
 		br := bufio.NewReaderSize(in, 1<<20)
-		var at int64
-		handle := func(b []byte) error {
-			at++
-			e, err := event.ParseStored(b)
-			if err != nil {
-				return &parseError{at: at, err: err}
-			}
-			return fn(&e)
-		}
 		first, err := peekNonSpace(br)
 		if err == io.EOF {
 			return nil
@@ -316,12 +297,14 @@ func eventSource(in io.Reader) verify.Source {
 			if _, err := dec.Token(); err != nil {
 				return err
 			}
+			var at int64
 			for dec.More() {
+				at++
 				var raw json.RawMessage
 				if err := dec.Decode(&raw); err != nil {
-					return &parseError{at: at + 1, err: err}
+					return &verify.DecodeError{At: at, Err: err}
 				}
-				if err := handle(raw); err != nil {
+				if err := fn(raw); err != nil {
 					return err
 				}
 			}
@@ -333,7 +316,7 @@ func eventSource(in io.Reader) verify.Source {
 			if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 				continue
 			}
-			if err := handle(sc.Bytes()); err != nil {
+			if err := fn(sc.Bytes()); err != nil {
 				return err
 			}
 		}

@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/apitest"
 	"github.com/audit-stream/audit-stream/internal/cputime"
 	"github.com/audit-stream/audit-stream/internal/ledger"
+	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
 
@@ -91,4 +93,30 @@ func BenchmarkStartup1M(b *testing.B) {
 		led.Close(ctx)
 		st.Close()
 	}
+}
+
+// BenchmarkScan1M reads the 1,000,000-event store with one store.Scan, no
+// HTTP and no hashing: the per-row cost of the SQLite read path alone.
+func BenchmarkScan1M(b *testing.B) {
+	dir := bigStore(b)
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	b.ResetTimer()
+	cpu := cputime.Start()
+	for range b.N {
+		n := 0
+		err := st.Scan(ctx, store.Filter{}, 0, func(e *event.Event) error {
+			n++
+			return nil
+		})
+		if err != nil || n != bigSize {
+			b.Fatalf("scan: %d events, %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(bigSize)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(cpu.PerOp(bigSize*b.N), "cpu-µs/event")
 }

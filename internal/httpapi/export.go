@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bufio"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -11,8 +10,8 @@ import (
 )
 
 // export streams events (after, until] as NDJSON, one wire-form event a
-// line, in bounded memory: the store reads in bounded chunks and the response is
-// flushed as it goes. until defaults to the head when the request arrives,
+// line, in bounded memory: the store reads in bounded chunks and the
+// response goes out in 256 KiB writes as it is encoded. until defaults to the head when the request arrives,
 // so an export is a fixed range even while appends continue.
 func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
@@ -51,19 +50,28 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 	if until == after {
 		return nil
 	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	var line []byte
+	// Events are encoded straight into one buffer that goes out in large
+	// writes: fewer copies and fewer system calls than a line at a time.
+	const chunk = 256 << 10
+	buf := make([]byte, 0, chunk+16<<10)
 	// Parallel range scans: one scan is bound to one core by the driver.
 	err = store.ScanParallel(r.Context(), s.st, store.Filter{After: after, Until: until}, runtime.GOMAXPROCS(0), 8192, func(e *event.Event) error {
-		line = append(e.AppendJSON(line[:0]), '\n')
-		_, err := bw.Write(line)
+		buf = append(e.AppendJSON(buf), '\n')
+		if len(buf) < chunk {
+			return nil
+		}
+		_, err := w.Write(buf)
+		buf = buf[:0]
 		return err
 	})
+	if err == nil && len(buf) > 0 {
+		_, err = w.Write(buf)
+	}
 	if err != nil {
 		// The status is sent: cut the stream short so the client sees
 		// a truncated export rather than a complete-looking one.
 		s.log.Error("export failed", "after", after, "until", until, "err", err)
 		panic(http.ErrAbortHandler)
 	}
-	return bw.Flush()
+	return nil
 }

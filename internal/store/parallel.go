@@ -29,6 +29,9 @@ func ScanParallel(ctx context.Context, st Store, f Filter, workers, chunk int, f
 	}
 	ordered := make(chan *part, workers)
 	sem := make(chan struct{}, workers)
+	// Parts' event buffers are reused: at a million events, allocating
+	// one per chunk was a good part of the garbage a scan made.
+	free := make(chan []event.Event, workers+1)
 	go func() {
 		defer close(ordered)
 		for lo := f.After; lo < f.Until; lo += int64(chunk) {
@@ -48,7 +51,11 @@ func ScanParallel(ctx context.Context, st Store, f Filter, workers, chunk int, f
 			sub.After, sub.Until = lo, min(lo+int64(chunk), f.Until)
 			go func() {
 				defer func() { <-sem; close(p.done) }()
-				p.events = make([]event.Event, 0, chunk)
+				select {
+				case p.events = <-free:
+				default:
+					p.events = make([]event.Event, 0, chunk)
+				}
 				p.err = st.Scan(ctx, sub, 0, func(e *event.Event) error {
 					p.events = append(p.events, *e) // Payload is fresh per event
 					return nil
@@ -69,6 +76,11 @@ func ScanParallel(ctx context.Context, st Store, f Filter, workers, chunk int, f
 				drain(ordered)
 				return err
 			}
+		}
+		clear(p.events) // let the payloads go
+		select {
+		case free <- p.events[:0]:
+		default:
 		}
 	}
 	return parent.Err()

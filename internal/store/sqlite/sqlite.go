@@ -500,49 +500,6 @@ func (s *Store) Latest(ctx context.Context, f store.Filter, limit int) ([]event.
 	return out, nil
 }
 
-// Scan implements store.Store. It reads in pages keyed by event id so that
-// no statement stays open for the whole scan.
-func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*event.Event) error) error {
-	var e event.Event
-	seen := 0
-	for {
-		page := scanPage
-		if limit > 0 {
-			page = min(page, limit-seen)
-		}
-		if page <= 0 {
-			return nil
-		}
-		w, args := where(f)
-		rows, err := s.r.QueryContext(ctx, "SELECT "+eventColumns+" FROM events"+w+" ORDER BY event_id LIMIT ?", append(args, page)...)
-		if err != nil {
-			return fmt.Errorf("sqlite: scan: %w", err)
-		}
-		n := 0
-		for rows.Next() {
-			if err := scanEvent(rows, &e); err != nil {
-				rows.Close()
-				return fmt.Errorf("sqlite: scan: %w", err)
-			}
-			n++
-			if err := fn(&e); err != nil {
-				rows.Close()
-				return err
-			}
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return fmt.Errorf("sqlite: scan: %w", err)
-		}
-		seen += n
-		if n < page {
-			return nil
-		}
-		f.After = e.ID
-	}
-}
-
 // Meta implements store.Store.
 func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
 	var v []byte

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -33,6 +34,7 @@ func Run(t *testing.T, open Open) {
 		{"BuildErrorWritesNothing", testBuildErrorWritesNothing},
 		{"Filters", testFilters},
 		{"ScanPagesAndLimit", testScanPagesAndLimit},
+		{"ScanWholeEvents", testScanWholeEvents},
 		{"TreeHashes", testTreeHashes},
 		{"Meta", testMeta},
 		{"Reopen", testReopen},
@@ -49,6 +51,12 @@ var sources = []string{"svc-a", "svc-b"}
 // buildRecords builds n valid records continuing head, with the tree hashes
 // the ledger would compute, reading earlier hashes through r.
 func buildRecords(head store.Head, n int, r tlog.HashReader) ([]store.Record, error) {
+	return buildShaped(head, n, r, nil)
+}
+
+// buildShaped is buildRecords with shape, if not nil, changing each event's
+// fields before it is hashed.
+func buildShaped(head store.Head, n int, r tlog.HashReader, shape func(*event.Event)) ([]store.Record, error) {
 	recs := make([]store.Record, 0, n)
 	prev := head.Hash
 	pending := map[int64]tlog.Hash{}
@@ -83,6 +91,9 @@ func buildRecords(head store.Head, n int, r tlog.HashReader) ([]store.Record, er
 			Source:    sources[id%int64(len(sources))],
 			Payload:   []byte(fmt.Sprintf(`{"n":%d}`, id)),
 			PrevHash:  prev,
+		}
+		if shape != nil {
+			shape(&e)
 		}
 		e.Hash, _ = e.ComputeHash(nil)
 		tree, err := tlog.StoredHashesForRecordHash(id-1, tlog.RecordHash(e.Hash[:]), hr)
@@ -300,6 +311,76 @@ func testScanPagesAndLimit(t *testing.T, open Open) {
 	if !errors.Is(err, stop) || n != 10 {
 		t.Fatalf("Scan did not stop on callback error: n=%d err=%v", n, err)
 	}
+}
+
+// testScanWholeEvents checks that Scan and ScanParallel deliver every field
+// as stored, including unusual ones (very long, non-ASCII, NUL bytes, an
+// empty payload), and that a kept Payload is the event's own: appending to
+// it changes no other event.
+func testScanWholeEvents(t *testing.T, open Open) {
+	st, _ := open(t)
+	ctx := context.Background()
+	long := strings.Repeat("k", 2<<20+1) // over any packing a backend may use
+	shapes := []func(*event.Event){
+		func(e *event.Event) { e.Kind = long },
+		func(e *event.Event) { e.Source = "quelle-ü-\x00-" + long[:300] },
+		func(e *event.Event) { e.Payload = []byte(`{"s":"` + strings.Repeat("p", 70<<10) + `"}`) },
+		func(e *event.Event) { e.Payload = nil },
+		func(e *event.Event) { e.Timestamp = "2026-05-15T03:00:00Z" },
+		func(e *event.Event) { e.Payload = []byte(`{"nul":"\u0000","x":"\u00e9"}`) },
+	}
+	var want []store.Record
+	for range 3 {
+		recs, err := st.Append(ctx, func(tx store.Tx) ([]store.Record, error) {
+			i := 0
+			return buildShaped(tx.Head(), 700, tlog.HashReaderFunc(tx.ReadHashes), func(e *event.Event) {
+				if i%97 < len(shapes) {
+					shapes[i%97](e)
+				}
+				i++
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, recs...)
+	}
+	check := func(name string, got []event.Event) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d events, want %d", name, len(got), len(want))
+		}
+		for i := range got {
+			g, w := got[i], want[i].Event
+			if g.ID != w.ID || g.Timestamp != w.Timestamp || g.Kind != w.Kind || g.Source != w.Source ||
+				string(g.Payload) != string(w.Payload) || g.PrevHash != w.PrevHash || g.Hash != w.Hash {
+				t.Fatalf("%s: event %d differs from what was appended: got %.200q, want %.200q", name, w.ID, fmt.Sprint(g), fmt.Sprint(w))
+			}
+		}
+	}
+	keep := func(into *[]event.Event) func(*event.Event) error {
+		return func(e *event.Event) error {
+			*into = append(*into, *e)
+			return nil
+		}
+	}
+	var got []event.Event
+	if err := st.Scan(ctx, store.Filter{}, 0, keep(&got)); err != nil {
+		t.Fatal(err)
+	}
+	check("Scan", got)
+	for i := range got {
+		got[i].Payload = append(got[i].Payload, "garbage"...)
+	}
+	for i := range got {
+		got[i].Payload = got[i].Payload[:len(got[i].Payload)-len("garbage")]
+	}
+	check("Scan after appending to every kept payload", got)
+	var par []event.Event
+	if err := store.ScanParallel(ctx, st, store.Filter{Until: int64(len(want))}, 3, 500, keep(&par)); err != nil {
+		t.Fatal(err)
+	}
+	check("ScanParallel", par)
 }
 
 func testTreeHashes(t *testing.T, open Open) {
