@@ -2,12 +2,6 @@ package client_test
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,103 +9,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/audit-stream/audit-stream/internal/e2e"
+
 	"github.com/audit-stream/audit-stream/client"
 )
 
-// binDir holds the audit-stream binary, built on first use so that tests
-// that do not need it do not pay for the build.
-var (
-	binDir   string
-	binOnce  sync.Once
-	binPath  string
-	binError error
-)
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "audit-stream-client-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func buildServer(t *testing.T) string {
+// startServer runs the real binary on data at addr ("" for a free port),
+// with short heartbeats and retry hints so reconnects are quick.
+func startServer(t *testing.T, addr, data string) *e2e.Process {
 	t.Helper()
-	binOnce.Do(func() {
-		binPath = filepath.Join(binDir, "audit-stream")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/audit-stream").CombinedOutput()
-		if err != nil {
-			binError = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binError != nil {
-		t.Fatal(binError)
-	}
-	return binPath
+	return e2e.Start(t, data, addr, "--heartbeat", "200ms", "--sse-retry", "20ms")
 }
 
-func freeAddr(t *testing.T) string {
+// stopServer ends the server with sig; SIGTERM must end it cleanly.
+func stopServer(t *testing.T, p *e2e.Process, sig syscall.Signal) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if sig == syscall.SIGKILL {
+		p.Kill()
+		return
 	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// server is an audit-stream process.
-type server struct {
-	cmd  *exec.Cmd
-	exit chan error
-}
-
-func startServer(t *testing.T, bin, addr, data string) *server {
-	t.Helper()
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--data", data, "--heartbeat", "200ms", "--sse-retry", "20ms", "--log-level", "warn")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{cmd: cmd, exit: make(chan error, 1)}
-	go func() { s.exit <- cmd.Wait() }()
-	t.Cleanup(func() { s.cmd.Process.Kill(); <-s.exit })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		select {
-		case err := <-s.exit:
-			t.Fatalf("server exited: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("server did not come up")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (s *server) stop(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	s.cmd.Process.Signal(sig)
-	select {
-	case err := <-s.exit:
-		if sig == syscall.SIGTERM && err != nil {
-			t.Fatalf("graceful stop: %v", err)
-		}
-		s.exit <- err // for the cleanup
-	case <-time.After(30 * time.Second):
-		t.Fatalf("server ignored %v", sig)
+	if code := p.Terminate(t); code != 0 {
+		t.Fatalf("graceful stop: exit status %d\n%s", code, p.Log())
 	}
 }
 
@@ -122,10 +40,10 @@ func TestTailSurvivesKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server binary")
 	}
-	bin := buildServer(t)
-	addr, data := freeAddr(t), t.TempDir()
-	srv := startServer(t, bin, addr, data)
-	c := newClient(t, "http://"+addr)
+	data := t.TempDir()
+	srv := startServer(t, "", data)
+	addr := srv.Addr // restarts come back on the same address
+	c := newClient(t, srv.URL)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -141,8 +59,8 @@ func TestTailSurvivesKill(t *testing.T) {
 		for n := acked.Load(); acked.Load() < n+100; {
 			time.Sleep(5 * time.Millisecond)
 		}
-		srv.stop(t, sig)
-		srv = startServer(t, bin, addr, data)
+		stopServer(t, srv, sig)
+		srv = startServer(t, addr, data)
 	}
 	for n := acked.Load(); acked.Load() < n+100; {
 		time.Sleep(5 * time.Millisecond)
@@ -169,5 +87,5 @@ func TestTailSurvivesKill(t *testing.T) {
 	col.mu.Unlock()
 	cancel()
 	<-col.done
-	srv.stop(t, syscall.SIGTERM)
+	stopServer(t, srv, syscall.SIGTERM)
 }

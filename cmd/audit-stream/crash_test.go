@@ -1,55 +1,22 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/audit-stream/audit-stream/internal/e2e"
+
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
-
-// startProcess runs the real binary on dir and returns its base URL.
-func startProcess(t *testing.T, dir string, args ...string) (*exec.Cmd, string) {
-	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dir}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			if _, rest, ok := strings.Cut(line, "listening addr="); ok {
-				addr <- strings.Fields(rest)[0]
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	select {
-	case a := <-addr:
-		return cmd, "http://" + a
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatal("the server did not report its address")
-	}
-	return nil, ""
-}
 
 // TestKill9DuringBatches: SIGKILL while batches are being appended never
 // leaves half a batch, and every acknowledged batch is whole.
@@ -65,7 +32,8 @@ func TestKill9DuringBatches(t *testing.T) {
 		acked = map[string]bool{}
 	)
 	for round := 0; round < 3; round++ {
-		cmd, url := startProcess(t, dir)
+		p := e2e.Start(t, dir, "")
+		url := p.URL
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		var sent atomic.Int64
@@ -106,8 +74,7 @@ func TestKill9DuringBatches(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		time.Sleep(time.Duration(round*7) * time.Millisecond)
-		cmd.Process.Kill() // SIGKILL
-		cmd.Wait()
+		p.Kill()
 		cancel()
 		wg.Wait()
 	}

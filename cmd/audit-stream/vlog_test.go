@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,9 +14,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/audit-stream/audit-stream/internal/e2e"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
@@ -25,69 +25,19 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// server is a real audit-stream process.
-type server struct {
-	cmd    *exec.Cmd
-	url    string
-	stderr *bytes.Buffer
-	done   chan error
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func startServer(t *testing.T, dir string) *server {
+// startServer runs the real binary on dir, signing checkpoints often so
+// that tests need not wait.
+func startServer(t *testing.T, dir string) *e2e.Process {
 	t.Helper()
-	addr := freeAddr(t)
-	s := &server{url: "http://" + addr, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command(binary, "serve", "--addr", addr, "--data", dir, "--checkpoint-interval", "50ms", "--log-level", "warn")
-	s.cmd.Stderr = &syncWriter{w: s.stderr}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- s.cmd.Wait() }()
-	t.Cleanup(func() { s.cmd.Process.Kill(); <-s.done })
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(s.url + "/healthz"); err == nil {
-			resp.Body.Close()
-			return s
-		}
-		select {
-		case err := <-s.done:
-			s.done <- err
-			t.Fatalf("server exited: %v\n%s", err, s.stderr)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("server did not come up\n%s", s.stderr)
-	return nil
+	return e2e.Start(t, dir, "", "--checkpoint-interval", "50ms")
 }
 
-// stop sends SIGTERM and waits for a clean exit.
-func (s *server) stop(t *testing.T) {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-s.done; err != nil {
-		t.Fatalf("server exit: %v\n%s", err, s.stderr)
+// stop sends SIGTERM and requires a clean exit.
+func stop(t *testing.T, p *e2e.Process) {
+	t.Helper()
+	if code := p.Terminate(t); code != 0 {
+		t.Fatalf("server exit status %d\n%s", code, p.Log())
 	}
-	s.done <- nil
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.Write(p)
 }
 
 func postEvent(url string, i int) (int, error) {
@@ -223,36 +173,36 @@ func TestInsiderAttackIsCaught(t *testing.T) {
 	dir := t.TempDir()
 	srv := startServer(t, dir)
 	for i := 1; i <= 30; i++ {
-		if code, err := postEvent(srv.url, i); err != nil || code != 201 {
+		if code, err := postEvent(srv.URL, i); err != nil || code != 201 {
 			t.Fatalf("append %d: %d %v", i, code, err)
 		}
 	}
-	waitCheckpoint(t, srv.url, 30)
+	waitCheckpoint(t, srv.URL, 30)
 	code, vkey, errs := cli(t, "key", "show", "--data", dir)
 	if code != 0 {
 		t.Fatalf("key show: %d %s", code, errs)
 	}
 	vkey = strings.TrimSpace(vkey)
-	if served := strings.TrimSpace(string(fetch(t, srv.url+"/checkpoint/key"))); served != vkey {
+	if served := strings.TrimSpace(string(fetch(t, srv.URL+"/checkpoint/key"))); served != vkey {
 		t.Fatalf("served key %q, key show %q", served, vkey)
 	}
 	state := filepath.Join(t.TempDir(), "witness.state")
-	if code, _, errs := cli(t, "witness", "--url", srv.url, "--key", vkey, "--state", state, "--once"); code != 0 {
+	if code, _, errs := cli(t, "witness", "--url", srv.URL, "--key", vkey, "--state", state, "--once"); code != 0 {
 		t.Fatalf("witness before the attack: %d %s", code, errs)
 	}
 	receipt := filepath.Join(t.TempDir(), "event-5.tlog-proof")
-	os.WriteFile(receipt, fetch(t, srv.url+"/events/5/receipt"), 0o600)
+	os.WriteFile(receipt, fetch(t, srv.URL+"/events/5/receipt"), 0o600)
 	keyFile := filepath.Join(t.TempDir(), "log.pub")
 	os.WriteFile(keyFile, []byte(vkey+"\n"), 0o600)
-	if code, out, errs := cli(t, "verify", "--receipt", receipt, "--key", "@"+keyFile, "--url", srv.url); code != 0 {
+	if code, out, errs := cli(t, "verify", "--receipt", receipt, "--key", "@"+keyFile, "--url", srv.URL); code != 0 {
 		t.Fatalf("receipt before the attack: %d %s %s", code, out, errs)
 	}
-	srv.stop(t)
+	stop(t, srv)
 
 	rewriteHistory(t, dir, 3)
 	// The server itself notices that its tree no longer has the root it
 	// signed, and refuses to start over it.
-	out, err := exec.Command(binary, "serve", "--addr", freeAddr(t), "--data", dir).CombinedOutput()
+	out, err := exec.Command(e2e.Binary(t), "serve", "--addr", "127.0.0.1:0", "--data", dir).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "does not match the latest signed checkpoint") {
 		t.Fatalf("server started over a rewritten tree: %v\n%s", err, out)
 	}
@@ -264,22 +214,22 @@ func TestInsiderAttackIsCaught(t *testing.T) {
 	db.Close()
 
 	srv = startServer(t, dir)
-	postEvent(srv.url, 31)
-	waitCheckpoint(t, srv.url, 31)
+	postEvent(srv.URL, 31)
+	waitCheckpoint(t, srv.URL, 31)
 	var rep verify.TreeReport
-	json.Unmarshal(fetch(t, srv.url+"/verify"), &rep)
+	json.Unmarshal(fetch(t, srv.URL+"/verify"), &rep)
 	if !rep.Valid {
 		t.Fatalf("the rewrite was meant to fool /verify: %+v", rep)
 	}
-	if code, out, errs := cli(t, "verify", "--url", srv.url, "--key", vkey); code != 0 {
+	if code, out, errs := cli(t, "verify", "--url", srv.URL, "--key", vkey); code != 0 {
 		t.Fatalf("verify --url (no earlier state) should pass: %d %s %s", code, out, errs)
 	}
 	// What held an earlier checkpoint catches it.
-	code, _, errs = cli(t, "witness", "--url", srv.url, "--key", vkey, "--state", state, "--once")
+	code, _, errs = cli(t, "witness", "--url", srv.URL, "--key", vkey, "--state", state, "--once")
 	if code != 3 || !strings.Contains(errs, "ALERT") || !strings.Contains(errs, "consistency proof from size 30 to 31 does not verify") {
 		t.Fatalf("witness after the attack: exit %d\n%s", code, errs)
 	}
-	code, rout, errs := cli(t, "verify", "--receipt", receipt, "--key", vkey, "--url", srv.url)
+	code, rout, errs := cli(t, "verify", "--receipt", receipt, "--key", vkey, "--url", srv.URL)
 	if code != 1 || !strings.Contains(rout, `"valid":false`) {
 		t.Fatalf("receipt after the attack: exit %d %s %s", code, rout, errs)
 	}
@@ -305,7 +255,7 @@ func TestCrashKeepsTreeChainAndCheckpointInStep(t *testing.T) {
 					return
 				default:
 				}
-				if code, err := postEvent(srv.url, i); err != nil || code != 201 {
+				if code, err := postEvent(srv.URL, i); err != nil || code != 201 {
 					return
 				}
 				acked.Add(1)
@@ -313,21 +263,19 @@ func TestCrashKeepsTreeChainAndCheckpointInStep(t *testing.T) {
 		}()
 	}
 	time.Sleep(300 * time.Millisecond)
-	before := waitCheckpoint(t, srv.url, 1)
+	before := waitCheckpoint(t, srv.URL, 1)
 	time.Sleep(200 * time.Millisecond)
-	srv.cmd.Process.Signal(syscall.SIGKILL)
-	<-srv.done
-	srv.done <- nil
+	srv.Kill()
 	close(stop)
 	wg.Wait()
 
 	srv = startServer(t, dir)
 	var rep verify.TreeReport
-	json.Unmarshal(fetch(t, srv.url+"/verify"), &rep)
+	json.Unmarshal(fetch(t, srv.URL+"/verify"), &rep)
 	if !rep.Valid || rep.Checked < acked.Load() || rep.TreeSize != rep.Checked {
 		t.Fatalf("after kill -9: /verify %+v, %d appends acknowledged", rep, acked.Load())
 	}
-	after := waitCheckpoint(t, srv.url, rep.Checked)
+	after := waitCheckpoint(t, srv.URL, rep.Checked)
 	if after.Size < before.Size {
 		t.Fatalf("checkpoint went backwards: %d → %d", before.Size, after.Size)
 	}
@@ -339,7 +287,7 @@ func TestCrashKeepsTreeChainAndCheckpointInStep(t *testing.T) {
 	if code != 0 {
 		t.Fatal("key show")
 	}
-	if code, out, errs := cli(t, "verify", "--url", srv.url, "--key", strings.TrimSpace(vkey), "--quiet"); code != 0 {
+	if code, out, errs := cli(t, "verify", "--url", srv.URL, "--key", strings.TrimSpace(vkey), "--quiet"); code != 0 {
 		t.Fatalf("verify --url after crash: %d %s %s", code, out, errs)
 	}
 	t.Logf("%d acknowledged before kill -9, %d in the log, checkpoint %d before, %d after", acked.Load(), rep.Checked, before.Size, after.Size)
