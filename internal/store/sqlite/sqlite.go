@@ -479,15 +479,25 @@ func where(f store.Filter) (string, []any) {
 // Latest implements store.Store.
 func (s *Store) Latest(ctx context.Context, f store.Filter, limit int) ([]event.Event, error) {
 	w, args := where(f)
-	rows, err := s.r.QueryContext(ctx, "SELECT "+eventColumns+" FROM events"+w+" ORDER BY event_id DESC LIMIT ?", append(args, limit)...)
+	rows, err := s.r.QueryContext(ctx, "SELECT "+scanColumn+" FROM events"+w+" ORDER BY event_id DESC LIMIT ?", append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: query: %w", err)
 	}
 	defer rows.Close()
+	var sc scanner
 	out := make([]event.Event, 0, min(limit, 1024))
 	for rows.Next() {
 		out = append(out, event.Event{})
-		if err := scanEvent(rows, &out[len(out)-1]); err != nil {
+		e := &out[len(out)-1]
+		ok, err := sc.decode(rows, e)
+		if err == nil && !ok {
+			// A damaged row: reading it column by column names the
+			// problem.
+			if _, err = s.Get(ctx, e.ID); err == nil {
+				err = fmt.Errorf("event %d: %w", e.ID, errHashSize)
+			}
+		}
+		if err != nil {
 			return nil, fmt.Errorf("sqlite: query: %w", err)
 		}
 	}
