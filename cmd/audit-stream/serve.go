@@ -28,6 +28,8 @@ type serveConfig struct {
 	heartbeat  time.Duration
 	sseRetry   time.Duration
 	streamWait time.Duration
+	linger     time.Duration
+	bursts     int
 	shutdown   time.Duration
 	logLevel   string
 	logFormat  string
@@ -59,6 +61,8 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 15*time.Second, "interval of keep-alive comments on /stream")
 	fs.DurationVar(&cfg.sseRetry, "sse-retry", 2*time.Second, "reconnect delay advertised to /stream clients (the SSE retry field)")
 	fs.DurationVar(&cfg.streamWait, "stream-write-timeout", 30*time.Second, "how long one write to a /stream subscriber may block before the stream is dropped")
+	fs.DurationVar(&cfg.linger, "stream-linger", 50*time.Millisecond, "while events keep coming, the shortest interval between two writes to one /stream subscriber (negative: write every commit at once)")
+	fs.IntVar(&cfg.bursts, "stream-bursts", 20000, "writes per second all /stream subscribers together may take; past it each subscriber's linger stretches (negative: no bound)")
 	fs.DurationVar(&cfg.shutdown, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
@@ -147,6 +151,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		// A retry under 1 ms would round to 0, which New takes as "default".
 		RetryMillis:  max(1, int(cfg.sseRetry/time.Millisecond)),
 		WriteTimeout: cfg.streamWait,
+		StreamLinger: cfg.linger,
+		StreamBursts: cfg.bursts,
 		Auth:         authOpt,
 		Logger:       log,
 		Checkpoints:  cps,
