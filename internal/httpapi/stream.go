@@ -45,6 +45,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		return p
 	}
 
+	defer feed.Subscribe()()
+
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")

@@ -24,7 +24,9 @@ import (
 // Each event's SSE frame is encoded once, when the event is published, and
 // the same bytes go to every subscriber (ReadFrames): with a thousand
 // subscribers, encoding per subscriber (hex of two hashes, string escaping)
-// was a thousand encodings of every event.
+// was a thousand encodings of every event. With no subscriber at all the
+// sequencer skips that work, and a reader who arrives later encodes what it
+// reads.
 type Feed struct {
 	st store.Store
 
@@ -37,10 +39,20 @@ type Feed struct {
 
 	mu sync.Mutex // serialises the writers: publish, Advance, close
 
-	storeReads atomic.Int64
+	storeReads  atomic.Int64
+	subscribers atomic.Int64
 }
 
-// entry is a published event with its SSE frame.
+// Subscribe registers a live reader of frames until release is called: while
+// there is one, publish encodes every event's frame once for all of them.
+func (f *Feed) Subscribe() (release func()) {
+	f.subscribers.Add(1)
+	var once sync.Once
+	return func() { once.Do(func() { f.subscribers.Add(-1) }) }
+}
+
+// entry is a published event with its SSE frame (nil if it was published
+// while nobody subscribed).
 type entry struct {
 	ev    event.Event
 	frame []byte
@@ -88,21 +100,20 @@ func (f *Feed) publish(events []event.Event) {
 	// frames of the whole batch in one buffer, encoded before taking the
 	// lock.
 	ents := make([]entry, len(events))
-	size := 0
-	for i := range events {
-		size += sse.FrameSize(&events[i])
-	}
-	buf := make([]byte, 0, size)
-	ends := make([]int, len(events))
 	for i := range events {
 		ents[i].ev = events[i]
-		buf = sse.AppendFrame(buf, &events[i])
-		ends[i] = len(buf)
 	}
-	start := 0
-	for i := range ents {
-		ents[i].frame = buf[start:ends[i]:ends[i]]
-		start = ends[i]
+	if f.subscribers.Load() > 0 {
+		size := 0
+		for i := range events {
+			size += sse.FrameSize(&events[i])
+		}
+		buf := make([]byte, 0, size)
+		for i := range events {
+			start := len(buf)
+			buf = sse.AppendFrame(buf, &events[i])
+			ents[i].frame = buf[start:len(buf):len(buf)]
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -167,21 +178,31 @@ func (f *Feed) ReadFrames(ctx context.Context, flt store.Filter, max int, dst []
 	if flt.After >= head {
 		return dst, flt.After, nil
 	}
-	// Frames of events read from storage are encoded into one buffer and
-	// sliced at the end, since the buffer may move while it grows.
+	// Frames not encoded at publish (events read from storage, or
+	// published while nobody subscribed) are encoded into one buffer and
+	// put in place at the end, since the buffer may move while it grows.
 	var buf []byte
-	var ends []int
+	type slot struct{ at, end int }
+	var slots []slot
+	encode := func(e *event.Event) {
+		buf = sse.AppendFrame(buf, e)
+		slots = append(slots, slot{len(dst), len(buf)})
+		dst = append(dst, nil)
+	}
 	seen, err := f.read(ctx, head, flt, max,
-		func(e *entry) { dst = append(dst, e.frame) },
-		func(e *event.Event) {
-			buf = sse.AppendFrame(buf, e)
-			ends = append(ends, len(buf))
+		func(e *entry) {
+			if e.frame == nil {
+				encode(&e.ev)
+				return
+			}
+			dst = append(dst, e.frame)
 		},
+		encode,
 	)
 	start := 0
-	for _, end := range ends {
-		dst = append(dst, buf[start:end:end])
-		start = end
+	for _, s := range slots {
+		dst[s.at] = buf[start:s.end:s.end]
+		start = s.end
 	}
 	return dst, seen, err
 }

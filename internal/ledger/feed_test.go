@@ -109,9 +109,14 @@ func TestFeedRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer led.Close(ctx)
-	appendN(t, led, 100, 10)
-	const n = 110
 	f := led.Feed()
+	// Half the ring is published with nobody subscribed (no frames
+	// encoded), half with a subscriber (frames encoded once).
+	appendN(t, led, 100, 5)
+	release := f.Subscribe()
+	defer release()
+	appendN(t, led, 105, 5)
+	const n = 110
 	if f.Head() != n {
 		t.Fatalf("head %d, want %d", f.Head(), n)
 	}
