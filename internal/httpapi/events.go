@@ -52,9 +52,9 @@ func writeEvent(w http.ResponseWriter, status int, e *event.Event) error {
 }
 
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) error {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id < 1 {
-		return problem(http.StatusUnprocessableEntity, "event id must be a positive integer, got "+strconv.Quote(r.PathValue("id")))
+	id, err := pathID(r)
+	if err != nil {
+		return err
 	}
 	e, err := s.st.Get(r.Context(), id)
 	if err == store.ErrNotFound {
