@@ -10,15 +10,15 @@ import (
 	"testing"
 )
 
-// sharedTestdata is where the compatibility fixtures live: the repository is
-// checked out beside shared/.
-var sharedTestdata = filepath.Join("..", "..", "shared", "testdata")
+// compatTestdata holds the original service's compatibility fixtures, kept in
+// the repository so that a lone clone tests itself.
+var compatTestdata = filepath.Join("..", "testdata")
 
-func readShared(t testing.TB, name string) []byte {
+func readFixture(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(sharedTestdata, name))
+	b, err := os.ReadFile(filepath.Join(compatTestdata, name))
 	if err != nil {
-		t.Fatalf("reading shared fixture: %v", err)
+		t.Fatalf("reading compatibility fixture: %v", err)
 	}
 	return b
 }
@@ -37,7 +37,7 @@ func loadVectors(t testing.TB) []vector {
 	var f struct {
 		Vectors []vector `json:"vectors"`
 	}
-	if err := json.Unmarshal(readShared(t, "canonical-vectors.json"), &f); err != nil {
+	if err := json.Unmarshal(readFixture(t, "canonical-vectors.json"), &f); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.Vectors) == 0 {

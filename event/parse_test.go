@@ -215,7 +215,7 @@ func TestTimestamps(t *testing.T) {
 
 func TestParseStoredSeedExport(t *testing.T) {
 	var raw []json.RawMessage
-	if err := json.Unmarshal(readShared(t, "seed-export.json"), &raw); err != nil {
+	if err := json.Unmarshal(readFixture(t, "seed-export.json"), &raw); err != nil {
 		t.Fatal(err)
 	}
 	if len(raw) == 0 {
@@ -255,7 +255,7 @@ func TestParseStoredTamperedExportParses(t *testing.T) {
 		Name   string            `json:"name"`
 		Events []json.RawMessage `json:"events"`
 	}
-	if err := json.Unmarshal(readShared(t, "seed-export-tampered.json"), &cases); err != nil {
+	if err := json.Unmarshal(readFixture(t, "seed-export-tampered.json"), &cases); err != nil {
 		t.Fatal(err)
 	}
 	mismatches := 0

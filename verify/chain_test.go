@@ -11,7 +11,7 @@ import (
 	"github.com/audit-stream/audit-stream/verify"
 )
 
-func testdata(name string) string { return filepath.Join("..", "..", "shared", "testdata", name) }
+func testdata(name string) string { return filepath.Join("..", "testdata", name) }
 
 // loadExport parses an export in the original service's GET /events form.
 func loadExport(t *testing.T, raw json.RawMessage) []event.Event {

@@ -78,7 +78,7 @@ func verifyValid(t testing.TB, url string, wantChecked int64) {
 // come back with exactly the original service's hash: ids, prev_hash links
 // and the canonical payload included.
 func TestCanonicalVectorsOverHTTP(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "testdata", "canonical-vectors.json"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "canonical-vectors.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
