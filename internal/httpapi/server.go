@@ -15,6 +15,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/checkpoint"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/internal/web"
 )
 
 // Version is the service version reported by GET /.
@@ -169,6 +170,13 @@ func (s *Server) routes() *http.ServeMux {
 	route("POST /admin/tokens", admin, s.createToken)
 	route("GET /admin/tokens", admin, s.listTokens)
 	route("DELETE /admin/tokens/{id}", admin, s.revokeToken)
+	// The dashboard is static and public; the data it shows comes through
+	// the routes above, under their own access rules.
+	ui := web.Handler(s.opt.Kinds.Names())
+	route("GET "+web.Prefix, public, func(w http.ResponseWriter, r *http.Request) error {
+		ui.ServeHTTP(w, r)
+		return nil
+	})
 	// A known path with another method is a 405 naming the methods it
 	// takes; any other path is a 404.
 	m.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
@@ -280,6 +288,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 			"GET /events/{id}/receipt": "the event, its inclusion proof and a signed checkpoint (C2SP tlog-proof)",
 			"GET /tile/{L}/{N}":        "C2SP tlog-tiles: Merkle tiles and /tile/entries/{N} bundles",
 			"GET /export":              "NDJSON export (?after=&until=)",
+			"GET /ui/":                 "the dashboard: live table, search, and an in-browser check of any event",
 		},
 	})
 }
