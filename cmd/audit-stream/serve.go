@@ -33,6 +33,7 @@ type serveConfig struct {
 	shutdown   time.Duration
 	logLevel   string
 	logFormat  string
+	accessLog  bool
 	checkpoint checkpointConfig
 	sec        securityConfig // security.go
 }
@@ -66,6 +67,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.DurationVar(&cfg.shutdown, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&cfg.accessLog, "access-log", true, "log one INFO line per request: method, route, status, duration, token id")
 	cfg.checkpoint.flags(fs)
 	cfg.sec.flags(fs)
 	fs.Usage = func() {
@@ -156,6 +158,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		Auth:         authOpt,
 		Logger:       log,
 		Checkpoints:  cps,
+		DataDir:      cfg.data,
+		AccessLog:    cfg.accessLog,
 	})
 	if err := cfg.sec.checkAuth(ctx, api, log); err != nil {
 		led.Close(context.Background())

@@ -108,6 +108,9 @@ func Start(t testing.TB, opt Options) *Env {
 	go func() { defer close(done); cps.Run(cctx) }()
 	opt.API.Logger = log
 	opt.API.Checkpoints = cps
+	if opt.API.DataDir == "" {
+		opt.API.DataDir = opt.Dir
+	}
 	api := httpapi.New(st, led, opt.API)
 	srv := httptest.NewUnstartedServer(api)
 	if opt.Addr != "" {

@@ -112,6 +112,7 @@ func (s *Server) guardAuth(a access, h http.Handler) http.Handler {
 			return
 		}
 		tok, p := s.authenticate(r, secret)
+		noteToken(r, tok)
 		if p == nil {
 			p = permitted(tok, a, r)
 		}

@@ -58,7 +58,12 @@ type Options struct {
 	Auth AuthOptions
 	// BatchBodyLimit caps POST /events/batch bodies; default 16 MiB.
 	BatchBodyLimit int64
-	Logger         *slog.Logger
+	// AccessLog writes one INFO line per request (accesslog.go).
+	AccessLog bool
+	// DataDir is the data directory GET /readyz checks is writable; ""
+	// skips that check.
+	DataDir string
+	Logger  *slog.Logger
 }
 
 // Server is the HTTP API. It holds no log state of its own.
@@ -76,6 +81,7 @@ type Server struct {
 
 	auth    *authState
 	metrics *metrics
+	ready   readiness
 	handler http.Handler // the mux, instrumented
 }
 
@@ -116,6 +122,9 @@ func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 	s.metrics = newMetrics(s)
 	s.mux = s.routes()
 	s.handler = s.metrics.instrument(s.mux)
+	if opt.AccessLog {
+		s.handler = s.accessLog(s.handler)
+	}
 	return s
 }
 
@@ -148,6 +157,7 @@ func (s *Server) routes() *http.ServeMux {
 	}
 	route("GET /{$}", public, s.index)
 	route("GET /healthz", public, s.healthz)
+	route("GET /readyz", public, s.readyz)
 	route("POST /events", producer, s.appendEvent)
 	route("GET /events", reader, s.queryEvents)
 	route("GET /events/{id}", reader, s.getEvent)
@@ -281,6 +291,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 			"GET /verify":              "re-walk and re-hash the whole chain and rebuild the Merkle root",
 			"GET /stats":               "event count, last id and latest hash",
 			"GET /healthz":             "liveness",
+			"GET /readyz":              "readiness: the store answers and the data directory is writable (503 with the reason otherwise)",
 			"GET /checkpoint":          "the latest signed checkpoint (C2SP tlog-checkpoint, signed note)",
 			"GET /checkpoint/key":      "the checkpoint verifier key (trust on first use; pin it)",
 			"GET /events/{id}/proof":   "inclusion proof (?tree_size=)",
