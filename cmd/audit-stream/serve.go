@@ -70,6 +70,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.BoolVar(&cfg.accessLog, "access-log", true, "log one INFO line per request: method, route, status, duration, token id")
 	cfg.checkpoint.flags(fs)
 	cfg.sec.flags(fs)
+	showConfig := fs.Bool("print-config", false, "print the effective configuration (secrets redacted) and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream serve [flags]
 
@@ -81,12 +82,26 @@ Examples:
   audit-stream serve --auth required --tls-cert cert.pem --tls-key key.pem
   audit-stream serve --tokens-file /etc/audit-stream/tokens.json --tls-client-ca clients.pem
 
+Every flag can also be set from the environment: --checkpoint-interval is
+AUDIT_STREAM_CHECKPOINT_INTERVAL. A flag given here wins. --signing-key and
+--tls-key also take AUDIT_STREAM_SIGNING_KEY_FILE, AUDIT_STREAM_TLS_KEY_FILE.
+--print-config shows what is in effect and where each value came from.
+
 Flags:
 `)
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	src, err := applyEnv(fs, os.LookupEnv) // envflags.go
+	if err != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return 2
+	}
+	if *showConfig {
+		printConfig(stdout, fs, src)
+		return 0
 	}
 	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
 	if err != nil {

@@ -477,7 +477,7 @@ func TestDashboardWithAuth(t *testing.T) {
 	t.Parallel()
 	ctx := browser(t)
 	dir := t.TempDir()
-	out, err := exec.Command(e2e.Binary(t), "token", "create", "--data", dir, "--role", "reader", "--name", "dashboard").Output()
+	out, err := exec.Command(e2e.Binary(t), "token", "create", "--init", "--data", dir, "--role", "reader", "--name", "dashboard").Output()
 	if err != nil {
 		t.Fatalf("token create: %v", err)
 	}
