@@ -20,6 +20,7 @@ type checkpointConfig struct {
 	interval   time.Duration
 	copy       string
 	recover    bool
+	rotate     bool
 }
 
 func (c *checkpointConfig) flags(fs *flag.FlagSet) {
@@ -28,6 +29,8 @@ func (c *checkpointConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.interval, "checkpoint-interval", time.Second, "least time between two signed checkpoints")
 	fs.StringVar(&c.copy, "checkpoint-copy", envOr("AUDIT_STREAM_CHECKPOINT_COPY", ""),
 		"also keep the latest signed checkpoint in this file; outside the data directory, it makes start-up refuse a data directory restored from an older copy (env AUDIT_STREAM_CHECKPOINT_COPY)")
+	fs.BoolVar(&c.rotate, "rotate", false,
+		"accept an --origin or signing key other than the log's (recorded at its first start): re-sign the latest checkpoint under them; give verifiers and witnesses the new verifier key")
 	fs.BoolVar(&c.recover, "recover-resign", false,
 		"start even though the log has no checkpoint or does not extend the last one (a restored backup, a lost checkpoint), and sign it as it stands; "+
 			"logged at ERROR and recorded in the data directory; remove it after that start")
@@ -68,10 +71,13 @@ func openCheckpoints(ctx context.Context, cfg checkpointConfig, data string, st 
 		log.Warn("the signing key's name differs from the origin; verifiers must pass the origin explicitly", "key", key.Signer.Name(), "origin", origin)
 	}
 	cps, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{
-		Origin: origin, Key: key, Interval: cfg.interval, Copy: cfg.copy, Recover: cfg.recover, Logger: log,
+		Origin: origin, Key: key, Interval: cfg.interval, Copy: cfg.copy, Recover: cfg.recover, Rotate: cfg.rotate, Logger: log,
 	})
 	if errors.Is(err, checkpoint.ErrMismatch) || errors.Is(err, checkpoint.ErrUnsigned) {
 		return nil, fmt.Errorf("%w; %s", err, refusalHelp)
+	}
+	if errors.Is(err, checkpoint.ErrIdentity) {
+		return nil, fmt.Errorf("%w; refusing to start: verifiers and witnesses pin the log's origin and verifier key. If this is a planned rotation, start once with --rotate and hand out the new verifier key (audit-stream key show)", err)
 	}
 	if err != nil {
 		return nil, err

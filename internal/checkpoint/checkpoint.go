@@ -51,7 +51,13 @@ type Options struct {
 	// the store's metadata, and the log is signed as it now stands.
 	// Witnesses holding an earlier checkpoint will still report the break.
 	Recover bool
-	Logger  *slog.Logger
+	// Rotate accepts an origin or a signing key other than the ones the
+	// log's latest checkpoint was signed with: the latest checkpoint is
+	// re-signed under them. Without it such a start is refused
+	// (ErrIdentity), so that a mistyped --origin or a wrong key file
+	// cannot quietly fork what verifiers and witnesses pin.
+	Rotate bool
+	Logger *slog.Logger
 }
 
 // Checkpointer signs and serves checkpoints.
@@ -76,6 +82,10 @@ var ErrMismatch = errors.New("checkpoint: stored Merkle tree does not match the 
 // the stored checkpoint was removed, which is what someone rewriting the
 // history would do first. The checkpointer refuses to sign over it.
 var ErrUnsigned = errors.New("checkpoint: the log holds events but no signed checkpoint is stored")
+
+// ErrIdentity reports a start with another origin or signing key than the
+// log's latest checkpoint was signed with, and no rotation asked for.
+var ErrIdentity = errors.New("checkpoint: the log's origin or signing key differs from this start's")
 
 // Open loads the latest checkpoint from st and checks that the stored tree
 // still matches it, and the copy outside the data directory if there is
@@ -120,8 +130,17 @@ func Open(ctx context.Context, st store.Store, heads Heads, opt Options) (*Check
 	if v, err := verify.ParseVerifierKey(opt.Key.VerifierKey); err != nil {
 		return nil, err
 	} else if _, err := verify.OpenCheckpoint(signed, v, cp.Origin); err != nil {
-		c.log.Warn("signing key changed: re-signing the latest checkpoint", "size", cp.Size)
+		if !opt.Rotate {
+			return nil, fmt.Errorf("%w: the latest checkpoint was not signed by this key (%s)", ErrIdentity, opt.Key.VerifierKey)
+		}
+		c.log.Warn("signing key rotated: re-signing the latest checkpoint under the new key", "size", cp.Size, "verifier_key", opt.Key.VerifierKey)
 		rotated = true
+	}
+	if cp.Origin != opt.Origin {
+		if !opt.Rotate {
+			return nil, fmt.Errorf("%w: the log's origin is %q, this start's %q", ErrIdentity, cp.Origin, opt.Origin)
+		}
+		c.log.Warn("origin rotated: checkpoints from now on are for a different log name", "was", cp.Origin, "now", opt.Origin)
 	}
 	if heads.Head() > cp.Size || cp.Origin != opt.Origin || rotated {
 		if err := c.sign(ctx, heads.Head()); err != nil {
@@ -162,9 +181,6 @@ func (c *Checkpointer) load(ctx context.Context, head int64) error {
 		return fmt.Errorf("checkpoint: stored checkpoint: %w", err)
 	}
 	c.latest, c.signed = cp, signed
-	if cp.Origin != c.opt.Origin {
-		c.log.Warn("origin changed: checkpoints from now on are for a different log name", "was", cp.Origin, "now", c.opt.Origin)
-	}
 	if err := c.check(ctx, head); err != nil {
 		return err
 	}

@@ -2,8 +2,10 @@ package checkpoint_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +25,15 @@ type logUnderTest struct {
 
 func open(t *testing.T, dir string, key *checkpoint.Key, interval time.Duration) *logUnderTest {
 	t.Helper()
+	l, err := tryOpen(t, dir, checkpoint.Options{Origin: "example.com/log", Key: key, Interval: interval})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func tryOpen(t *testing.T, dir string, opt checkpoint.Options) (*logUnderTest, error) {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, dir)
 	if err != nil {
@@ -32,9 +43,11 @@ func open(t *testing.T, dir string, key *checkpoint.Key, interval time.Duration)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cps, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{Origin: "example.com/log", Key: key, Interval: interval})
+	cps, err := checkpoint.Open(ctx, st, led.Feed(), opt)
 	if err != nil {
-		t.Fatal(err)
+		led.Close(ctx)
+		st.Close()
+		return nil, err
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); cps.Run(context.Background()) }()
@@ -50,7 +63,7 @@ func open(t *testing.T, dir string, key *checkpoint.Key, interval time.Duration)
 		st.Close()
 	}
 	t.Cleanup(l.stop)
-	return l
+	return l, nil
 }
 
 func (l *logUnderTest) append(t *testing.T, n int) {
@@ -136,10 +149,63 @@ func TestRotatedKeyResigns(t *testing.T) {
 	l.append(t, 3)
 	l.stop()
 	_, k2, _ := checkpoint.GenerateKey("example.com/log")
-	l = open(t, dir, k2, time.Hour)
+	l, err := tryOpen(t, dir, checkpoint.Options{Origin: "example.com/log", Key: k2, Interval: time.Hour, Rotate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cp, signed := l.cps.Signed()
 	v, _ := verify.ParseVerifierKey(k2.VerifierKey)
 	if _, err := verify.OpenCheckpoint(signed, v, ""); err != nil || cp.Size != 3 {
 		t.Fatalf("after key rotation the checkpoint (size %d) does not verify under the new key: %v", cp.Size, err)
+	}
+	l.stop()
+	// From then on the new key is the log's: the old one is refused.
+	if _, err := tryOpen(t, dir, checkpoint.Options{Origin: "example.com/log", Key: k1}); !errors.Is(err, checkpoint.ErrIdentity) {
+		t.Fatalf("the old key after rotation: %v", err)
+	}
+}
+
+// A start with another origin or key than the log's is refused unless a
+// rotation is asked for, from the very first start on (an empty log
+// records its identity in its first, empty checkpoint).
+func TestIdentityChangeNeedsRotation(t *testing.T) {
+	for _, events := range []int{0, 3} {
+		dir := t.TempDir()
+		_, k1, _ := checkpoint.GenerateKey("example.com/log")
+		l := open(t, dir, k1, 10*time.Millisecond)
+		l.append(t, events)
+		l.stop()
+		_, k2, _ := checkpoint.GenerateKey("example.com/log")
+		_, kOther, _ := checkpoint.GenerateKey("example.com/other")
+		cases := []struct {
+			name   string
+			opt    checkpoint.Options
+			detail string
+		}{
+			{"another key", checkpoint.Options{Origin: "example.com/log", Key: k2}, "the latest checkpoint was not signed by this key"},
+			{"another origin", checkpoint.Options{Origin: "example.com/other", Key: k1}, `the log's origin is "example.com/log", this start's "example.com/other"`},
+			{"both", checkpoint.Options{Origin: "example.com/other", Key: kOther}, "not signed by this key"},
+		}
+		for _, c := range cases {
+			_, err := tryOpen(t, dir, c.opt)
+			if !errors.Is(err, checkpoint.ErrIdentity) || !strings.Contains(err.Error(), c.detail) {
+				t.Errorf("%d events, %s: %v", events, c.name, err)
+			}
+		}
+		// The refused starts changed nothing: the original identity opens.
+		l = open(t, dir, k1, time.Hour)
+		if cp := l.cps.Latest(); cp.Origin != "example.com/log" || cp.Size != int64(events) {
+			t.Fatalf("after refused starts: %+v", cp)
+		}
+		l.stop()
+		// An origin rotation asked for is taken.
+		l, err := tryOpen(t, dir, checkpoint.Options{Origin: "example.com/other", Key: k1, Rotate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp := l.cps.Latest(); cp.Origin != "example.com/other" {
+			t.Fatalf("rotated origin: %+v", cp)
+		}
+		l.stop()
 	}
 }
