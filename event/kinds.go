@@ -126,9 +126,11 @@ func (s *KindSet) Closest(name string) string {
 // Unknown is the reason given for a kind not in the set: it names the
 // closest valid kind, since the usual cause is a typo.
 func (s *KindSet) Unknown(kind string) string {
-	reason := "unknown kind " + quoteShort(kind)
-	if near := s.Closest(kind); near != "" {
-		reason += "; the closest valid kind is " + strconv.Quote(near)
+	reason := "unknown kind " + quoteShort(kind) + " ("
+	if near, d := suggest.Closest(kind, s.names); d >= 0 && d <= max(2, len(near)/3) {
+		reason += "did you mean " + strconv.Quote(near) + "? "
+	} else if near != "" {
+		reason += "the closest valid kind is " + strconv.Quote(near) + "; "
 	}
-	return reason + " (GET /kinds lists all " + strconv.Itoa(len(s.kinds)) + ")"
+	return reason + "GET /kinds lists all " + strconv.Itoa(len(s.kinds)) + ")"
 }
