@@ -43,9 +43,9 @@ func TestApplyEnv(t *testing.T) {
 	}{
 		{name: "defaults", want: cfg{addr: "0.0.0.0:8093", interval: time.Second, access: true, limit: 1 << 20}},
 		{
-			name: "environment",
-			env:  map[string]string{"AUDIT_STREAM_ADDR": "127.0.0.1:1", "AUDIT_STREAM_CHECKPOINT_INTERVAL": "5s", "AUDIT_STREAM_ACCESS_LOG": "false", "AUDIT_STREAM_BODY_LIMIT": "42"},
-			want: cfg{addr: "127.0.0.1:1", interval: 5 * time.Second, limit: 42},
+			name:   "environment",
+			env:    map[string]string{"AUDIT_STREAM_ADDR": "127.0.0.1:1", "AUDIT_STREAM_CHECKPOINT_INTERVAL": "5s", "AUDIT_STREAM_ACCESS_LOG": "false", "AUDIT_STREAM_BODY_LIMIT": "42"},
+			want:   cfg{addr: "127.0.0.1:1", interval: 5 * time.Second, limit: 42},
 			source: map[string]string{"addr": "env AUDIT_STREAM_ADDR", "access-log": "env AUDIT_STREAM_ACCESS_LOG"},
 		},
 		{

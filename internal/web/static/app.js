@@ -548,7 +548,19 @@ async function search() {
   q.set("limit", "500");
   showMessage("");
   try {
-    const text = await api("events", { params: q, as: "text" });
+    let text;
+    let note = "";
+    try {
+      text = await api("events", { params: q, as: "text" });
+    } catch (err) {
+      // A server whose query API does not take these filters yet refuses
+      // them: ask for the newest events and filter them here.
+      if (!(err.status === 400 && /unknown query parameter/.test(err.message))) throw err;
+      const plain = filterParams();
+      plain.set("limit", "5000");
+      text = await api("events", { params: plain, as: "text" });
+      note = " (this server does not filter by time or payload: the newest 5,000 events were filtered in the browser)";
+    }
     // A server without these filters ignores them: filter here as well, so
     // the results are right either way.
     const sinceMs = since ? Date.parse(since) : -Infinity;
@@ -568,7 +580,7 @@ async function search() {
     $("back-live").hidden = false;
     renderAll(items);
     updateMode();
-    $("mode").textContent = `${items.length} matching event${items.length === 1 ? "" : "s"}, newest on top. ` + $("mode").textContent;
+    $("mode").textContent = `${items.length} matching event${items.length === 1 ? "" : "s"}, newest on top${note}. ` + $("mode").textContent;
   } catch (err) {
     showMessage(`Search failed: ${err.message}`);
   }
