@@ -2,7 +2,6 @@ package main
 
 import (
 	"flag"
-	"os"
 	"strings"
 
 	"github.com/audit-stream/audit-stream/client"
@@ -10,19 +9,24 @@ import (
 
 // remoteFlags are the flags of every command that talks to a server.
 type remoteFlags struct {
-	url   string
-	token string
+	url  string
+	conn *connFlags
 }
 
 func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.url, "url", envOr("AUDIT_STREAM_URL", "http://localhost:8093"), "server base URL (env AUDIT_STREAM_URL)")
-	fs.StringVar(&r.token, "token", os.Getenv("AUDIT_STREAM_TOKEN"), "bearer token sent to the server (env AUDIT_STREAM_TOKEN)")
+	r.conn = connectionFlags(fs)
 }
 
 func (r *remoteFlags) client() (*client.Client, error) {
-	var opts []client.Option
-	if r.token != "" {
-		opts = append(opts, client.WithToken(r.token))
+	// No overall timeout: tail streams for as long as it runs.
+	hc, err := r.conn.httpClient(0)
+	if err != nil {
+		return nil, err
+	}
+	opts := []client.Option{client.WithHTTPClient(hc)}
+	if r.conn.token != "" {
+		opts = append(opts, client.WithToken(r.conn.token))
 	}
 	return client.New(r.url, opts...)
 }

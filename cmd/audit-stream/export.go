@@ -22,7 +22,7 @@ func runExport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	rawURL := fs.String("url", "", "export from a running server at this URL")
 	data := fs.String("data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "without --url: the data directory of a stopped server (env AUDIT_STREAM_DATA)")
 	out := fs.String("out", "", "write to this file instead of stdout")
-	token := tokenFlag(fs)
+	conn := connectionFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream export [--after N] [--until M] [--url URL | --data DIR] [--out FILE]
 
@@ -59,7 +59,7 @@ Flags:
 	bw := bufio.NewWriterSize(w, 256<<10)
 	var err error
 	if *rawURL != "" {
-		err = exportRemote(ctx, *rawURL, *token, *after, *until, bw)
+		err = exportRemote(ctx, *rawURL, conn, *after, *until, bw)
 	} else {
 		err = exportLocal(ctx, *data, *after, *until, bw)
 	}
@@ -73,12 +73,11 @@ Flags:
 	return 0
 }
 
-func exportRemote(ctx context.Context, rawURL, token string, after, until int64, w io.Writer) error {
-	r, err := newRemote(rawURL)
+func exportRemote(ctx context.Context, rawURL string, conn *connFlags, after, until int64, w io.Writer) error {
+	r, err := newRemote(rawURL, conn)
 	if err != nil {
 		return err
 	}
-	r.token = token
 	path := "/export?after=" + strconv.FormatInt(after, 10)
 	if until > 0 {
 		path += "&until=" + strconv.FormatInt(until, 10)

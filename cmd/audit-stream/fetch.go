@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,17 +27,16 @@ type remote struct {
 	token string // bearer token for reader routes (export, receipts)
 }
 
-// tokenFlag is the --token flag shared by the commands that fetch.
-func tokenFlag(fs *flag.FlagSet) *string {
-	return fs.String("token", envOr("AUDIT_STREAM_TOKEN", ""), "bearer token, for a server that requires one (env AUDIT_STREAM_TOKEN)")
-}
-
-func newRemote(raw string) (*remote, error) {
+func newRemote(raw string, conn *connFlags) (*remote, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("--url must be an http(s) URL, got %q", raw)
 	}
-	return &remote{base: strings.TrimRight(raw, "/"), http: &http.Client{Timeout: 30 * time.Second}}, nil
+	hc, err := conn.httpClient(30 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &remote{base: strings.TrimRight(raw, "/"), http: hc, token: conn.token}, nil
 }
 
 // open GETs path and returns the body of a 200 answer. A problem+json

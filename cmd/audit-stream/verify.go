@@ -21,7 +21,7 @@ import (
 
 type verifyFlags struct {
 	url, file, checkpoint, receipt, key, origin string
-	token                                       *string
+	conn                                        *connFlags
 	quiet                                       bool
 }
 
@@ -36,7 +36,7 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.StringVar(&f.key, "key", "", "checkpoint verifier key, name+hash+base64, or @FILE (with --url, default: fetched from /checkpoint/key, trust on first use)")
 	fs.StringVar(&f.origin, "origin", "", "expected checkpoint origin (default: the key's name)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
-	f.token = tokenFlag(fs)
+	f.conn = connectionFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage:
   audit-stream verify --url URL [--key KEY]
@@ -100,11 +100,10 @@ func (f *verifyFlags) verifier(required bool) (note.Verifier, error) {
 
 func verifyURL(ctx context.Context, f verifyFlags, progress io.Writer) (verify.TreeReport, error) {
 	var rep verify.TreeReport
-	r, err := newRemote(f.url)
+	r, err := newRemote(f.url, f.conn)
 	if err != nil {
 		return rep, err
 	}
-	r.token = *f.token
 	v, err := f.verifier(false)
 	if err != nil {
 		return rep, err
@@ -240,11 +239,10 @@ func verifyReceipt(ctx context.Context, f verifyFlags) (verify.TreeReport, error
 	if f.url == "" {
 		return rep, nil
 	}
-	r, err := newRemote(f.url)
+	r, err := newRemote(f.url, f.conn)
 	if err != nil {
 		return rep, err
 	}
-	r.token = *f.token
 	live, liveSigned, err := r.checkpoint(ctx, v, f.origin)
 	if err != nil {
 		if liveSigned == nil {

@@ -29,7 +29,7 @@ func runWitness(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	origin := fs.String("origin", "", "expected checkpoint origin (default: the key's name)")
 	state := fs.String("state", "", "file holding the last checkpoint this witness trusted (required)")
 	interval := fs.Duration("interval", 10*time.Second, "time between two checks in daemon mode")
-	token := tokenFlag(fs)
+	conn := connectionFlags(fs)
 	once := fs.Bool("once", false, "check once and exit: 0 consistent, 3 misbehaviour, 2 usage or I/O error")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream witness --url URL --key KEY --state FILE [--interval 10s] [--once]
@@ -65,12 +65,11 @@ Flags:
 		fmt.Fprintf(stderr, "witness: %v\n", err)
 		return 2
 	}
-	r, err := newRemote(*rawURL)
+	r, err := newRemote(*rawURL, conn)
 	if err != nil {
 		fmt.Fprintf(stderr, "witness: %v\n", err)
 		return 2
 	}
-	r.token = *token
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	w := &witness{r: r, v: v, origin: *origin, state: *state, log: log}
 	if *once {
