@@ -47,9 +47,11 @@ type Options struct {
 	// CheckpointInterval is the checkpointer's interval; default 10 ms so
 	// tests need not wait.
 	CheckpointInterval time.Duration
-	// Key signs checkpoints; default a new key named Origin.
+	// Key signs checkpoints; default the data directory's key (created
+	// on first use), as the server keeps it.
 	Key *checkpoint.Key
-	// Origin is the checkpoint origin; default "audit-stream/test".
+	// Origin is the checkpoint origin; default the stored log's, else
+	// "audit-stream/test".
 	Origin string
 	// Log, when set, also receives every log line (at Warn and above), so
 	// tests can check what the server logs.
@@ -78,11 +80,18 @@ func Start(t testing.TB, opt Options) *Env {
 		st.Close()
 		t.Fatal(err)
 	}
+	// Like the real server: the log keeps its origin and its key (kept in
+	// the data directory) across restarts; another one would be refused.
 	if opt.Origin == "" {
-		opt.Origin = "audit-stream/test"
+		if opt.Origin, err = checkpoint.StoredOrigin(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+		if opt.Origin == "" {
+			opt.Origin = "audit-stream/test"
+		}
 	}
 	if opt.Key == nil {
-		if _, opt.Key, err = checkpoint.GenerateKey(opt.Origin); err != nil {
+		if opt.Key, _, err = checkpoint.LoadOrCreateKey(opt.Dir, opt.Origin); err != nil {
 			t.Fatal(err)
 		}
 	}

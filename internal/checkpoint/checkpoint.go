@@ -201,6 +201,23 @@ func noteBody(signed []byte) (verify.Checkpoint, error) {
 	return verify.ParseCheckpoint(append(text, '\n'))
 }
 
+// StoredOrigin is the origin of the log's latest checkpoint, the one a
+// start must use unless it rotates; "" for a log never signed.
+func StoredOrigin(ctx context.Context, st store.Store) (string, error) {
+	signed, err := st.Meta(ctx, metaKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	cp, err := noteBody(signed)
+	if err != nil {
+		return "", fmt.Errorf("checkpoint: stored checkpoint: %w", err)
+	}
+	return cp.Origin, nil
+}
+
 // recoveriesKey is the store meta key under which every recovery start is
 // recorded, one JSON line each, oldest first.
 const recoveriesKey = "recoveries"
