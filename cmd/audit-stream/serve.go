@@ -24,6 +24,8 @@ type serveConfig struct {
 	addr       string
 	data       string
 	bodyLimit  int64
+	bodyWait   time.Duration
+	maxConns   int
 	maxStreams int
 	heartbeat  time.Duration
 	sseRetry   time.Duration
@@ -57,6 +59,8 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.StringVar(&cfg.addr, "addr", defaultAddr(), "listen address HOST:PORT (env HOST, PORT)")
 	fs.StringVar(&cfg.data, "data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "data directory (env AUDIT_STREAM_DATA)")
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "maximum request body in bytes")
+	fs.DurationVar(&cfg.bodyWait, "body-timeout", 30*time.Second, "how long a client may take to send a whole request body, from the start of the request (408 after)")
+	fs.IntVar(&cfg.maxConns, "max-conns", 12000, "maximum open client connections, streams included; beyond it a connection gets an immediate 503 (lowered to what the open-file limit allows)")
 	fs.IntVar(&cfg.maxStreams, "max-streams", 10000, "maximum concurrent /stream subscribers")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 15*time.Second, "interval of keep-alive comments on /stream")
 	fs.DurationVar(&cfg.sseRetry, "sse-retry", 2*time.Second, "reconnect delay advertised to /stream clients (the SSE retry field)")
@@ -145,6 +149,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}()
 	api := httpapi.New(st, led, httpapi.Options{
 		BodyLimit:      cfg.bodyLimit,
+		BodyTimeout:    cfg.bodyWait,
 		BatchBodyLimit: cfg.sec.batchBodyLimit,
 		MaxStreams:     cfg.maxStreams,
 		Heartbeat:      cfg.heartbeat,
@@ -169,6 +174,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		led.Close(context.Background())
 		return err
 	}
+	ln = limitConns(ln, cfg.maxConns, tlsCfg != nil, log)
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}

@@ -24,6 +24,9 @@ var Version = "0.1.0"
 type Options struct {
 	// BodyLimit caps request bodies; default 1 MiB.
 	BodyLimit int64
+	// BodyTimeout bounds the time from the start of a request until its
+	// whole body has arrived (body.go); default 30 s.
+	BodyTimeout time.Duration
 	// Kinds is the set of accepted event kinds; default event.Default.
 	Kinds *event.KindSet
 	// MaxStreams caps concurrent /stream subscribers; default 10,000.
@@ -83,6 +86,9 @@ func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 	if opt.BodyLimit <= 0 {
 		opt.BodyLimit = 1 << 20
 	}
+	if opt.BodyTimeout <= 0 {
+		opt.BodyTimeout = 30 * time.Second
+	}
 	if opt.Kinds == nil {
 		opt.Kinds = event.Default
 	}
@@ -114,7 +120,7 @@ func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 	s.auth = newAuthState(opt.Auth)
 	s.metrics = newMetrics(s)
 	s.mux = s.routes()
-	s.handler = s.metrics.instrument(s.mux)
+	s.handler = s.metrics.instrument(s.guardBody(s.mux))
 	return s
 }
 
@@ -210,8 +216,15 @@ func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.H
 			return
 		}
 		p := toProblem(err)
-		if p.Status == http.StatusInternalServerError {
+		switch {
+		case p.Status == http.StatusInternalServerError:
 			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", p.Status, "err", err)
+		case p.Status == http.StatusServiceUnavailable && store.IsFull(err):
+			s.log.Warn("append refused: disk full", "method", r.Method, "path", r.URL.Path, "err", err)
+		case p.Status < 500:
+			// The client's fault (a cut-off or garbled body among
+			// them): worth seeing when debugging, never an alert.
+			s.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", p.Status, "detail", p.Detail)
 		}
 		writeProblem(w, p)
 	})
