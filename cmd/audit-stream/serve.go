@@ -26,6 +26,7 @@ type serveConfig struct {
 	bodyLimit  int64
 	bodyWait   time.Duration
 	maxConns   int
+	feedBytes  int64
 	maxStreams int
 	heartbeat  time.Duration
 	sseRetry   time.Duration
@@ -61,6 +62,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "maximum request body in bytes")
 	fs.DurationVar(&cfg.bodyWait, "body-timeout", 30*time.Second, "how long a client may take to send a whole request body, from the start of the request (408 after)")
 	fs.IntVar(&cfg.maxConns, "max-conns", 12000, "maximum open client connections, streams included; beyond it a connection gets an immediate 503 (lowered to what the open-file limit allows)")
+	fs.Int64Var(&cfg.feedBytes, "feed-bytes", 64<<20, "memory, in bytes, the ring of recent events kept for /stream subscribers may hold; older and larger events are read from storage")
 	fs.IntVar(&cfg.maxStreams, "max-streams", 10000, "maximum concurrent /stream subscribers")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 15*time.Second, "interval of keep-alive comments on /stream")
 	fs.DurationVar(&cfg.sseRetry, "sse-retry", 2*time.Second, "reconnect delay advertised to /stream clients (the SSE retry field)")
@@ -128,7 +130,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log})
+	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log, RecentBytes: cfg.feedBytes})
 	if err != nil {
 		return err
 	}

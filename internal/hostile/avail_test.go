@@ -2,6 +2,8 @@ package hostile
 
 import (
 	"bufio"
+	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -258,4 +260,87 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+var hugeEvents = flag.Int("hostile.huge-events", 300, "events of 1 MiB appended by TestHugeEvents (the issue's figure is 3000)")
+
+// Item 2. The feed's ring held 16,384 events whatever their size: a few
+// hundred events of 1 MiB pinned gigabytes. Now it is bounded in bytes
+// (--feed-bytes) and every subscriber still gets every event exactly once,
+// the large ones read from storage.
+func TestHugeEvents(t *testing.T) {
+	t.Parallel()
+	n := *hugeEvents
+	s := start(t, "--body-limit", "2097152", "--feed-bytes", "67108864")
+	mem := sampleMemory(t, s.Pid())
+	begun := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	// Two live subscribers from the start; a third joins half-way from
+	// the beginning of the log, so it catches up from storage.
+	const subs = 3
+	got := make([]chan int64, subs)
+	for i := range got {
+		got[i] = make(chan int64, 1024)
+	}
+	errs := make(chan error, subs)
+	follow := func(i int, after int64) {
+		go func() { errs <- tailIDs(ctx, t, s.URL, after, got[i]) }()
+	}
+	follow(0, 0)
+	follow(1, 0)
+	pad := strings.Repeat("x", 1<<20)
+	var appended atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 4 {
+				resp, b := s.post(t, "/events", `{"kind":"request_denied","source":"hostile","payload":{"pad":"`+pad+`"}}`)
+				if resp.StatusCode != 201 {
+					t.Errorf("append %d: %d %s", i, resp.StatusCode, b)
+					return
+				}
+				if appended.Add(1) == int64(n/2) {
+					follow(2, 0)
+				}
+			}
+		}()
+	}
+	// Check every subscriber's ids as they come: 1, 2, 3, ... n.
+	var checked sync.WaitGroup
+	for i := range subs {
+		checked.Add(1)
+		go func() {
+			defer checked.Done()
+			want := int64(1)
+			for want <= int64(n) {
+				select {
+				case id := <-got[i]:
+					if id != want {
+						t.Errorf("subscriber %d: got event %d, want %d (every event exactly once, in order)", i, id, want)
+						return
+					}
+					want++
+				case err := <-errs:
+					t.Errorf("a subscriber stopped: %v", err)
+					return
+				case <-ctx.Done():
+					t.Errorf("subscriber %d: timed out at event %d of %d", i, want, n)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d appended after %v", appended.Load(), time.Since(begun).Round(time.Millisecond))
+	checked.Wait()
+	t.Logf("tailed after %v", time.Since(begun).Round(time.Millisecond))
+	peak := mem.finish()
+	t.Logf("%d events of 1 MiB, %d subscribers: peak anonymous memory of the server %d MiB", n, subs, peak>>20)
+	if peak > 300<<20 {
+		t.Errorf("server peak anonymous memory %d MiB, want < 300 MiB", peak>>20)
+	}
 }

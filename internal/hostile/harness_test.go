@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -262,3 +263,100 @@ func (s *server) heapBytes(t *testing.T) float64 {
 
 var _ = context.Background
 var _ = os.Getpid
+
+// memSampler samples the server's anonymous resident memory (the Go heap,
+// stacks and the database's page cache; not the memory-mapped database file,
+// which the kernel can drop at any time) and keeps the peak.
+type memSampler struct {
+	stop chan struct{}
+	done chan struct{}
+	peak atomic.Int64
+}
+
+func sampleMemory(t *testing.T, pid int) *memSampler {
+	m := &memSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		tick := time.NewTicker(25 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if v := rssAnon(pid); v > m.peak.Load() {
+				m.peak.Store(v)
+			}
+			select {
+			case <-m.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return m
+}
+
+// finish stops sampling and returns the peak in bytes.
+func (m *memSampler) finish() int64 {
+	close(m.stop)
+	<-m.done
+	return m.peak.Load()
+}
+
+func rssAnon(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// tailIDs follows /stream from after and sends the id of every event
+// received, until ctx ends or the stream does. It fails the test on a frame
+// whose data is missing.
+func tailIDs(ctx context.Context, t *testing.T, url string, after int64, ids chan<- int64) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/stream?after=%d", url, after), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("stream: %s", resp.Status)
+	}
+	r := bufio.NewReaderSize(resp.Body, 64<<10)
+	var id int64 = -1
+	for {
+		line, err := r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A data line longer than the buffer: its start is
+			// enough, skip the rest.
+			line = bytes.Clone(line[:min(len(line), 16)])
+			for err == bufio.ErrBufferFull {
+				_, err = r.ReadSlice('\n')
+			}
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case bytes.HasPrefix(line, []byte("id: ")):
+			fmt.Sscan(string(line[4:]), &id)
+		case bytes.HasPrefix(line, []byte("event: ")):
+		case bytes.HasPrefix(line, []byte("data: ")):
+			if id < 0 {
+				return fmt.Errorf("data before id")
+			}
+			select {
+			case ids <- id:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			id = -1
+		}
+	}
+}
