@@ -27,6 +27,7 @@ type serveConfig struct {
 	bodyWait   time.Duration
 	maxConns   int
 	feedBytes  int64
+	heavyReads int
 	maxStreams int
 	heartbeat  time.Duration
 	sseRetry   time.Duration
@@ -63,6 +64,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.DurationVar(&cfg.bodyWait, "body-timeout", 30*time.Second, "how long a client may take to send a whole request body, from the start of the request (408 after)")
 	fs.IntVar(&cfg.maxConns, "max-conns", 12000, "maximum open client connections, streams included; beyond it a connection gets an immediate 503 (lowered to what the open-file limit allows)")
 	fs.Int64Var(&cfg.feedBytes, "feed-bytes", 64<<20, "memory, in bytes, the ring of recent events kept for /stream subscribers may hold; older and larger events are read from storage")
+	fs.IntVar(&cfg.heavyReads, "max-heavy-reads", 0, "maximum concurrent whole-log reads (/verify, /export); beyond it 503 with Retry-After (0: the number of CPUs)")
 	fs.IntVar(&cfg.maxStreams, "max-streams", 10000, "maximum concurrent /stream subscribers")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 15*time.Second, "interval of keep-alive comments on /stream")
 	fs.DurationVar(&cfg.sseRetry, "sse-retry", 2*time.Second, "reconnect delay advertised to /stream clients (the SSE retry field)")
@@ -152,6 +154,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	api := httpapi.New(st, led, httpapi.Options{
 		BodyLimit:      cfg.bodyLimit,
 		BodyTimeout:    cfg.bodyWait,
+		MaxHeavyReads:  cfg.heavyReads,
 		BatchBodyLimit: cfg.sec.batchBodyLimit,
 		MaxStreams:     cfg.maxStreams,
 		Heartbeat:      cfg.heartbeat,

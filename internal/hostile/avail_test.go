@@ -344,3 +344,106 @@ func TestHugeEvents(t *testing.T) {
 		t.Errorf("server peak anonymous memory %d MiB, want < 300 MiB", peak>>20)
 	}
 }
+
+// fill appends n events in batches of 1,000.
+func (s *server) fill(t *testing.T, n int) {
+	t.Helper()
+	for done := 0; done < n; {
+		k := min(1000, n-done)
+		var b strings.Builder
+		b.WriteByte('[')
+		for i := range k {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(appendBody(done + i))
+		}
+		b.WriteByte(']')
+		resp, body := s.post(t, "/events/batch", b.String())
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("batch: %d %s", resp.StatusCode, body)
+		}
+		done += k
+	}
+}
+
+// Item 4. GET /export?until=<huge> scanned empty ranges for as long as the
+// client stayed connected. Every range now stops at the head as of the
+// request.
+func TestUnboundedExport(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	s.fill(t, 10)
+	for _, q := range []string{"until=9223372036854775807", "after=5&until=9223372036854775807", "after=9000000000000000000"} {
+		c := &http.Client{Timeout: 10 * time.Second}
+		resp, err := c.Get(s.URL + "/export?" + q)
+		if err != nil {
+			t.Fatalf("export?%s: %v (want the events up to the head, at once)", q, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("export?%s: %d, %v", q, resp.StatusCode, err)
+		}
+		want := 10
+		if strings.HasPrefix(q, "after=5") {
+			want = 5
+		} else if strings.HasPrefix(q, "after=9") {
+			want = 0
+		}
+		if got := strings.Count(string(b), "\n"); got != want {
+			t.Errorf("export?%s: %d events, want %d", q, got, want)
+		}
+	}
+}
+
+// Item 4. Whole-log reads take every core: eight /verify at once left the
+// sequencer none. They are bounded by a semaphore (--max-heavy-reads); past
+// it a 503 with Retry-After, and appends keep their pace.
+func TestConcurrentVerifyBounded(t *testing.T) {
+	t.Parallel()
+	s := start(t, "--max-heavy-reads", "2")
+	s.fill(t, 100_000)
+	var ok, refused, other atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Timeout: time.Minute}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.Get(s.URL + "/verify")
+				if err != nil {
+					other.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				switch {
+				case resp.StatusCode == 200:
+					ok.Add(1)
+				case resp.StatusCode == 503 && resp.Header.Get("Retry-After") != "":
+					refused.Add(1)
+					time.Sleep(50 * time.Millisecond)
+				default:
+					other.Add(1)
+				}
+			}
+		}()
+	}
+	p := startProbe(s)
+	time.Sleep(4 * time.Second)
+	p.finish(t, 2*time.Second)
+	close(stop)
+	wg.Wait()
+	t.Logf("/verify by 8 clients at once: %d verified, %d refused with 503, %d other", ok.Load(), refused.Load(), other.Load())
+	if ok.Load() == 0 || refused.Load() == 0 || other.Load() != 0 {
+		t.Errorf("want some verified, some refused with 503 + Retry-After, nothing else")
+	}
+}

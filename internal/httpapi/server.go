@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,9 @@ type Options struct {
 	Checkpoints *checkpoint.Checkpointer
 	// Auth configures access control (auth.go).
 	Auth AuthOptions
+	// MaxHeavyReads caps concurrent whole-log reads (/verify, /export);
+	// default GOMAXPROCS (heavy.go).
+	MaxHeavyReads int
 	// BatchBodyLimit caps POST /events/batch bodies; default 16 MiB.
 	BatchBodyLimit int64
 	Logger         *slog.Logger
@@ -65,12 +69,13 @@ type Options struct {
 
 // Server is the HTTP API. It holds no log state of its own.
 type Server struct {
-	st   store.Store
-	led  *ledger.Ledger
-	opt  Options
-	log  *slog.Logger
-	mux  *http.ServeMux
-	sema chan struct{} // one token per open stream
+	st    store.Store
+	led   *ledger.Ledger
+	opt   Options
+	log   *slog.Logger
+	mux   *http.ServeMux
+	sema  chan struct{} // one token per open stream
+	heavy chan struct{} // one token per whole-log read
 
 	mu       sync.Mutex
 	draining bool
@@ -113,10 +118,13 @@ func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opt.MaxHeavyReads <= 0 {
+		opt.MaxHeavyReads = runtime.GOMAXPROCS(0)
+	}
 	if opt.BatchBodyLimit <= 0 {
 		opt.BatchBodyLimit = 16 << 20
 	}
-	s := &Server{st: st, led: led, opt: opt, log: opt.Logger, sema: make(chan struct{}, opt.MaxStreams)}
+	s := &Server{st: st, led: led, opt: opt, log: opt.Logger, sema: make(chan struct{}, opt.MaxStreams), heavy: make(chan struct{}, opt.MaxHeavyReads)}
 	s.auth = newAuthState(opt.Auth)
 	s.metrics = newMetrics(s)
 	s.mux = s.routes()
