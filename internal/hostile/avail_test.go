@@ -22,7 +22,7 @@ import (
 // and appends offline. Now the body must arrive within --body-timeout (408
 // after), and the server keeps answering meanwhile.
 func TestSlowBodies(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it measures latency, which the other attacks disturb.
 	const conns = 2000
 	raiseNoFile(t, conns+500)
 	s := start(t, "--body-timeout", "3s")
@@ -78,6 +78,11 @@ func TestSlowBodies(t *testing.T) {
 			tick.Stop()
 			c.Close()
 			active.Add(-1)
+			// Reconnect after a pause of up to a second: two thousand
+			// connections at the same instant would be a SYN flood,
+			// which is another attack (the kernel's, not ours, to fend
+			// off).
+			time.Sleep(time.Duration(i%1000) * time.Millisecond)
 		}
 	}
 	begun := time.Now()
@@ -94,10 +99,10 @@ func TestSlowBodies(t *testing.T) {
 	t.Logf("%d slow connections open after %v", active.Load(), time.Since(begun).Round(time.Millisecond))
 	p := startProbe(s)
 	time.Sleep(5 * time.Second)
-	// The target is p99 < 200 ms (BenchmarkSlowBodies measures it); on a
-	// shared test machine the test asserts only that nothing failed or
-	// stalled.
-	p.finish(t, time.Second)
+	// The target is p99 < 200 ms, which an idle machine meets with room to
+	// spare; on a loaded, shared test machine the test asserts only that
+	// nothing failed or stalled.
+	p.finish(t, 2*time.Second)
 	close(stop)
 	wg.Wait()
 
@@ -401,7 +406,7 @@ func TestUnboundedExport(t *testing.T) {
 // sequencer none. They are bounded by a semaphore (--max-heavy-reads); past
 // it a 503 with Retry-After, and appends keep their pace.
 func TestConcurrentVerifyBounded(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it measures latency, which the other attacks disturb.
 	s := start(t, "--max-heavy-reads", "2")
 	s.fill(t, 100_000)
 	var ok, refused, other atomic.Int64
