@@ -126,8 +126,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	for {
 		if why := token.ended(ctx); why != "" {
 			arm()
-			bw.WriteString(endStreamComment(why))
-			flush()
+			writeString(endStreamComment(why))
 			s.log.Info("stream ended with its token", "reason", why, "remote", r.RemoteAddr)
 			return nil
 		}
