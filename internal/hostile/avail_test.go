@@ -99,10 +99,10 @@ func TestSlowBodies(t *testing.T) {
 	t.Logf("%d slow connections open after %v", active.Load(), time.Since(begun).Round(time.Millisecond))
 	p := startProbe(s)
 	time.Sleep(5 * time.Second)
-	// The target is p99 < 200 ms, which an idle machine meets with room to
-	// spare; on a loaded, shared test machine the test asserts only that
-	// nothing failed or stalled.
-	p.finish(t, 2*time.Second)
+	// The target is p99 < 200 ms, which a quiet machine meets; on a
+	// loaded, shared one the test holds the median to it and the tail only
+	// to "never stalled".
+	p.finish(t, 200*time.Millisecond, 5*time.Second)
 	close(stop)
 	wg.Wait()
 
@@ -444,7 +444,7 @@ func TestConcurrentVerifyBounded(t *testing.T) {
 	}
 	p := startProbe(s)
 	time.Sleep(4 * time.Second)
-	p.finish(t, 2*time.Second)
+	p.finish(t, 500*time.Millisecond, 5*time.Second)
 	close(stop)
 	wg.Wait()
 	t.Logf("/verify by 8 clients at once: %d verified, %d refused with 503, %d other", ok.Load(), refused.Load(), other.Load())

@@ -170,9 +170,12 @@ func startProbe(s *server) *probe {
 	return p
 }
 
-// finish stops the probe and checks that every request succeeded and that
-// the 99th percentile of each kind stayed under limit.
-func (p *probe) finish(t *testing.T, limit time.Duration) {
+// finish stops the probe and checks that every request succeeded, that the
+// median of each kind stayed under typical and the 99th percentile under
+// stall. (On a shared, loaded test machine a few requests wait for a core
+// or a dropped SYN whatever the server does, so the tail bound is loose: it
+// catches a server that stops answering, not one that is a little slow.)
+func (p *probe) finish(t *testing.T, typical, stall time.Duration) {
 	t.Helper()
 	close(p.stop)
 	<-p.done
@@ -192,8 +195,8 @@ func (p *probe) finish(t *testing.T, limit time.Duration) {
 		}
 		p50, p99 := percentile(k.d, 0.50), percentile(k.d, 0.99)
 		t.Logf("%s during the attack: %d requests, p50 %v, p99 %v", k.name, len(k.d), p50, p99)
-		if p99 > limit {
-			t.Errorf("%s p99 = %v, want < %v", k.name, p99, limit)
+		if p50 > typical || p99 > stall {
+			t.Errorf("%s p50 = %v, p99 = %v; want < %v and < %v", k.name, p50, p99, typical, stall)
 		}
 	}
 }
