@@ -83,3 +83,20 @@ func TestCLIOverMTLS(t *testing.T) {
 		}
 	}
 }
+
+func TestHealthCommand(t *testing.T) {
+	t.Parallel()
+	addr, _ := serveInProcess(t)
+	for _, args := range [][]string{{"health"}, {"health", "--ready"}} {
+		code, out, errs := cli(t, append(args, "--url", "http://"+addr)...)
+		if code != 0 || !strings.Contains(out, "status") {
+			t.Errorf("%v: %d %s %s", args, code, out, errs)
+		}
+	}
+	if code, _, errs := cli(t, "health", "--url", "http://"+addr+"/nowhere"); code != 1 || !strings.Contains(errs, "404") {
+		t.Errorf("health on a wrong URL: %d %s", code, errs)
+	}
+	if code, _, _ := cli(t, "health", "--url", "http://127.0.0.1:1", "--timeout", "1s"); code != 1 {
+		t.Errorf("health on a closed port: %d", code)
+	}
+}

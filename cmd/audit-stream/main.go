@@ -38,6 +38,7 @@ func commands() []command {
 		{"keygen", "generate a checkpoint signing key", runKeygen},
 		{"key", "key show: print the checkpoint verifier key", runKey},
 		{"token", "create, list and revoke API tokens", runToken},
+		{"health", "probe a server's /healthz or /readyz, for container health checks", runHealth},
 		{"version", "print the version", runVersion},
 	}
 }
