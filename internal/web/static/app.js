@@ -70,9 +70,13 @@ function showMessage(text) {
 }
 
 function askToken(detail) {
-  $("auth").hidden = false;
   showMessage(`Authentication needed: ${detail}`);
-  $("token").focus();
+  // Focus the field once, not on every refused background refresh.
+  if ($("auth").hidden || !state.askedToken) {
+    $("auth").hidden = false;
+    state.askedToken = true;
+    $("token").focus();
+  }
 }
 
 // ---- the table ----------------------------------------------------------
