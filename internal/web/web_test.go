@@ -1,10 +1,13 @@
 package web_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/apitest"
 	"github.com/audit-stream/audit-stream/internal/auth"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/internal/web"
 )
 
 // The dashboard's files through the real server: served from the binary
@@ -92,5 +96,40 @@ func TestDashboardIsPublicDataIsNot(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("%s with auth on: %d, want %d", path, resp.StatusCode, want)
 		}
+	}
+}
+
+// Many clients at once fetching the page cost the server nothing it cannot
+// give: every one gets the whole file.
+func TestDashboardHammered(t *testing.T) {
+	t.Parallel()
+	env := apitest.Start(t, apitest.Options{})
+	want, err := web.Static.ReadFile("static/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				res, err := apitest.Client.Get(env.URL + "/ui/app.js")
+				if err != nil {
+					bad.Add(1)
+					continue
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 || !bytes.Equal(b, want) {
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := bad.Load(); n != 0 {
+		t.Fatalf("%d of 640 concurrent fetches failed", n)
 	}
 }
