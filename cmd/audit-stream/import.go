@@ -14,6 +14,7 @@ import (
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/ledger"
+	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/verify"
 )
 
@@ -157,6 +158,13 @@ func importFile(ctx context.Context, file, data string, cp checkpointConfig, pro
 		return rep, fmt.Errorf("%w: %s holds no events", errUsage, file)
 	}
 
+	// The empty log's checkpoint first: the start-up check of serve
+	// (and of this import's final signature) then finds a log that grew
+	// from a signed empty tree, not events with no checkpoint at all.
+	if _, err := signCheckpoint(ctx, cp, data, st, log); err != nil {
+		return rep, err
+	}
+
 	// Pass 2: load, verifying again so that what is written is what was
 	// verified even if the file changed in between.
 	if _, err := in.Seek(0, io.SeekStart); err != nil {
@@ -216,20 +224,30 @@ func importFile(ctx context.Context, file, data string, cp checkpointConfig, pro
 	}
 	p.done()
 
-	// Sign the first checkpoint as serve would, with the key it will use.
-	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log})
+	// Sign over the imported events as serve would, with the key it will use.
+	got, err := signCheckpoint(ctx, cp, data, st, log)
 	if err != nil {
 		return rep, err
+	}
+	if got.Size != rep.Checked || event.Hash(got.Hash).String() != rep.RootHash {
+		return rep, fmt.Errorf("the stored tree (size %d, root %x) does not match the verified events (size %d, root %s)", got.Size, got.Hash[:], rep.Checked, rep.RootHash)
+	}
+	return rep, nil
+}
+
+// signCheckpoint signs a checkpoint for the store's tree as it stands, the
+// way serve does at start-up, and returns it.
+func signCheckpoint(ctx context.Context, cp checkpointConfig, data string, st store.Store, log *slog.Logger) (verify.Checkpoint, error) {
+	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log})
+	if err != nil {
+		return verify.Checkpoint{}, err
 	}
 	defer led.Close(context.Background())
 	cps, err := openCheckpoints(ctx, cp, data, st, led, log)
 	if err != nil {
-		return rep, err
+		return verify.Checkpoint{}, err
 	}
-	if got := cps.Latest(); got.Size != rep.Checked || event.Hash(got.Hash).String() != rep.RootHash {
-		return rep, fmt.Errorf("the stored tree (size %d, root %x) does not match the verified events (size %d, root %s)", got.Size, got.Hash[:], rep.Checked, rep.RootHash)
-	}
-	return rep, nil
+	return cps.Latest(), nil
 }
 
 // skipBOM drops a UTF-8 byte-order mark at the start of r: editors and
@@ -268,4 +286,3 @@ func (p *rateLine) done() {
 	d := time.Since(p.start)
 	fmt.Fprintf(p.w, "import: %s %d events in %s (%.0f events/s)\n", p.what, p.n, d.Round(time.Millisecond), float64(p.n)/d.Seconds())
 }
-

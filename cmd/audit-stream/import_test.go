@@ -267,4 +267,3 @@ func TestImportRefuses(t *testing.T) {
 		}
 	}
 }
-
