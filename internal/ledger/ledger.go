@@ -31,8 +31,10 @@ type Options struct {
 	// subscribers. Default 16384.
 	RecentEvents int
 	// Now is the clock; default time.Now.
-	Now    func() time.Time
-	Logger *slog.Logger
+	Now func() time.Time
+	// Precision is how finely events are stamped; default microseconds.
+	Precision event.TimestampPrecision
+	Logger    *slog.Logger
 }
 
 // Ledger sequences appends. Create it with Open and stop it with Close.
@@ -231,7 +233,7 @@ func (l *Ledger) commit(group []*pending) {
 		return
 	}
 	clock := l.opt.Now()
-	now := event.FormatTimestamp(clock)
+	now := l.opt.Precision.Format(clock)
 	recs, err := l.st.Append(context.Background(), func(tx store.Tx) ([]store.Record, error) {
 		return l.build(tx, live, now, clock)
 	})
