@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 )
@@ -23,6 +24,10 @@ type serveConfig struct {
 	addr       string
 	data       string
 	bodyLimit  int64
+	bodyWait   time.Duration
+	maxConns   int
+	feedBytes  int64
+	heavyReads int
 	maxStreams int
 	heartbeat  time.Duration
 	sseRetry   time.Duration
@@ -32,6 +37,7 @@ type serveConfig struct {
 	shutdown   time.Duration
 	logLevel   string
 	logFormat  string
+	precision  event.TimestampPrecision
 	checkpoint checkpointConfig
 	sec        securityConfig // security.go
 }
@@ -56,6 +62,10 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.StringVar(&cfg.addr, "addr", defaultAddr(), "listen address HOST:PORT (env HOST, PORT)")
 	fs.StringVar(&cfg.data, "data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "data directory (env AUDIT_STREAM_DATA)")
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "maximum request body in bytes")
+	fs.DurationVar(&cfg.bodyWait, "body-timeout", 30*time.Second, "how long a client may take to send a whole request body, from the start of the request (408 after)")
+	fs.IntVar(&cfg.maxConns, "max-conns", 12000, "maximum open client connections, streams included; beyond it a connection gets an immediate 503 (lowered to what the open-file limit allows)")
+	fs.Int64Var(&cfg.feedBytes, "feed-bytes", 64<<20, "memory, in bytes, the ring of recent events kept for /stream subscribers may hold; older and larger events are read from storage")
+	fs.IntVar(&cfg.heavyReads, "max-heavy-reads", 0, "maximum concurrent whole-log reads (/verify, /export); beyond it 503 with Retry-After (0: the number of CPUs)")
 	fs.IntVar(&cfg.maxStreams, "max-streams", 10000, "maximum concurrent /stream subscribers")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 15*time.Second, "interval of keep-alive comments on /stream")
 	fs.DurationVar(&cfg.sseRetry, "sse-retry", 2*time.Second, "reconnect delay advertised to /stream clients (the SSE retry field)")
@@ -65,6 +75,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.DurationVar(&cfg.shutdown, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.TextVar(&cfg.precision, "timestamp-precision", event.Microseconds, "precision of server timestamps: microseconds (2026-05-15T03:14:15.123456+00:00) or seconds (2026-05-15T03:14:15+00:00, as the original service stamped)")
 	cfg.checkpoint.flags(fs)
 	cfg.sec.flags(fs)
 	fs.Usage = func() {
@@ -123,7 +134,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log})
+	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log, RecentBytes: cfg.feedBytes, Precision: cfg.precision})
 	if err != nil {
 		return err
 	}
@@ -144,6 +155,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}()
 	api := httpapi.New(st, led, httpapi.Options{
 		BodyLimit:      cfg.bodyLimit,
+		BodyTimeout:    cfg.bodyWait,
+		MaxHeavyReads:  cfg.heavyReads,
 		BatchBodyLimit: cfg.sec.batchBodyLimit,
 		MaxStreams:     cfg.maxStreams,
 		Heartbeat:      cfg.heartbeat,
@@ -168,6 +181,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		led.Close(context.Background())
 		return err
 	}
+	ln = limitConns(ln, cfg.maxConns, tlsCfg != nil, log)
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
