@@ -14,8 +14,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/audit-stream/audit-stream/internal/e2e"
+	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
 
 // Item 1. Connections that send their headers and then trickle the body a
@@ -570,4 +574,111 @@ func TestDiskFull(t *testing.T) {
 	if errs := logLevels(s.Log())["ERROR"]; len(errs) > 0 {
 		t.Errorf("a full disk logged at ERROR:\n%s", strings.Join(errs, "\n"))
 	}
+}
+
+// Item 7. With a checkpoint due only in an hour, a shutdown used to wait for
+// it. Now the last checkpoint is signed at once and the process exits within
+// --shutdown-timeout, every event covered.
+func TestShutdownDoesNotWaitForCheckpoint(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := startIn(t, dir, "--checkpoint-interval", "1h", "--shutdown-timeout", "3s")
+	for i := range 5 {
+		if resp, b := s.post(t, "/events", appendBody(i)); resp.StatusCode != 201 {
+			t.Fatalf("append: %d %s", resp.StatusCode, b)
+		}
+	}
+	begun := time.Now()
+	s.Signal(syscall.SIGTERM)
+	select {
+	case <-s.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no exit within 10 s of SIGTERM with --shutdown-timeout 3s:\n%s", s.Log())
+	}
+	took := time.Since(begun)
+	t.Logf("exited %v after SIGTERM", took.Round(time.Millisecond))
+	if took > 4*time.Second {
+		t.Errorf("shutdown took %v, want within --shutdown-timeout (3s)", took)
+	}
+	if size := storedCheckpointSize(t, dir); size != 5 {
+		t.Errorf("stored checkpoint covers %d events, want all 5", size)
+	}
+}
+
+// Item 7. SIGHUP (a closed terminal, a careless kill -HUP) used to kill the
+// server outright; it now shuts down gracefully, exit code 0.
+func TestSIGHUPIsGraceful(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	if resp, b := s.post(t, "/events", appendBody(0)); resp.StatusCode != 201 {
+		t.Fatalf("append: %d %s", resp.StatusCode, b)
+	}
+	s.Signal(syscall.SIGHUP)
+	select {
+	case <-s.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no exit within 20 s of SIGHUP:\n%s", s.Log())
+	}
+	if code := s.ExitCode(); code != 0 || !strings.Contains(s.Log(), "msg=stopped") {
+		t.Fatalf("after SIGHUP: exit code %d, want a graceful exit (0, logged 'stopped'):\n%s", code, s.Log())
+	}
+}
+
+// storedCheckpointSize opens the data directory of a stopped server and
+// returns the tree size of its stored checkpoint.
+func storedCheckpointSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b, err := st.Meta(context.Background(), "checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("stored checkpoint %q", b)
+	}
+	var n int64
+	fmt.Sscan(lines[1], &n)
+	return n
+}
+
+// Item 8. A crash while the signing key was being created could leave an
+// empty key file, and every later start failed on it. Now the key is
+// written whole or not at all; an empty file left by an older version is
+// replaced. The test kills the binary at random moments of its first start,
+// then starts it for real.
+func TestKeyCreationCrashSafe(t *testing.T) {
+	t.Parallel()
+	bin := e2e.Binary(t)
+	t.Run("kill -9 during first start", func(t *testing.T) {
+		for i := range 12 {
+			dir := t.TempDir()
+			cmd := exec.Command(bin, "serve", "--data", dir, "--addr", "127.0.0.1:0")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Duration(i) * 3 * time.Millisecond)
+			cmd.Process.Kill()
+			cmd.Wait()
+			s := startIn(t, dir)
+			if resp, b := s.get(t, "/checkpoint"); resp.StatusCode != 200 {
+				t.Fatalf("start after a kill at %d ms: /checkpoint %d %s", i*3, resp.StatusCode, b)
+			}
+			s.Kill()
+		}
+	})
+	t.Run("empty key file", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "checkpoint-signing.key"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := startIn(t, dir)
+		if resp, b := s.get(t, "/checkpoint/key"); resp.StatusCode != 200 {
+			t.Fatalf("GET /checkpoint/key: %d %s", resp.StatusCode, b)
+		}
+	})
 }
