@@ -21,6 +21,7 @@ type checkpointConfig struct {
 	copy       string
 	recover    bool
 	rotate     bool
+	final      time.Duration // bound on the last checkpoint at shutdown; set by serve
 }
 
 func (c *checkpointConfig) flags(fs *flag.FlagSet) {
@@ -71,7 +72,7 @@ func openCheckpoints(ctx context.Context, cfg checkpointConfig, data string, st 
 		log.Warn("the signing key's name differs from the origin; verifiers must pass the origin explicitly", "key", key.Signer.Name(), "origin", origin)
 	}
 	cps, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{
-		Origin: origin, Key: key, Interval: cfg.interval, Copy: cfg.copy, Recover: cfg.recover, Rotate: cfg.rotate, Logger: log,
+		Origin: origin, Key: key, Interval: cfg.interval, FinalTimeout: cfg.final, Copy: cfg.copy, Recover: cfg.recover, Rotate: cfg.rotate, Logger: log,
 	})
 	if errors.Is(err, checkpoint.ErrMismatch) || errors.Is(err, checkpoint.ErrUnsigned) {
 		return nil, fmt.Errorf("%w; %s", err, refusalHelp)
