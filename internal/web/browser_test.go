@@ -78,6 +78,8 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 860),
+		// A loaded CI machine can take a while to start a browser.
+		chromedp.WSURLReadTimeout(90*time.Second),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
@@ -134,7 +136,7 @@ func run(t *testing.T, ctx context.Context, d time.Duration, what string, action
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	var png []byte
-	run(t, ctx, 10*time.Second, "screenshot", chromedp.FullScreenshot(&png, 100))
+	run(t, ctx, 30*time.Second, "screenshot", chromedp.FullScreenshot(&png, 100))
 	path := filepath.Join(artifacts(t), name)
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)
@@ -180,7 +182,7 @@ func waitCheckpoint(t *testing.T, url string, n int) {
 
 func open(t *testing.T, ctx context.Context, url string) {
 	t.Helper()
-	run(t, ctx, 20*time.Second, "open /ui/",
+	run(t, ctx, 60*time.Second, "open /ui/",
 		chromedp.Navigate(url+"/ui/"),
 		chromedp.WaitVisible(`body[data-ready="true"]`, chromedp.ByQuery),
 	)
@@ -190,7 +192,7 @@ func open(t *testing.T, ctx context.Context, url string) {
 func rowIDs(t *testing.T, ctx context.Context) []int {
 	t.Helper()
 	var ids []int
-	run(t, ctx, 5*time.Second, "read rows", chromedp.Evaluate(`[...document.querySelectorAll("#rows tr")].map(r => Number(r.dataset.id))`, &ids))
+	run(t, ctx, 30*time.Second, "read rows", chromedp.Evaluate(`[...document.querySelectorAll("#rows tr")].map(r => Number(r.dataset.id))`, &ids))
 	return ids
 }
 
@@ -221,7 +223,7 @@ func mustJSON(v any) string {
 // checkEvent clicks event id and waits for the in-browser check's verdict.
 func checkEvent(t *testing.T, ctx context.Context, id int) (state, text string) {
 	t.Helper()
-	run(t, ctx, 15*time.Second, fmt.Sprintf("check event %d", id),
+	run(t, ctx, 30*time.Second, fmt.Sprintf("check event %d", id),
 		chromedp.Click(fmt.Sprintf(`#rows tr[data-id="%d"]`, id), chromedp.ByQuery),
 		chromedp.WaitVisible(fmt.Sprintf(`#detail-title`), chromedp.ByQuery),
 		chromedp.Poll(fmt.Sprintf(`document.getElementById("detail-title").textContent === "Event %d" && document.getElementById("check").dataset.state !== "pending"`, id), nil),
@@ -240,7 +242,7 @@ func TestDashboardLive(t *testing.T) {
 	post(t, srv.URL, `{"kind":"request_denied","source":"policy-engine","payload":{"user":"u-17","amount":12345678901234567890123,"ratio":1e-05,"big":1e+300,"note":"café ☕ 😀 \u0000 </script>","nested":{"b":[1,2.5,-0.0],"a":null}}}`)
 	post(t, srv.URL, `{"kind":"tool_invocation_denied","source":"gateway","payload":{"tool":"shell","user":"u-3"}}`)
 	open(t, ctx, srv.URL)
-	waitRows(t, ctx, 5*time.Second, []int{2, 1})
+	waitRows(t, ctx, 30*time.Second, []int{2, 1})
 
 	// Live: each appended event shows on top within a second.
 	for i := 3; i <= 6; i++ {
@@ -263,24 +265,24 @@ func TestDashboardLive(t *testing.T) {
 		}
 	}
 	var steps []string
-	run(t, ctx, 5*time.Second, "steps", chromedp.Evaluate(`[...document.querySelectorAll("#steps li")].map(li => li.dataset.state + ": " + li.textContent)`, &steps))
+	run(t, ctx, 30*time.Second, "steps", chromedp.Evaluate(`[...document.querySelectorAll("#steps li")].map(li => li.dataset.state + ": " + li.textContent)`, &steps))
 	if len(steps) != 4 || !strings.Contains(steps[3], "inclusion proof") {
 		t.Fatalf("steps: %q", steps)
 	}
 	var json1 string
-	run(t, ctx, 5*time.Second, "json", chromedp.Click(`#rows tr[data-id="1"]`, chromedp.ByQuery),
+	run(t, ctx, 30*time.Second, "json", chromedp.Click(`#rows tr[data-id="1"]`, chromedp.ByQuery),
 		chromedp.Poll(`document.getElementById("detail-title").textContent === "Event 1"`, nil),
 		chromedp.Text(`#json`, &json1, chromedp.ByQuery))
 	if !strings.Contains(json1, "12345678901234567890123") || !strings.Contains(json1, "1e+300") {
 		t.Fatalf("the JSON view must keep number text: %s", json1)
 	}
-	run(t, ctx, 10*time.Second, "status strip",
+	run(t, ctx, 30*time.Second, "status strip",
 		chromedp.Click(`#run-verify`, chromedp.ByQuery),
 		chromedp.Poll(`document.getElementById("st-verify").dataset.state === "ok"`, nil),
 		chromedp.Poll(`/^6 events/.test(document.getElementById("st-checkpoint").textContent)`, nil),
 	)
 	var strip string
-	run(t, ctx, 5*time.Second, "strip", chromedp.Text(`#strip`, &strip, chromedp.ByQuery))
+	run(t, ctx, 30*time.Second, "strip", chromedp.Text(`#strip`, &strip, chromedp.ByQuery))
 	for _, want := range []string{"valid, 6 checked", "#6", "off (open)"} {
 		if !strings.Contains(strip, want) {
 			t.Errorf("status strip lacks %q: %s", want, strip)
@@ -289,55 +291,55 @@ func TestDashboardLive(t *testing.T) {
 	screenshot(t, ctx, "dashboard-live.png")
 
 	// Filters reload from the query API and narrow the stream.
-	run(t, ctx, 5*time.Second, "filter by kind",
+	run(t, ctx, 30*time.Second, "filter by kind",
 		setValue(`#f-kind`, "tool_invocation_denied"),
 		chromedp.Click(`#filters button[type=submit]`, chromedp.ByQuery))
-	waitRows(t, ctx, 5*time.Second, []int{6, 4, 2})
+	waitRows(t, ctx, 30*time.Second, []int{6, 4, 2})
 	post(t, srv.URL, `{"kind":"request_denied","source":"gateway"}`)         // 7: filtered out
 	post(t, srv.URL, `{"kind":"tool_invocation_denied","source":"gateway"}`) // 8
 	waitRows(t, ctx, time.Second, []int{8, 6, 4, 2})
-	run(t, ctx, 5*time.Second, "filter by source",
+	run(t, ctx, 30*time.Second, "filter by source",
 		setValue(`#f-kind`, ""),
 		setValue(`#f-source`, "gateway"),
 		chromedp.Click(`#filters button[type=submit]`, chromedp.ByQuery))
-	waitRows(t, ctx, 5*time.Second, []int{8, 7, 6, 4, 2})
+	waitRows(t, ctx, 30*time.Second, []int{8, 7, 6, 4, 2})
 	// An unknown kind is the server's 422, shown, not an empty table.
-	run(t, ctx, 5*time.Second, "unknown kind",
+	run(t, ctx, 30*time.Second, "unknown kind",
 		setValue(`#f-kind`, "made_up"),
 		chromedp.Click(`#filters button[type=submit]`, chromedp.ByQuery),
 		chromedp.Poll(`document.getElementById("message").textContent.includes('unknown kind "made_up"')`, nil))
-	run(t, ctx, 5*time.Second, "clear filters",
+	run(t, ctx, 30*time.Second, "clear filters",
 		setValue(`#f-kind`, ""),
 		setValue(`#f-source`, ""),
 		chromedp.Click(`#filters button[type=submit]`, chromedp.ByQuery))
-	waitRows(t, ctx, 5*time.Second, []int{8, 7, 6, 5, 4, 3, 2, 1})
+	waitRows(t, ctx, 30*time.Second, []int{8, 7, 6, 5, 4, 3, 2, 1})
 
 	// Pause holds new events; resume shows them.
-	run(t, ctx, 5*time.Second, "pause", chromedp.Click(`#pause`, chromedp.ByQuery))
+	run(t, ctx, 30*time.Second, "pause", chromedp.Click(`#pause`, chromedp.ByQuery))
 	post(t, srv.URL, `{"kind":"other","source":"ops"}`) // 9
-	run(t, ctx, 5*time.Second, "held", chromedp.Poll(`document.getElementById("pause").textContent === "Resume (1)"`, nil))
+	run(t, ctx, 30*time.Second, "held", chromedp.Poll(`document.getElementById("pause").textContent === "Resume (1)"`, nil))
 	if ids := rowIDs(t, ctx); ids[0] != 8 {
 		t.Fatalf("paused table changed: %v", ids)
 	}
-	run(t, ctx, 5*time.Second, "resume", chromedp.Click(`#pause`, chromedp.ByQuery))
+	run(t, ctx, 30*time.Second, "resume", chromedp.Click(`#pause`, chromedp.ByQuery))
 	waitRows(t, ctx, time.Second, []int{9, 8, 7, 6, 5, 4, 3, 2, 1})
 
 	// Search by payload field (filtered in the page when the server
 	// does not filter).
-	run(t, ctx, 5*time.Second, "search",
+	run(t, ctx, 30*time.Second, "search",
 		setValue(`#s-payload`, "tool=shell"),
 		chromedp.Click(`#search button[type=submit]`, chromedp.ByQuery))
-	waitRows(t, ctx, 5*time.Second, []int{2})
-	run(t, ctx, 5*time.Second, "search nested",
+	waitRows(t, ctx, 30*time.Second, []int{2})
+	run(t, ctx, 30*time.Second, "search nested",
 		setValue(`#s-payload`, "payload.nested.b.1=2.5"),
 		chromedp.Click(`#search button[type=submit]`, chromedp.ByQuery))
-	waitRows(t, ctx, 5*time.Second, []int{1})
+	waitRows(t, ctx, 30*time.Second, []int{1})
 	post(t, srv.URL, `{"kind":"other","source":"ops"}`) // 10, held while searching
-	run(t, ctx, 5*time.Second, "back to live", chromedp.Click(`#back-live`, chromedp.ByQuery))
-	waitRows(t, ctx, 5*time.Second, []int{10, 9, 8, 7, 6, 5, 4, 3, 2, 1})
+	run(t, ctx, 30*time.Second, "back to live", chromedp.Click(`#back-live`, chromedp.ByQuery))
+	waitRows(t, ctx, 30*time.Second, []int{10, 9, 8, 7, 6, 5, 4, 3, 2, 1})
 
 	// Keyboard: Enter on a focused row opens and checks it; Escape closes.
-	run(t, ctx, 10*time.Second, "keyboard",
+	run(t, ctx, 30*time.Second, "keyboard",
 		chromedp.Focus(`#rows tr[data-id="5"]`, chromedp.ByQuery),
 		chromedp.KeyEvent("\r"),
 		chromedp.Poll(`document.getElementById("detail-title").textContent === "Event 5" && document.getElementById("check").dataset.state === "ok"`, nil),
@@ -346,7 +348,7 @@ func TestDashboardLive(t *testing.T) {
 	)
 
 	// Dark scheme and a phone-sized screen.
-	run(t, ctx, 10*time.Second, "dark phone",
+	run(t, ctx, 30*time.Second, "dark phone",
 		emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}),
 		emulation.SetDeviceMetricsOverride(390, 844, 2, true),
 		chromedp.Click(`#rows tr[data-id="1"]`, chromedp.ByQuery),
@@ -392,7 +394,7 @@ func TestDashboardCanonicalVectors(t *testing.T) {
 		return out;
 	})()`, mustJSON(string(vectors)), mustJSON(string(export)))
 	var problems []string
-	run(t, ctx, 20*time.Second, "vectors", chromedp.Evaluate(js, &problems, func(p *runtime.EvaluateParams) *runtime.EvaluateParams {
+	run(t, ctx, 60*time.Second, "vectors", chromedp.Evaluate(js, &problems, func(p *runtime.EvaluateParams) *runtime.EvaluateParams {
 		return p.WithAwaitPromise(true)
 	}))
 	for _, p := range problems {
@@ -440,7 +442,7 @@ func TestDashboardTampered(t *testing.T) {
 
 	srv = e2e.Start(t, dir, "", "--checkpoint-interval", "100ms")
 	open(t, ctx, srv.URL)
-	waitRows(t, ctx, 5*time.Second, []int{8, 7, 6, 5, 4, 3, 2, 1})
+	waitRows(t, ctx, 30*time.Second, []int{8, 7, 6, 5, 4, 3, 2, 1})
 	cases := []struct {
 		id     int
 		state  string
@@ -461,11 +463,11 @@ func TestDashboardTampered(t *testing.T) {
 			screenshot(t, ctx, "dashboard-tampered.png")
 		}
 	}
-	run(t, ctx, 10*time.Second, "verify button",
+	run(t, ctx, 30*time.Second, "verify button",
 		chromedp.Click(`#run-verify`, chromedp.ByQuery),
 		chromedp.Poll(`document.getElementById("st-verify").dataset.state === "bad"`, nil))
 	var verdict string
-	run(t, ctx, 5*time.Second, "verdict", chromedp.Text(`#st-verify`, &verdict, chromedp.ByQuery))
+	run(t, ctx, 30*time.Second, "verdict", chromedp.Text(`#st-verify`, &verdict, chromedp.ByQuery))
 	if !strings.Contains(verdict, "BROKEN at event 3") {
 		t.Errorf("/verify verdict: %q", verdict)
 	}
@@ -501,7 +503,7 @@ func TestDashboardWithAuth(t *testing.T) {
 		}
 	}
 	appendAs(`{"kind":"other","source":"ops"}`)
-	run(t, ctx, 20*time.Second, "open",
+	run(t, ctx, 60*time.Second, "open",
 		chromedp.Navigate(srv.URL+"/ui/"),
 		chromedp.WaitVisible(`body[data-ready="true"]`, chromedp.ByQuery),
 		chromedp.Poll(`document.getElementById("message").textContent.includes("Authentication needed")`, nil),
@@ -509,7 +511,7 @@ func TestDashboardWithAuth(t *testing.T) {
 		setValue(`#token`, secret),
 		chromedp.Click(`#auth button[type=submit]`, chromedp.ByQuery),
 	)
-	waitRows(t, ctx, 5*time.Second, []int{1})
+	waitRows(t, ctx, 30*time.Second, []int{1})
 	appendAs(`{"kind":"other","source":"ops"}`)
 	waitRows(t, ctx, time.Second, []int{2, 1})
 	if state, text := checkEvent(t, ctx, 2); state != "ok" {
@@ -518,7 +520,7 @@ func TestDashboardWithAuth(t *testing.T) {
 	// The token survives a reload of the tab, and only the stream's URL
 	// carries it.
 	var stored string
-	run(t, ctx, 20*time.Second, "reload",
+	run(t, ctx, 60*time.Second, "reload",
 		chromedp.Reload(),
 		chromedp.WaitVisible(`body[data-ready="true"]`, chromedp.ByQuery),
 		chromedp.Evaluate(`sessionStorage.getItem("audit-stream-token")`, &stored),
@@ -526,12 +528,36 @@ func TestDashboardWithAuth(t *testing.T) {
 	if stored != secret {
 		t.Fatalf("session storage holds %q", stored)
 	}
-	waitRows(t, ctx, 5*time.Second, []int{2, 1})
+	waitRows(t, ctx, 30*time.Second, []int{2, 1})
 	var urls []string
-	run(t, ctx, 5*time.Second, "urls", chromedp.Evaluate(`performance.getEntriesByType("resource").map(e => e.name).filter(u => u.includes("access_token"))`, &urls))
+	run(t, ctx, 30*time.Second, "urls", chromedp.Evaluate(`performance.getEntriesByType("resource").map(e => e.name).filter(u => u.includes("access_token"))`, &urls))
 	for _, u := range urls {
 		if !strings.Contains(u, "/stream?") {
 			t.Errorf("token in a URL other than the stream's: %s", u)
 		}
 	}
+}
+
+// TestDashboardResumesAfterRestart: the server is killed and restarted on
+// the same address; the page reconnects by itself (EventSource with
+// Last-Event-ID) and shows what was appended meanwhile, once.
+func TestDashboardResumesAfterRestart(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t)
+	dir := t.TempDir()
+	srv := e2e.Start(t, dir, "", "--sse-retry", "200ms")
+	post(t, srv.URL, `{"kind":"other","source":"ops"}`)
+	post(t, srv.URL, `{"kind":"other","source":"ops"}`)
+	open(t, ctx, srv.URL)
+	waitRows(t, ctx, 30*time.Second, []int{2, 1})
+	srv.Kill()
+	run(t, ctx, 30*time.Second, "notices", chromedp.Poll(`document.getElementById("st-conn").dataset.state !== "live"`, nil))
+	srv = e2e.Start(t, dir, srv.Addr, "--sse-retry", "200ms")
+	for range 3 {
+		post(t, srv.URL, `{"kind":"other","source":"ops"}`)
+	}
+	waitRows(t, ctx, 30*time.Second, []int{5, 4, 3, 2, 1})
+	run(t, ctx, 30*time.Second, "live again", chromedp.Poll(`document.getElementById("st-conn").dataset.state === "live"`, nil))
+	post(t, srv.URL, `{"kind":"other","source":"ops"}`)
+	waitRows(t, ctx, time.Second, []int{6, 5, 4, 3, 2, 1})
 }

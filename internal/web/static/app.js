@@ -188,9 +188,12 @@ function closeStream() {
 }
 
 // openStream subscribes from after (an event id), or from the head when
-// after is null. While the connection blips, EventSource itself reconnects
-// with Last-Event-ID; when the server refuses (503, 401) it gives up, and
-// we reopen from the last id we have.
+// after is null, and resolves once the stream is open (false if it was
+// refused first). The first stream of a reload has no after, so that
+// through network blips EventSource itself reconnects with Last-Event-ID
+// and resumes exactly (an ?after= in the URL would win over the header).
+// When the server refuses (503 while it restarts, 401) EventSource gives
+// up; we then reopen from the last id we hold.
 function openStream(after) {
   closeStream();
   const q = new URLSearchParams();
@@ -204,26 +207,35 @@ function openStream(after) {
   state.es = es;
   for (const k of state.kinds) es.addEventListener(k, onFrame);
   es.addEventListener("message", onFrame);
-  es.onopen = () => setConn(state.paused ? "paused" : "live");
-  es.onerror = () => {
-      if (es.readyState === EventSource.CLOSED) {
-        setConn("disconnected", "disconnected, retrying");
-        state.reopenTimer = setTimeout(async () => {
-          // A refusal may be a missing token: ask rather than loop.
-          try {
-            await api("stats");
-          } catch (err) {
-            if (err.status === 401 || err.status === 403) return;
-          }
-          openStream(state.lastId);
-        }, state.backoff);
-        state.backoff = Math.min(state.backoff * 2, 30000);
-      } else setConn("reconnecting");
-  };
+  return new Promise((resolve) => {
+    es.onopen = () => {
+      setConn(state.paused ? "paused" : "live");
+      resolve(true);
+    };
+    es.onerror = () => {
+      if (es.readyState !== EventSource.CLOSED) {
+        setConn("reconnecting");
+        return;
+      }
+      resolve(false);
+      setConn("disconnected", "disconnected, retrying");
+      state.reopenTimer = setTimeout(async () => {
+        // A refusal may be a missing token: ask rather than loop.
+        try {
+          await api("stats");
+        } catch (err) {
+          if (err.status === 401 || err.status === 403) return;
+        }
+        openStream(state.lastId);
+      }, state.backoff);
+      state.backoff = Math.min(state.backoff * 2, 30000);
+    };
+  });
 }
 
-// reload starts over with the current filters: the newest events from the
-// query API, then the live stream from where they end.
+// reload starts over with the current filters: the live stream from the
+// head, then the newest events from the query API up to where the stream
+// began; an event in both shows once.
 async function reload() {
   const gen = ++state.generation;
   closeStream();
@@ -235,21 +247,22 @@ async function reload() {
   $("rows").replaceChildren();
   showMessage("");
   try {
-    // The head first, then the history up to it, then the stream from it:
-    // no gap, no duplicate. The query also rejects a bad filter before a
-    // stream is opened with it.
-    const stats = await api("stats");
-    const head = stats.last_event_id;
     const q = filterParams();
+    // The query rejects a bad filter (or a missing token) with its reason
+    // before a stream is opened with it.
+    q.set("limit", "1");
+    await api("events", { params: q });
+    if (gen !== state.generation) return;
+    await openStream(null);
     q.set("limit", "200");
     const text = await api("events", { params: q, as: "text" });
     if (gen !== state.generation) return;
-    state.lastId = head;
-    openStream(head);
-    state.live = parse(text)
-      .items.map((ev) => ({ id: Number(field(ev, "event_id")), ev }))
-      .filter((it) => it.id <= head)
-      .reverse();
+    const history = parse(text).items.map((ev) => ({ id: Number(field(ev, "event_id")), ev }));
+    const seen = new Set(history.map((it) => it.id));
+    // Frames that arrived meanwhile and are also in the history show once.
+    state.queued = state.queued.filter((it) => !seen.has(it.id));
+    for (const it of history) state.lastId = Math.max(state.lastId, it.id);
+    state.live = history.reverse();
     state.live.forEach(remember);
     renderAll(state.live);
   } catch (err) {
