@@ -23,6 +23,15 @@ import (
 // metaKey is the store meta key of the latest signed checkpoint.
 const metaKey = "checkpoint"
 
+// Store is what the checkpointer needs of the store: the tree, and the meta
+// value it publishes checkpoints in with compare-and-swap, so that several
+// instances sharing one database publish one sequence of checkpoints.
+type Store interface {
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	Meta(ctx context.Context, key string) ([]byte, error)
+	SwapMeta(ctx context.Context, key string, old, value []byte) error
+}
+
 // Heads tells the checkpointer when the log grows; *ledger.Feed is one.
 type Heads interface {
 	// Head is the id of the last committed event.
@@ -44,7 +53,7 @@ type Options struct {
 
 // Checkpointer signs and serves checkpoints.
 type Checkpointer struct {
-	st    store.Store
+	st    Store
 	heads Heads
 	opt   Options
 	log   *slog.Logger
@@ -62,7 +71,7 @@ var ErrMismatch = errors.New("checkpoint: stored Merkle tree does not match the 
 
 // Open loads the latest checkpoint from st and checks that the stored tree
 // still matches it. Call Run to sign new ones.
-func Open(ctx context.Context, st store.Store, heads Heads, opt Options) (*Checkpointer, error) {
+func Open(ctx context.Context, st Store, heads Heads, opt Options) (*Checkpointer, error) {
 	if opt.Interval <= 0 {
 		opt.Interval = time.Second
 	}
@@ -81,15 +90,9 @@ func Open(ctx context.Context, st store.Store, heads Heads, opt Options) (*Check
 	case err != nil:
 		return nil, err
 	}
-	// The stored note is our own: trust its body, whichever key signed it
-	// (the key may have been rotated since).
-	text, _, ok := bytes.Cut(signed, []byte("\n\n"))
-	if !ok {
-		return nil, fmt.Errorf("checkpoint: stored checkpoint is not a signed note")
-	}
-	cp, err := verify.ParseCheckpoint(append(text, '\n'))
+	cp, err := parseStored(signed)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: stored checkpoint: %w", err)
+		return nil, err
 	}
 	c.latest, c.signed = cp, signed
 	if cp.Origin != opt.Origin {
@@ -121,36 +124,113 @@ func (c *Checkpointer) check(ctx context.Context, head int64) error {
 	if head < old.Size {
 		return fmt.Errorf("%w: the checkpoint covers %d events but the log holds %d", ErrMismatch, old.Size, head)
 	}
-	root, err := tlog.TreeHash(old.Size, hashReader{ctx, c.st})
-	if err != nil {
-		return fmt.Errorf("checkpoint: tree hash at %d: %w", old.Size, err)
-	}
-	if root != old.Hash {
-		return fmt.Errorf("%w: root at tree size %d is %x, the checkpoint says %x", ErrMismatch, old.Size, root[:], old.Hash[:])
-	}
-	return nil
+	return c.checkRoot(ctx, old)
 }
 
-// sign signs a checkpoint for the tree of size n and makes it the latest.
+// parseStored reads a checkpoint from the store. The stored note is ours
+// (this instance's or another's sharing the database): trust its body,
+// whichever key signed it (the key may have been rotated since).
+func parseStored(signed []byte) (verify.Checkpoint, error) {
+	text, _, ok := bytes.Cut(signed, []byte("\n\n"))
+	if !ok {
+		return verify.Checkpoint{}, fmt.Errorf("checkpoint: stored checkpoint is not a signed note")
+	}
+	cp, err := verify.ParseCheckpoint(append(text, '\n'))
+	if err != nil {
+		return verify.Checkpoint{}, fmt.Errorf("checkpoint: stored checkpoint: %w", err)
+	}
+	return cp, nil
+}
+
+// sign signs a checkpoint for the tree of size n and publishes it as the
+// latest, replacing the one this checkpointer holds. If another instance
+// published one first, sign takes that one instead when it covers n (a
+// checkpoint never goes backwards), or signs n again on top of it.
 func (c *Checkpointer) sign(ctx context.Context, n int64) error {
-	root, err := tlog.TreeHash(n, hashReader{ctx, c.st})
+	for {
+		c.mu.Lock()
+		prev := c.signed
+		c.mu.Unlock()
+		root, err := tlog.TreeHash(n, hashReader{ctx, c.st})
+		if err != nil {
+			return fmt.Errorf("checkpoint: tree hash at %d: %w", n, err)
+		}
+		cp := verify.Checkpoint{Origin: c.opt.Origin, Size: n, Hash: root}
+		signed, err := verify.SignCheckpoint(cp, c.opt.Key.Signer)
+		if err != nil {
+			return fmt.Errorf("checkpoint: sign: %w", err)
+		}
+		err = c.st.SwapMeta(ctx, metaKey, prev, signed)
+		if err == nil {
+			c.publish(cp, signed)
+			c.log.Debug("signed checkpoint", "size", n)
+			return nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("checkpoint: store: %w", err)
+		}
+		// Another instance published a checkpoint since we read ours.
+		theirs, err := c.st.Meta(ctx, metaKey)
+		if err != nil {
+			return fmt.Errorf("checkpoint: read the checkpoint another instance published: %w", err)
+		}
+		other, err := parseStored(theirs)
+		if err != nil {
+			return err
+		}
+		// It must be of our tree: one log, one tree, whoever signed.
+		if err := c.checkRoot(ctx, other); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.signed = theirs // the value to swap from next time
+		c.mu.Unlock()
+		if other.Size >= n && c.ours(theirs, other) {
+			c.publish(other, theirs)
+			return nil
+		}
+		if other.Size > n {
+			n = other.Size // sign no less than what is published
+		}
+	}
+}
+
+// ours reports whether a published note verifies under this checkpointer's
+// key and origin, so that it may be served as it is.
+func (c *Checkpointer) ours(signed []byte, cp verify.Checkpoint) bool {
+	if cp.Origin != c.opt.Origin {
+		return false
+	}
+	v, err := verify.ParseVerifierKey(c.opt.Key.VerifierKey)
 	if err != nil {
-		return fmt.Errorf("checkpoint: tree hash at %d: %w", n, err)
+		return false
 	}
-	cp := verify.Checkpoint{Origin: c.opt.Origin, Size: n, Hash: root}
-	signed, err := verify.SignCheckpoint(cp, c.opt.Key.Signer)
-	if err != nil {
-		return fmt.Errorf("checkpoint: sign: %w", err)
-	}
-	if err := c.st.SetMeta(ctx, metaKey, signed); err != nil {
-		return fmt.Errorf("checkpoint: store: %w", err)
-	}
+	_, err = verify.OpenCheckpoint(signed, v, cp.Origin)
+	return err == nil
+}
+
+// publish makes cp the checkpoint served, unless a later one already is.
+func (c *Checkpointer) publish(cp verify.Checkpoint, signed []byte) {
 	c.mu.Lock()
-	c.latest, c.signed = cp, signed
+	defer c.mu.Unlock()
+	c.signed = signed
+	if cp.Size < c.latest.Size {
+		return
+	}
+	c.latest = cp
 	close(c.changed)
 	c.changed = make(chan struct{})
-	c.mu.Unlock()
-	c.log.Debug("signed checkpoint", "size", n)
+}
+
+// checkRoot checks that the stored tree has cp's root at cp's size.
+func (c *Checkpointer) checkRoot(ctx context.Context, cp verify.Checkpoint) error {
+	root, err := tlog.TreeHash(cp.Size, hashReader{ctx, c.st})
+	if err != nil {
+		return fmt.Errorf("checkpoint: tree hash at %d: %w", cp.Size, err)
+	}
+	if root != cp.Hash {
+		return fmt.Errorf("%w: root at tree size %d is %x, the checkpoint says %x", ErrMismatch, cp.Size, root[:], cp.Hash[:])
+	}
 	return nil
 }
 
@@ -254,7 +334,7 @@ func (c *Checkpointer) Origin() string { return c.opt.Origin }
 // hashReader reads the stored tree.
 type hashReader struct {
 	ctx context.Context
-	st  store.Store
+	st  Store
 }
 
 func (r hashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {

@@ -28,7 +28,7 @@ import (
 // sequencer skips that work, and a reader who arrives later encodes what it
 // reads.
 type Feed struct {
-	st store.Store
+	st store.Scanner
 
 	// ring[id % len(ring)] points to event id while it has not been
 	// overwritten. Published entries are never modified.
@@ -58,7 +58,7 @@ type entry struct {
 	frame []byte
 }
 
-func newFeed(st store.Store, head store.Head, size int) *Feed {
+func newFeed(st store.Scanner, head store.Head, size int) *Feed {
 	f := &Feed{st: st, ring: make([]atomic.Pointer[entry], size)}
 	f.last.Store(&head)
 	ch := make(chan struct{})

@@ -16,17 +16,21 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) (store.Store, func() store.Store) {
+	storetest.Run(t, func(t *testing.T) storetest.Storage {
 		dir := t.TempDir()
-		open := func() store.Store {
-			st, err := sqlite.Open(context.Background(), dir)
-			if err != nil {
-				t.Fatal(err)
+		open := func(f func(context.Context, string) (*sqlite.Store, error)) func() store.Store {
+			return func() store.Store {
+				st, err := f(context.Background(), dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() })
+				return st
 			}
-			t.Cleanup(func() { st.Close() })
-			return st
 		}
-		return open(), open
+		// The token command's store is the peer: the data directory has
+		// one sequencer, but tokens and meta are shared.
+		return storetest.Storage{Store: open(sqlite.Open)(), Reopen: open(sqlite.Open), Peer: open(sqlite.OpenAdmin)}
 	})
 }
 
