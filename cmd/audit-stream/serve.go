@@ -15,14 +15,14 @@ import (
 
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 	"github.com/audit-stream/audit-stream/internal/ledger"
-	"github.com/audit-stream/audit-stream/internal/store/sqlite"
+	"github.com/audit-stream/audit-stream/internal/store/backend"
 )
 
 func version() string { return httpapi.Version }
 
 type serveConfig struct {
 	addr       string
-	data       string
+	store      storeConfig
 	bodyLimit  int64
 	maxStreams int
 	heartbeat  time.Duration
@@ -55,7 +55,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.addr, "addr", defaultAddr(), "listen address HOST:PORT (env HOST, PORT)")
-	fs.StringVar(&cfg.data, "data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "data directory (env AUDIT_STREAM_DATA)")
+	cfg.store.flags(fs)
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "maximum request body in bytes")
 	fs.IntVar(&cfg.maxStreams, "max-streams", 10000, "maximum concurrent /stream subscribers")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 15*time.Second, "interval of keep-alive comments on /stream")
@@ -71,11 +71,13 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream serve [flags]
 
-Serve the audit-stream HTTP API with the embedded SQLite store.
+Serve the audit-stream HTTP API, on the embedded SQLite store (a data
+directory) or on PostgreSQL, which several instances may share.
 
 Examples:
   audit-stream                                  # 0.0.0.0:8093, data in ./audit-stream-data
   audit-stream serve --addr 127.0.0.1:9000 --data /var/lib/audit-stream
+  audit-stream serve --store postgres://audit@db/audit --signing-key /etc/audit-stream/signing.key
   audit-stream serve --auth required --tls-cert cert.pem --tls-key key.pem
   audit-stream serve --tokens-file /etc/audit-stream/tokens.json --tls-client-ca clients.pem
 
@@ -115,7 +117,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	start := time.Now()
-	st, err := sqlite.Open(ctx, cfg.data)
+	st, spec, err := cfg.store.open(ctx, backend.Serve, log)
 	if err != nil {
 		return err
 	}
@@ -128,7 +130,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	cps, err := openCheckpoints(ctx, cfg.checkpoint, cfg.data, st, led, log)
+	cps, err := openCheckpoints(ctx, cfg.checkpoint, spec, st, led, log)
 	if err != nil {
 		led.Close(context.Background())
 		return err
@@ -182,7 +184,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		// per write instead.
 	}
 	head := led.Head()
-	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.sec.tlsMode(), "data", cfg.data, "events", head.ID, "startup", time.Since(start).Round(time.Microsecond))
+	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.sec.tlsMode(), "store", spec.String(), "events", head.ID, "startup", time.Since(start).Round(time.Microsecond))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

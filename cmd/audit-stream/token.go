@@ -14,7 +14,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/auth"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 	"github.com/audit-stream/audit-stream/internal/store"
-	"github.com/audit-stream/audit-stream/internal/store/sqlite"
+	"github.com/audit-stream/audit-stream/internal/store/backend"
 )
 
 const tokenUsage = `Usage:
@@ -22,9 +22,9 @@ const tokenUsage = `Usage:
   audit-stream token list [--json]
   audit-stream token revoke ID
 
-Manage API tokens in the data directory. It works while the server runs:
-the server checks tokens on every request, so a new token or a revocation
-takes effect on the next request.
+Manage API tokens in the store (--store or --data). It works while the
+servers run: every instance checks tokens on every request, so a new token
+or a revocation takes effect on the next request.
 
 Roles: producer (append, only as the token's --source values), reader (the
 read endpoints), admin (everything, including /admin/tokens).
@@ -45,7 +45,8 @@ Flags:
 func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := fs.String("data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "data directory (env AUDIT_STREAM_DATA)")
+	var sc storeConfig
+	sc.flags(fs)
 	var roles, sources multiFlag
 	fs.Var(&roles, "role", "create: a role to grant, repeatable: producer, reader, admin")
 	fs.Var(&sources, "source", "create: a source the token may append as, repeatable")
@@ -81,8 +82,8 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		pos = append(pos, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
-	open := func() (*sqlite.Store, bool) {
-		st, err := sqlite.OpenAdmin(ctx, *data)
+	open := func() (store.Store, bool) {
+		st, _, err := sc.open(ctx, backend.Admin, nil)
 		if err != nil {
 			fmt.Fprintf(stderr, "token: %v\n", err)
 			return nil, false

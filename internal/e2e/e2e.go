@@ -65,12 +65,24 @@ var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
 // waits until it listens. addr may be "" for a free port.
 func Start(t testing.TB, dir, addr string, args ...string) *Process {
 	t.Helper()
+	return start(t, append([]string{"--data", dir}, args...), addr)
+}
+
+// StartStore is Start with --store: a data directory, or a PostgreSQL URL
+// that several processes may serve at once.
+func StartStore(t testing.TB, store, addr string, args ...string) *Process {
+	t.Helper()
+	return start(t, append([]string{"--store", store}, args...), addr)
+}
+
+func start(t testing.TB, args []string, addr string) *Process {
+	t.Helper()
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	args = append([]string{"serve", "--data", dir, "--addr", addr}, args...)
+	args = append([]string{"serve", "--addr", addr}, args...)
 	cmd := exec.Command(Binary(t), args...)
-	cmd.Env = append(os.Environ(), "HOST=", "PORT=", "AUDIT_STREAM_DATA=")
+	cmd.Env = append(os.Environ(), "HOST=", "PORT=", "AUDIT_STREAM_DATA=", "AUDIT_STREAM_STORE=")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
