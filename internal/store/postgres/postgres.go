@@ -263,9 +263,18 @@ func (s *Store) Head(ctx context.Context) (store.Head, error) {
 	return readHead(ctx, s.pool)
 }
 
+// conn is what a write transaction runs its statements on.
+type conn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error)
+}
+
 type txView struct {
 	ctx  context.Context
-	tx   pgx.Tx
+	tx   conn
 	head store.Head
 }
 
@@ -277,50 +286,83 @@ func (v *txView) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 
 var eventColumnNames = []string{"event_id", "timestamp", "kind", "source", "payload", "prev_hash", "hash", "tree"}
 
-// Append implements store.Store.
+// Append implements store.Store. The transaction is driven by hand on one
+// pooled connection so that it costs two round trips besides what build
+// asks for: BEGIN, the lock and the head in one pipeline; the rows, the
+// notification and COMMIT in another (COPY adds one for large groups).
 func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Record, error) {
 	if s.isClosed() {
 		return nil, store.ErrClosed
 	}
-	tx, err := s.pool.Begin(ctx)
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	defer c.Release()
+	open := true
+	defer func() {
+		if !open {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := c.Exec(rctx, "ROLLBACK"); err != nil {
+			// The session is in an unknown state: never reuse it.
+			c.Conn().Close(rctx)
+		}
+	}()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	// The lock is held until the transaction ends, by commit, rollback
+	// or the death of the session (a killed instance holds nothing).
+	b.Queue("SELECT pg_advisory_xact_lock($1)", s.lockKey)
+	b.Queue("SELECT event_id, hash FROM events ORDER BY event_id DESC LIMIT 1")
+	br := c.SendBatch(ctx, b)
+	_, err = br.Exec()
+	if err == nil {
+		_, err = br.Exec()
+	}
+	var head store.Head
+	if err == nil {
+		head, err = readHead(ctx, batchRow{br})
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("postgres: begin: %w", err)
 	}
-	defer tx.Rollback(context.Background())
-	// The lock is held until the transaction ends, by commit, rollback
-	// or the death of the session.
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.lockKey); err != nil {
-		return nil, fmt.Errorf("postgres: take the append lock: %w", err)
-	}
-	head, err := readHead(ctx, tx)
-	if err != nil {
-		return nil, err
-	}
-	recs, err := build(&txView{ctx: ctx, tx: tx, head: head})
+	recs, err := build(&txView{ctx: ctx, tx: c, head: head})
 	if err != nil {
 		return nil, err
 	}
 	if err := store.CheckExtends(head, recs); err != nil {
 		return nil, err
 	}
+	b = &pgx.Batch{}
 	if len(recs) > 0 {
-		if err := insert(ctx, tx, recs); err != nil {
+		if err := insert(ctx, c, b, recs); err != nil {
 			return nil, err
 		}
 		last := recs[len(recs)-1]
-		if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", s.channel, formatHead(store.Head{ID: last.ID, Hash: last.Hash})); err != nil {
-			return nil, fmt.Errorf("postgres: notify: %w", err)
-		}
+		b.Queue("SELECT pg_notify($1, $2)", s.channel, formatHead(store.Head{ID: last.ID, Hash: last.Hash}))
 	}
-	if err := tx.Commit(ctx); err != nil {
+	b.Queue("COMMIT")
+	if err := c.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("postgres: commit: %w", err)
 	}
+	open = false
 	return recs, nil
 }
 
-// insert writes recs: a multi-row INSERT for small groups (one round trip),
-// COPY for large ones.
-func insert(ctx context.Context, tx pgx.Tx, recs []store.Record) error {
+// batchRow reads the next result of a batch as a row.
+type batchRow struct{ br pgx.BatchResults }
+
+func (r batchRow) QueryRow(context.Context, string, ...any) pgx.Row { return r.br.QueryRow() }
+
+// insert queues a multi-row INSERT of recs on b for small groups, or
+// writes large ones with COPY at once.
+func insert(ctx context.Context, c conn, b *pgx.Batch, recs []store.Record) error {
 	row := func(r *store.Record) []any {
 		tree := make([]byte, 0, 32*len(r.Tree))
 		for _, h := range r.Tree {
@@ -329,24 +371,22 @@ func insert(ctx context.Context, tx pgx.Tx, recs []store.Record) error {
 		return []any{r.ID, r.Timestamp, []byte(r.Kind), []byte(r.Source), string(r.Payload), r.PrevHash[:], r.Hash[:], tree}
 	}
 	if len(recs) <= 64 {
-		var b strings.Builder
-		b.WriteString("INSERT INTO events (event_id, timestamp, kind, source, payload, prev_hash, hash, tree) VALUES ")
+		var sb strings.Builder
+		sb.WriteString("INSERT INTO events (event_id, timestamp, kind, source, payload, prev_hash, hash, tree) VALUES ")
 		args := make([]any, 0, 8*len(recs))
 		for i := range recs {
 			if i > 0 {
-				b.WriteByte(',')
+				sb.WriteByte(',')
 			}
 			n := 8 * i
-			fmt.Fprintf(&b, "($%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
+			fmt.Fprintf(&sb, "($%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
 			args = append(args, row(&recs[i])...)
 		}
-		if _, err := tx.Exec(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("postgres: insert events %d-%d: %w", recs[0].ID, recs[len(recs)-1].ID, err)
-		}
+		b.Queue(sb.String(), args...)
 		return nil
 	}
 	i := 0
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumnNames, pgx.CopyFromFunc(func() ([]any, error) {
+	_, err := c.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumnNames, pgx.CopyFromFunc(func() ([]any, error) {
 		if i == len(recs) {
 			return nil, nil
 		}
