@@ -1,6 +1,7 @@
 package checkpoint_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/checkpoint"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/internal/store/faultstore"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 	"github.com/audit-stream/audit-stream/verify"
 	"golang.org/x/mod/sumdb/tlog"
@@ -250,4 +252,52 @@ func TestTwoCheckpointersNeverFork(t *testing.T) {
 		t.Fatalf("last published checkpoint covers %d events, want 300", prev.Size)
 	}
 	t.Logf("%d checkpoints published, %d conflicting attempts", len(rec.published), rec.conflicts)
+}
+
+// A checkpoint that cannot be stored is not served: the checkpointer keeps
+// serving the last stored one and stores a new one once the store heals.
+func TestCheckpointStoreFailure(t *testing.T) {
+	ctx := context.Background()
+	_, key, err := checkpoint.GenerateKey("example.com/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fs := faultstore.New(st)
+	led, err := ledger.Open(ctx, fs, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer led.Close(ctx)
+	cps, err := checkpoint.Open(ctx, fs, led.Feed(), checkpoint.Options{Origin: "example.com/log", Key: key, Interval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); cps.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	fs.Fail(faultstore.SetMeta, faultstore.ErrDiskFull)
+	l := &logUnderTest{st: st, led: led}
+	l.append(t, 5)
+	for fs.Failed(faultstore.SetMeta) < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	if got := cps.Latest().Size; got != 0 {
+		t.Fatalf("a checkpoint that was never stored is served: size %d", got)
+	}
+	fs.Heal(faultstore.SetMeta)
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if cp, _, err := cps.Wait(wctx, 5); err != nil || cp.Size != 5 {
+		t.Fatalf("after healing: %+v, %v", cp, err)
+	}
+	stored, err := st.Meta(ctx, "checkpoint")
+	if err != nil || !bytes.Contains(stored, []byte("\n5\n")) {
+		t.Fatalf("stored checkpoint %q, %v; want size 5", stored, err)
+	}
 }
