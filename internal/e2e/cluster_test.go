@@ -290,27 +290,7 @@ func TestClusterOneChain(t *testing.T) {
 	}
 
 	// The one chain, read through a survivor.
-	resp, err := client.Get(c.procs[0].URL + "/export?after=0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var chain []event.Event
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		e, err := event.ParseStored(sc.Bytes())
-		if err != nil {
-			t.Fatal(err)
-		}
-		chain = append(chain, e)
-	}
-	resp.Body.Close()
-	vc := verify.NewChain()
-	for i := range chain {
-		if err := vc.Add(&chain[i]); err != nil {
-			t.Fatalf("the chain is broken: %v", err)
-		}
-	}
+	chain := exportChain(t, c.procs[0].URL)
 	head := int64(len(chain))
 	for id, h := range acked {
 		if id > head || chain[id-1].Hash.String() != h {
@@ -398,6 +378,35 @@ func TestClusterOneChain(t *testing.T) {
 	}
 	t.Logf("%d events (%d acknowledged), %d replays through another instance, %d checkpoints checked", head, len(acked), replays.Load(), total)
 }
+
+// exportChain reads the whole log from url and checks it is one valid chain.
+func exportChain(t *testing.T, url string) []event.Event {
+	t.Helper()
+	resp, err := client.Get(url + "/export?after=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var chain []event.Event
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		e, err := event.ParseStored(sc.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain = append(chain, e)
+	}
+	vc := verify.NewChain()
+	for i := range chain {
+		if err := vc.Add(&chain[i]); err != nil {
+			t.Fatalf("the chain is broken: %v", err)
+		}
+	}
+	return chain
+}
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
 
 // subtreeRoot is RFC 6962's MTH of a perfect subtree.
 func subtreeRoot(l []tlog.Hash) tlog.Hash {

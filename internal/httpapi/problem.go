@@ -50,6 +50,10 @@ func toProblem(err error) *Problem {
 		p := problem(http.StatusServiceUnavailable, "the server is shutting down; retry against another instance or after restart")
 		p.retryAfter = 1
 		return p
+	case errors.Is(err, store.ErrUnavailable):
+		p := problem(http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
+		p.retryAfter = 1
+		return p
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return problem(http.StatusServiceUnavailable, "request cancelled before it completed")
 	default:

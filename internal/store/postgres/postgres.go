@@ -237,7 +237,7 @@ func readHead(ctx context.Context, q queryRower) (store.Head, error) {
 		return store.Head{}, nil
 	}
 	if err != nil {
-		return h, fmt.Errorf("postgres: read head: %w", err)
+		return h, classify(fmt.Errorf("postgres: read head: %w", err))
 	}
 	if err := setHash(&h.Hash, hash); err != nil {
 		return h, fmt.Errorf("postgres: head event %d: %w", h.ID, err)
@@ -296,7 +296,7 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 	}
 	c, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: connect: %w", err)
+		return nil, classify(fmt.Errorf("postgres: connect: %w", err))
 	}
 	defer c.Release()
 	open := true
@@ -330,7 +330,7 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 		err = cerr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: begin: %w", err)
+		return nil, classify(fmt.Errorf("postgres: begin: %w", err))
 	}
 	recs, err := build(&txView{ctx: ctx, tx: c, head: head})
 	if err != nil {
@@ -349,7 +349,7 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 	}
 	b.Queue("COMMIT")
 	if err := c.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("postgres: commit: %w", err)
+		return nil, classify(fmt.Errorf("postgres: commit: %w", err))
 	}
 	open = false
 	return recs, nil

@@ -204,18 +204,18 @@ func (s *Store) Get(ctx context.Context, id int64) (event.Event, error) {
 	}
 	rows, err := s.pool.Query(ctx, "SELECT "+eventColumns+" FROM events WHERE event_id = $1", id)
 	if err != nil {
-		return e, fmt.Errorf("postgres: get %d: %w", id, err)
+		return e, classify(fmt.Errorf("postgres: get %d: %w", id, err))
 	}
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return e, fmt.Errorf("postgres: get %d: %w", id, err)
+			return e, classify(fmt.Errorf("postgres: get %d: %w", id, err))
 		}
 		return e, store.ErrNotFound
 	}
 	var d decoder
 	if err := d.decode(rows, &e); err != nil {
-		return e, fmt.Errorf("postgres: get %d: %w", id, err)
+		return e, classify(fmt.Errorf("postgres: get %d: %w", id, err))
 	}
 	return e, nil
 }
@@ -229,7 +229,7 @@ func (s *Store) Latest(ctx context.Context, f store.Filter, limit int) ([]event.
 	args = append(args, limit)
 	rows, err := s.pool.Query(ctx, "SELECT "+eventColumns+" FROM events"+w+" ORDER BY event_id DESC LIMIT $"+strconv.Itoa(len(args)), args...)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: query: %w", err)
+		return nil, classify(fmt.Errorf("postgres: query: %w", err))
 	}
 	defer rows.Close()
 	var d decoder
@@ -237,11 +237,11 @@ func (s *Store) Latest(ctx context.Context, f store.Filter, limit int) ([]event.
 	for rows.Next() {
 		out = append(out, event.Event{})
 		if err := d.decode(rows, &out[len(out)-1]); err != nil {
-			return nil, fmt.Errorf("postgres: query: %w", err)
+			return nil, classify(fmt.Errorf("postgres: query: %w", err))
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: query: %w", err)
+		return nil, classify(fmt.Errorf("postgres: query: %w", err))
 	}
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
@@ -270,7 +270,7 @@ func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*ev
 		args = append(args, page)
 		rows, err := s.pool.Query(ctx, "SELECT "+eventColumns+" FROM events"+w+" ORDER BY event_id LIMIT $"+strconv.Itoa(len(args)), args...)
 		if err != nil {
-			return fmt.Errorf("postgres: scan: %w", err)
+			return classify(fmt.Errorf("postgres: scan: %w", err))
 		}
 		n := 0
 		for rows.Next() {

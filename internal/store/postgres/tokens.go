@@ -142,7 +142,7 @@ func (s *Store) TokenByDigest(ctx context.Context, digest [sha256.Size]byte) (st
 		return t, store.ErrNotFound
 	}
 	if err != nil {
-		return t, fmt.Errorf("postgres: token lookup: %w", err)
+		return t, classify(fmt.Errorf("postgres: token lookup: %w", err))
 	}
 	return t, nil
 }
@@ -157,7 +157,7 @@ func (s *Store) HasTokens(ctx context.Context) (bool, error) {
 	}
 	var has bool
 	if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM tokens)").Scan(&has); err != nil {
-		return false, fmt.Errorf("postgres: has tokens: %w", err)
+		return false, classify(fmt.Errorf("postgres: has tokens: %w", err))
 	}
 	if has {
 		// Tokens are never deleted, only revoked: once there is one,
