@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	asclient "github.com/audit-stream/audit-stream/client"
 	"github.com/audit-stream/audit-stream/internal/checkpoint"
 	"github.com/audit-stream/audit-stream/internal/e2e"
 	"github.com/audit-stream/audit-stream/internal/pgtest"
@@ -43,7 +44,44 @@ func TestClusterSurvivesDroppedConnections(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sub := subscribe(ctx, procs[1].URL)
+	// The tail may lose its stream when a store read fails; the client
+	// resumes it with Last-Event-ID.
+	var tailMu sync.Mutex
+	var tailed []int64
+	var tailErr error
+	cl, err := asclient.New(procs[1].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		after := int64(0)
+		for ev, err := range cl.Tail(ctx, asclient.TailOptions{After: &after, MaxBackoff: 200 * time.Millisecond}) {
+			tailMu.Lock()
+			if err != nil {
+				tailErr = err
+			} else {
+				if n := len(tailed); n > 0 && ev.ID != tailed[n-1]+1 || n == 0 && ev.ID != 1 {
+					tailErr = fmt.Errorf("tail: event %d after %v", ev.ID, tailed[max(0, n-1):])
+				}
+				tailed = append(tailed, ev.ID)
+			}
+			tailMu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		if t.Failed() {
+			for i, p := range procs {
+				for _, l := range strings.Split(p.Log(), "\n") {
+					if strings.Contains(l, "level=ERROR") || strings.Contains(l, "level=WARN") {
+						t.Logf("instance %d: %s", i, l)
+					}
+				}
+			}
+		}
+	}()
 
 	admin, err := pgx.Connect(ctx, os.Getenv(pgtest.Env))
 	if err != nil {
@@ -121,8 +159,10 @@ func TestClusterSurvivesDroppedConnections(t *testing.T) {
 	}
 	until := time.Now().Add(20 * time.Second)
 	for {
-		seen, err := sub.seen()
-		if err != nil {
+		tailMu.Lock()
+		seen, err := int64(len(tailed)), tailErr
+		tailMu.Unlock()
+		if err != nil && ctx.Err() == nil {
 			t.Fatalf("subscriber: %v", err)
 		}
 		if seen >= last.EventID {

@@ -70,21 +70,21 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, classify(fmt.Errorf("postgres: %w", err))
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = 16
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, classify(fmt.Errorf("postgres: %w", err))
 	}
 	s := &Store{pool: pool, log: opt.Logger}
 	var schema *string
 	var syncCommit string
 	if err := pool.QueryRow(ctx, "SELECT current_schema(), current_setting('synchronous_commit')").Scan(&schema, &syncCommit); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: connect: %w", err)
+		return nil, classify(fmt.Errorf("postgres: connect: %w", err))
 	}
 	if schema == nil {
 		pool.Close()
@@ -158,7 +158,7 @@ func (s *Store) listen(ctx context.Context, ready chan<- error) {
 			break
 		}
 		if first {
-			ready <- fmt.Errorf("postgres: listen: %w", err)
+			ready <- classify(fmt.Errorf("postgres: listen: %w", err))
 			return
 		}
 		s.log.Warn("head notifications lost; reconnecting", "err", err, "backoff", backoff)
@@ -240,7 +240,7 @@ func readHead(ctx context.Context, q queryRower) (store.Head, error) {
 		return h, classify(fmt.Errorf("postgres: read head: %w", err))
 	}
 	if err := setHash(&h.Hash, hash); err != nil {
-		return h, fmt.Errorf("postgres: head event %d: %w", h.ID, err)
+		return h, classify(fmt.Errorf("postgres: head event %d: %w", h.ID, err))
 	}
 	return h, nil
 }
@@ -394,7 +394,7 @@ func insert(ctx context.Context, c conn, b *pgx.Batch, recs []store.Record) erro
 		return row(&recs[i-1]), nil
 	}))
 	if err != nil {
-		return fmt.Errorf("postgres: copy events %d-%d: %w", recs[0].ID, recs[len(recs)-1].ID, err)
+		return classify(fmt.Errorf("postgres: copy events %d-%d: %w", recs[0].ID, recs[len(recs)-1].ID, err))
 	}
 	return nil
 }
@@ -410,7 +410,7 @@ func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: meta %q: %w", key, err)
+		return nil, classify(fmt.Errorf("postgres: meta %q: %w", key, err))
 	}
 	return v, nil
 }
@@ -422,7 +422,7 @@ func (s *Store) SetMeta(ctx context.Context, key string, value []byte) error {
 	}
 	_, err := s.pool.Exec(ctx, "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value)
 	if err != nil {
-		return fmt.Errorf("postgres: set meta %q: %w", key, err)
+		return classify(fmt.Errorf("postgres: set meta %q: %w", key, err))
 	}
 	return nil
 }
@@ -441,7 +441,7 @@ func (s *Store) SwapMeta(ctx context.Context, key string, old, value []byte) err
 		tag, err = s.pool.Exec(ctx, "UPDATE meta SET value = $3 WHERE key = $1 AND value = $2", key, old, value)
 	}
 	if err != nil {
-		return fmt.Errorf("postgres: swap meta %q: %w", key, err)
+		return classify(fmt.Errorf("postgres: swap meta %q: %w", key, err))
 	}
 	if tag.RowsAffected() == 0 {
 		return store.ErrConflict

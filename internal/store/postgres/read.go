@@ -36,20 +36,20 @@ func readHashes(ctx context.Context, q querier, indexes []int64) ([]tlog.Hash, e
 	}
 	rows, err := q.Query(ctx, "SELECT event_id, tree FROM events WHERE event_id = ANY($1)", ids)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: read tree hashes: %w", err)
+		return nil, classify(fmt.Errorf("postgres: read tree hashes: %w", err))
 	}
 	for rows.Next() {
 		var id int64
 		var tree []byte
 		if err := rows.Scan(&id, &tree); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("postgres: read tree hashes: %w", err)
+			return nil, classify(fmt.Errorf("postgres: read tree hashes: %w", err))
 		}
 		seen[id] = tree
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: read tree hashes: %w", err)
+		return nil, classify(fmt.Errorf("postgres: read tree hashes: %w", err))
 	}
 	out := make([]tlog.Hash, len(indexes))
 	for i, idx := range indexes {
@@ -276,7 +276,7 @@ func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*ev
 		for rows.Next() {
 			if err := d.decode(rows, &e); err != nil {
 				rows.Close()
-				return fmt.Errorf("postgres: scan: %w", err)
+				return classify(fmt.Errorf("postgres: scan: %w", err))
 			}
 			n++
 			if err := fn(&e); err != nil {
@@ -286,7 +286,7 @@ func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*ev
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("postgres: scan: %w", err)
+			return classify(fmt.Errorf("postgres: scan: %w", err))
 		}
 		seen += n
 		if n < page {

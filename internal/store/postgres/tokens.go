@@ -51,7 +51,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 		t.ID, t.Name, strings.Join(t.Roles, ","), string(sources), t.Digest[:],
 		formatTime(t.Created), formatTime(t.Expires), formatTime(t.Revoked))
 	if err != nil {
-		return fmt.Errorf("postgres: create token %s: %w", t.ID, err)
+		return classify(fmt.Errorf("postgres: create token %s: %w", t.ID, err))
 	}
 	return nil
 }
@@ -98,19 +98,19 @@ func (s *Store) ListTokens(ctx context.Context) ([]store.Token, error) {
 	}
 	rows, err := s.pool.Query(ctx, "SELECT "+tokenColumns+" FROM tokens ORDER BY created, id")
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list tokens: %w", err)
+		return nil, classify(fmt.Errorf("postgres: list tokens: %w", err))
 	}
 	defer rows.Close()
 	var out []store.Token
 	for rows.Next() {
 		t, err := scanToken(rows)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: list tokens: %w", err)
+			return nil, classify(fmt.Errorf("postgres: list tokens: %w", err))
 		}
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list tokens: %w", err)
+		return nil, classify(fmt.Errorf("postgres: list tokens: %w", err))
 	}
 	return out, nil
 }
@@ -122,7 +122,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 	}
 	tag, err := s.pool.Exec(ctx, "UPDATE tokens SET revoked = coalesce(revoked, $1) WHERE id = $2", formatTime(at), id)
 	if err != nil {
-		return fmt.Errorf("postgres: revoke token %s: %w", id, err)
+		return classify(fmt.Errorf("postgres: revoke token %s: %w", id, err))
 	}
 	if tag.RowsAffected() == 0 {
 		return store.ErrNotFound
@@ -179,7 +179,7 @@ func (v *txView) Key(scope, key string) (store.IdempotencyKey, error) {
 		return k, store.ErrNotFound
 	}
 	if err != nil {
-		return k, fmt.Errorf("postgres: idempotency key: %w", err)
+		return k, classify(fmt.Errorf("postgres: idempotency key: %w", err))
 	}
 	if len(digest) != sha256.Size {
 		return k, fmt.Errorf("postgres: idempotency key: digest of %d bytes", len(digest))
@@ -194,7 +194,7 @@ func (v *txView) PutKey(k store.IdempotencyKey) error {
 	tag, err := v.tx.Exec(v.ctx, "INSERT INTO idempotency_keys (scope, key, body_digest, first_id, count, created) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING",
 		k.Scope, k.Key, k.BodyDigest[:], k.FirstID, k.Count, k.Created.UnixMilli())
 	if err != nil {
-		return fmt.Errorf("postgres: put idempotency key: %w", err)
+		return classify(fmt.Errorf("postgres: put idempotency key: %w", err))
 	}
 	if tag.RowsAffected() == 0 {
 		return store.ErrKeyExists
@@ -213,7 +213,7 @@ func (s *Store) PruneKeys(ctx context.Context, before time.Time) (int64, error) 
 		tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE ctid IN (
 			SELECT ctid FROM idempotency_keys WHERE created < $1 LIMIT 1000)`, before.UnixMilli())
 		if err != nil {
-			return total, fmt.Errorf("postgres: prune idempotency keys: %w", err)
+			return total, classify(fmt.Errorf("postgres: prune idempotency keys: %w", err))
 		}
 		total += tag.RowsAffected()
 		if tag.RowsAffected() < 1000 {
