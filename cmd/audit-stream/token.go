@@ -7,6 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/backend"
+	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
 
 const tokenUsage = `Usage:
@@ -33,8 +37,14 @@ read endpoints), admin (everything, including /admin/tokens).
 the token's details. The secret is shown only this once: the database keeps
 only its SHA-256 digest.
 
+The data directory used is printed on standard error. A --data that holds no
+log yet is refused (exit 2), so that a wrong path or working directory never
+creates a stray database the server does not read; pass --init to create the
+log there on purpose, before the server's first start.
+
 Examples:
   audit-stream token create --role admin --name ops --data /var/lib/audit-stream
+  audit-stream token create --role admin --data /var/lib/audit-stream --init   # before the first start
   TOKEN=$(audit-stream token create --role producer --source billing --expires 90d | head -1)
   audit-stream token list
   audit-stream token revoke tok_3f9a1c2b7d4e
@@ -53,6 +63,7 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	name := fs.String("name", "", "create: a name to recognise the token by")
 	expires := fs.String("expires", "", "create: lifetime, like 90d, 36h (default: never)")
 	asJSON := fs.Bool("json", false, "list: print JSON")
+	initData := fs.Bool("init", false, "create the data directory and its database when --data holds no log yet (before the server's first start)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), tokenUsage)
 		fs.PrintDefaults()
@@ -82,13 +93,33 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		pos = append(pos, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
-	open := func() (store.Store, bool) {
-		st, _, err := sc.open(ctx, backend.Admin, nil)
+	// open opens the store, or says why not and returns the exit status:
+	// 2 when the data directory holds no log and --init was not given
+	// (most likely a wrong --data or working directory), 1 otherwise. A
+	// PostgreSQL store is a log once its schema exists, which opening
+	// creates.
+	open := func() (store.Store, int) {
+		spec, err := sc.spec()
 		if err != nil {
 			fmt.Fprintf(stderr, "token: %v\n", err)
-			return nil, false
+			return nil, 2
 		}
-		return st, true
+		if spec.Dir != "" {
+			if abs, err := filepath.Abs(spec.Dir); err == nil {
+				fmt.Fprintf(stderr, "data directory: %s\n", abs)
+			}
+			if !*initData && !holdsLog(spec.Dir) {
+				fmt.Fprintf(stderr, "token: %s holds no audit-stream log (no %s): check --data (env AUDIT_STREAM_DATA) or --store, "+
+					"or pass --init to create one there before the server's first start\n", spec.Dir, sqlite.FileName)
+				return nil, 2
+			}
+		}
+		st, err := backend.Open(ctx, spec, backend.Admin, nil)
+		if err != nil {
+			fmt.Fprintf(stderr, "token: %v\n", err)
+			return nil, 1
+		}
+		return st, 0
 	}
 	switch sub {
 	case "create":
@@ -106,11 +137,16 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			fmt.Fprintf(stderr, "token create: %v\n", err)
 			return 2
 		}
-		st, ok := open()
-		if !ok {
-			return 1
+		st, code := open()
+		if st == nil {
+			return code
 		}
 		defer st.Close()
+		had, err := st.HasTokens(ctx)
+		if err != nil {
+			fmt.Fprintf(stderr, "token create: %v\n", err)
+			return 1
+		}
 		secret, t, err := auth.New(spec, time.Now())
 		if err == nil {
 			err = st.CreateToken(ctx, t)
@@ -118,6 +154,13 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		if err != nil {
 			fmt.Fprintf(stderr, "token create: %v\n", err)
 			return 1
+		}
+		if !had {
+			// Leaving open mode locks out every client without a token,
+			// from the server's next request on: say so loudly.
+			slog.New(slog.NewTextHandler(stderr, nil)).Warn(
+				"first API token created: auth mode is now on; every endpoint except /healthz, / and the verification material needs a token",
+				"auth", "on", "token_id", t.ID, "roles", strings.Join(t.Roles, ","))
 		}
 		fmt.Fprintln(stdout, secret)
 		printToken(stdout, t)
@@ -128,9 +171,9 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			fmt.Fprintf(stderr, "token list: unexpected argument %q\n", pos[0])
 			return 2
 		}
-		st, ok := open()
-		if !ok {
-			return 1
+		st, code := open()
+		if st == nil {
+			return code
 		}
 		defer st.Close()
 		ts, err := st.ListTokens(ctx)
@@ -166,9 +209,9 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			fmt.Fprintln(stderr, "token revoke: give exactly one token id (see 'audit-stream token list')")
 			return 2
 		}
-		st, ok := open()
-		if !ok {
-			return 1
+		st, code := open()
+		if st == nil {
+			return code
 		}
 		defer st.Close()
 		if err := st.RevokeToken(ctx, pos[0], time.Now()); errors.Is(err, store.ErrNotFound) {
@@ -183,6 +226,12 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	fmt.Fprintf(stderr, "token: unknown subcommand %q (create, list, revoke)\n", sub)
 	return 2
+}
+
+// holdsLog reports whether dir holds an audit-stream database.
+func holdsLog(dir string) bool {
+	fi, err := os.Stat(filepath.Join(dir, sqlite.FileName))
+	return err == nil && fi.Mode().IsRegular()
 }
 
 func printToken(w io.Writer, t store.Token) {

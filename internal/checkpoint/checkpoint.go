@@ -9,6 +9,7 @@ package checkpoint
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,11 +25,13 @@ import (
 const metaKey = "checkpoint"
 
 // Store is what the checkpointer needs of the store: the tree, and the meta
-// value it publishes checkpoints in with compare-and-swap, so that several
-// instances sharing one database publish one sequence of checkpoints.
+// values it publishes checkpoints in with compare-and-swap (so that several
+// instances sharing one database publish one sequence of checkpoints) and
+// records recoveries in.
 type Store interface {
 	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
 	Meta(ctx context.Context, key string) ([]byte, error)
+	SetMeta(ctx context.Context, key string, value []byte) error
 	SwapMeta(ctx context.Context, key string, old, value []byte) error
 }
 
@@ -48,7 +51,18 @@ type Options struct {
 	Key    *Key
 	// Interval is the least time between two checkpoints; default 1 s.
 	Interval time.Duration
-	Logger   *slog.Logger
+	// Copy, if set, is a file that also holds the latest signed
+	// checkpoint. Kept outside the data directory, it lets start-up catch
+	// a data directory restored from an older copy, whose own checkpoint
+	// went back with it (copy.go).
+	Copy string
+	// Recover starts even when the log fails the start-up checks (no
+	// checkpoint for a non-empty log, a log shorter than or diverging from
+	// the last checkpoint): the failure is logged at ERROR, recorded in
+	// the store's metadata, and the log is signed as it now stands.
+	// Witnesses holding an earlier checkpoint will still report the break.
+	Recover bool
+	Logger  *slog.Logger
 }
 
 // Checkpointer signs and serves checkpoints.
@@ -69,8 +83,14 @@ type Checkpointer struct {
 // copy. The checkpointer refuses to sign over it.
 var ErrMismatch = errors.New("checkpoint: stored Merkle tree does not match the latest signed checkpoint")
 
+// ErrUnsigned reports a log that holds events but no signed checkpoint:
+// the stored checkpoint was removed, which is what someone rewriting the
+// history would do first. The checkpointer refuses to sign over it.
+var ErrUnsigned = errors.New("checkpoint: the log holds events but no signed checkpoint is stored")
+
 // Open loads the latest checkpoint from st and checks that the stored tree
-// still matches it. Call Run to sign new ones.
+// still matches it, and the copy outside the data directory if there is
+// one. Call Run to sign new ones.
 func Open(ctx context.Context, st Store, heads Heads, opt Options) (*Checkpointer, error) {
 	if opt.Interval <= 0 {
 		opt.Interval = time.Second
@@ -79,28 +99,32 @@ func Open(ctx context.Context, st Store, heads Heads, opt Options) (*Checkpointe
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Checkpointer{st: st, heads: heads, opt: opt, log: opt.Logger, changed: make(chan struct{})}
-	signed, err := st.Meta(ctx, metaKey)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		// A new log: its first checkpoint is the one for the tree as it is.
-		if err := c.sign(ctx, heads.Head()); err != nil {
+	head := heads.Head()
+	err := c.load(ctx, head)
+	if err != nil && (errors.Is(err, ErrMismatch) || errors.Is(err, ErrUnsigned)) && opt.Recover {
+		// The operator vouches for the log as it stands: sign it, and
+		// leave a durable trace of having done so.
+		c.log.Error("STARTING ON A LOG THAT FAILED THE CHECKPOINT CHECK: signing it as it stands because recovery was requested; "+
+			"witnesses holding an earlier checkpoint will report this", "err", err, "events", head)
+		if err := c.recordRecovery(ctx, head, err); err != nil {
+			return nil, err
+		}
+		if err := c.sign(ctx, head); err != nil {
 			return nil, err
 		}
 		return c, nil
-	case err != nil:
-		return nil, err
 	}
-	cp, err := parseStored(signed)
 	if err != nil {
 		return nil, err
 	}
-	c.latest, c.signed = cp, signed
-	if cp.Origin != opt.Origin {
-		c.log.Warn("origin changed: checkpoints from now on are for a different log name", "was", cp.Origin, "now", opt.Origin)
+	if c.signed == nil {
+		// A new log: its first checkpoint is the one for the tree as it is.
+		if err := c.sign(ctx, head); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
-	if err := c.check(ctx, heads.Head()); err != nil {
-		return nil, err
-	}
+	cp, signed := c.latest, c.signed
 	// A rotated key re-signs the same tree, so that what is served always
 	// verifies under the key that is served.
 	rotated := false
@@ -114,38 +138,127 @@ func Open(ctx context.Context, st Store, heads Heads, opt Options) (*Checkpointe
 		if err := c.sign(ctx, heads.Head()); err != nil {
 			return nil, err
 		}
+	} else {
+		c.keepCopy(signed) // a copy configured for the first time starts now
 	}
 	return c, nil
 }
 
-// check makes sure that the tree of size head extends the latest checkpoint.
-func (c *Checkpointer) check(ctx context.Context, head int64) error {
-	old := c.latest
-	if head < old.Size {
-		return fmt.Errorf("%w: the checkpoint covers %d events but the log holds %d", ErrMismatch, old.Size, head)
+// load reads the stored checkpoint (and the copy, if configured) and
+// checks that the log of head events extends both. It leaves c.signed nil
+// for a new, empty log.
+func (c *Checkpointer) load(ctx context.Context, head int64) error {
+	copied, err := readCopy(c.opt.Copy)
+	if err != nil {
+		return err
 	}
-	return c.checkRoot(ctx, old)
+	signed, err := c.st.Meta(ctx, metaKey)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if head > 0 {
+			return fmt.Errorf("%w: %d events, and no checkpoint to check them against", ErrUnsigned, head)
+		}
+		if copied != nil && copied.Size > 0 {
+			return fmt.Errorf("%w: the log is empty but %s holds a checkpoint of %d events", ErrMismatch, c.opt.Copy, copied.Size)
+		}
+		return nil
+	case err != nil:
+		return err
+	}
+	// The stored note is our own: trust its body, whichever key signed it
+	// (the key may have been rotated since).
+	cp, err := noteBody(signed)
+	if err != nil {
+		return fmt.Errorf("checkpoint: stored checkpoint: %w", err)
+	}
+	c.latest, c.signed = cp, signed
+	if cp.Origin != c.opt.Origin {
+		c.log.Warn("origin changed: checkpoints from now on are for a different log name", "was", cp.Origin, "now", c.opt.Origin)
+	}
+	if err := c.check(ctx, head); err != nil {
+		return err
+	}
+	if copied != nil {
+		if err := c.checkAgainst(ctx, head, *copied, "the checkpoint copy "+c.opt.Copy); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// parseStored reads a checkpoint from the store. The stored note is ours
-// (this instance's or another's sharing the database): trust its body,
-// whichever key signed it (the key may have been rotated since).
-func parseStored(signed []byte) (verify.Checkpoint, error) {
+// noteBody parses the checkpoint of a signed note without checking the
+// signature.
+func noteBody(signed []byte) (verify.Checkpoint, error) {
 	text, _, ok := bytes.Cut(signed, []byte("\n\n"))
 	if !ok {
-		return verify.Checkpoint{}, fmt.Errorf("checkpoint: stored checkpoint is not a signed note")
+		return verify.Checkpoint{}, errors.New("not a signed note")
 	}
-	cp, err := verify.ParseCheckpoint(append(text, '\n'))
-	if err != nil {
-		return verify.Checkpoint{}, fmt.Errorf("checkpoint: stored checkpoint: %w", err)
-	}
-	return cp, nil
+	return verify.ParseCheckpoint(append(text, '\n'))
 }
 
-// sign signs a checkpoint for the tree of size n and publishes it as the
-// latest, replacing the one this checkpointer holds. If another instance
-// published one first, sign takes that one instead when it covers n (a
-// checkpoint never goes backwards), or signs n again on top of it.
+// recoveriesKey is the store meta key under which every recovery start is
+// recorded, one JSON line each, oldest first.
+const recoveriesKey = "recoveries"
+
+// recordRecovery appends a line saying when and why the start-up check was
+// overridden, and which checkpoint was signed over.
+func (c *Checkpointer) recordRecovery(ctx context.Context, head int64, why error) error {
+	prev, err := c.st.Meta(ctx, recoveriesKey)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	rec := map[string]any{
+		"at":     time.Now().UTC().Format(time.RFC3339Nano),
+		"reason": why.Error(),
+		"events": head,
+	}
+	if c.signed != nil {
+		rec["previous_checkpoint"] = string(c.signed)
+	}
+	line, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := c.st.SetMeta(ctx, recoveriesKey, append(append(prev, line...), '\n')); err != nil {
+		return fmt.Errorf("checkpoint: record recovery: %w", err)
+	}
+	return nil
+}
+
+// Recoveries returns the recovery starts recorded in st, one JSON line each.
+func Recoveries(ctx context.Context, st MetaStore) ([]byte, error) {
+	b, err := st.Meta(ctx, recoveriesKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// check makes sure that the tree of size head extends the latest checkpoint.
+func (c *Checkpointer) check(ctx context.Context, head int64) error {
+	return c.checkAgainst(ctx, head, c.latest, "the checkpoint")
+}
+
+func (c *Checkpointer) checkAgainst(ctx context.Context, head int64, old verify.Checkpoint, which string) error {
+	if head < old.Size {
+		return fmt.Errorf("%w: %s covers %d events but the log holds only %d", ErrMismatch, which, old.Size, head)
+	}
+	root, err := tlog.TreeHash(old.Size, hashReader{ctx, c.st})
+	if err != nil {
+		return fmt.Errorf("checkpoint: tree hash at %d: %w", old.Size, err)
+	}
+	if root != old.Hash {
+		return fmt.Errorf("%w: root at tree size %d is %x, %s says %x", ErrMismatch, old.Size, root[:], which, old.Hash[:])
+	}
+	return nil
+}
+
+// sign signs a checkpoint for the tree of size n and makes it the latest.
+//
+// It publishes with compare-and-swap, replacing only the checkpoint this
+// checkpointer holds. If another instance published one first, sign takes
+// that one instead when it covers n (a checkpoint never goes backwards),
+// or signs n again on top of it.
 func (c *Checkpointer) sign(ctx context.Context, n int64) error {
 	for {
 		c.mu.Lock()
@@ -162,6 +275,7 @@ func (c *Checkpointer) sign(ctx context.Context, n int64) error {
 		}
 		err = c.st.SwapMeta(ctx, metaKey, prev, signed)
 		if err == nil {
+			c.keepCopy(signed)
 			c.publish(cp, signed)
 			c.log.Debug("signed checkpoint", "size", n)
 			return nil
@@ -174,24 +288,23 @@ func (c *Checkpointer) sign(ctx context.Context, n int64) error {
 		if err != nil {
 			return fmt.Errorf("checkpoint: read the checkpoint another instance published: %w", err)
 		}
-		other, err := parseStored(theirs)
+		other, err := noteBody(theirs)
 		if err != nil {
-			return err
+			return fmt.Errorf("checkpoint: stored checkpoint: %w", err)
 		}
 		// It must be of our tree: one log, one tree, whoever signed.
-		if err := c.checkRoot(ctx, other); err != nil {
+		if err := c.checkAgainst(ctx, max(n, other.Size), other, "the checkpoint another instance published"); err != nil {
 			return err
 		}
 		c.mu.Lock()
 		c.signed = theirs // the value to swap from next time
 		c.mu.Unlock()
 		if other.Size >= n && c.ours(theirs, other) {
+			c.keepCopy(theirs)
 			c.publish(other, theirs)
 			return nil
 		}
-		if other.Size > n {
-			n = other.Size // sign no less than what is published
-		}
+		n = max(n, other.Size) // sign no less than what is published
 	}
 }
 
@@ -220,18 +333,6 @@ func (c *Checkpointer) publish(cp verify.Checkpoint, signed []byte) {
 	c.latest = cp
 	close(c.changed)
 	c.changed = make(chan struct{})
-}
-
-// checkRoot checks that the stored tree has cp's root at cp's size.
-func (c *Checkpointer) checkRoot(ctx context.Context, cp verify.Checkpoint) error {
-	root, err := tlog.TreeHash(cp.Size, hashReader{ctx, c.st})
-	if err != nil {
-		return fmt.Errorf("checkpoint: tree hash at %d: %w", cp.Size, err)
-	}
-	if root != cp.Hash {
-		return fmt.Errorf("%w: root at tree size %d is %x, the checkpoint says %x", ErrMismatch, cp.Size, root[:], cp.Hash[:])
-	}
-	return nil
 }
 
 // Run signs a checkpoint whenever the log has grown, at most once per

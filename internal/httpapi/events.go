@@ -21,11 +21,16 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 }
 
 func (s *Server) appendEvent(w http.ResponseWriter, r *http.Request) error {
+	if p := checkBodyType(r, false); p != nil {
+		return p
+	}
 	body, err := s.readBody(w, r)
 	if err != nil {
 		return err
 	}
-	req, err := event.ParseRequest(body, s.opt.Kinds)
+	// A byte-order mark some editors and Windows tools put first is not
+	// part of the JSON.
+	req, err := event.ParseRequest(event.TrimBOM(body), s.opt.Kinds)
 	if err != nil {
 		return err
 	}
@@ -76,12 +81,12 @@ func (s *Server) filterFromQuery(r *http.Request) (store.Filter, error) {
 	f := store.Filter{Kinds: q["kind"], Sources: q["source"]}
 	for _, k := range f.Kinds {
 		if !s.opt.Kinds.Has(k) {
-			return f, problem(http.StatusUnprocessableEntity, "kind: unknown kind "+strconv.Quote(k))
+			return f, invalidParam(http.StatusUnprocessableEntity, "query", "kind", "value_error", "kind: "+s.opt.Kinds.Unknown(k))
 		}
 	}
 	for _, src := range f.Sources {
 		if src == "" {
-			return f, problem(http.StatusUnprocessableEntity, "source: must not be empty")
+			return f, invalidParam(http.StatusUnprocessableEntity, "query", "source", "string_too_short", "source: must not be empty")
 		}
 	}
 	return f, nil
@@ -120,4 +125,11 @@ func appendEventArray(dst []byte, evs []event.Event) []byte {
 		dst = evs[i].AppendJSON(dst)
 	}
 	return append(dst, "]\n"...)
+}
+
+// kinds serves GET /kinds: every accepted kind with its one-line
+// description, in the order of the kind set. It is open, like GET /: a
+// producer needs it and holds no reader role.
+func (s *Server) kinds(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]any{"kinds": s.opt.Kinds.Kinds()})
 }

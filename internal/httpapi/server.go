@@ -7,6 +7,11 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +20,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/checkpoint"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/internal/suggest"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -25,6 +31,9 @@ var Version = "0.1.0"
 type Options struct {
 	// BodyLimit caps request bodies; default 1 MiB.
 	BodyLimit int64
+	// BodyTimeout bounds the time from the start of a request until its
+	// whole body has arrived (body.go); default 30 s.
+	BodyTimeout time.Duration
 	// Kinds is the set of accepted event kinds; default event.Default.
 	Kinds *event.KindSet
 	// MaxStreams caps concurrent /stream subscribers; default 10,000.
@@ -56,6 +65,9 @@ type Options struct {
 	Checkpoints *checkpoint.Checkpointer
 	// Auth configures access control (auth.go).
 	Auth AuthOptions
+	// MaxHeavyReads caps concurrent whole-log reads (/verify, /export);
+	// default GOMAXPROCS (heavy.go).
+	MaxHeavyReads int
 	// BatchBodyLimit caps POST /events/batch bodies; default 16 MiB.
 	BatchBodyLimit int64
 	Logger         *slog.Logger
@@ -74,12 +86,13 @@ type Store interface {
 
 // Server is the HTTP API. It holds no log state of its own.
 type Server struct {
-	st   Store
-	led  *ledger.Ledger
-	opt  Options
-	log  *slog.Logger
-	mux  *http.ServeMux
-	sema chan struct{} // one token per open stream
+	st    Store
+	led   *ledger.Ledger
+	opt   Options
+	log   *slog.Logger
+	mux   *http.ServeMux
+	sema  chan struct{} // one token per open stream
+	heavy chan struct{} // one token per whole-log read
 
 	mu       sync.Mutex
 	draining bool
@@ -94,6 +107,9 @@ type Server struct {
 func New(st Store, led *ledger.Ledger, opt Options) *Server {
 	if opt.BodyLimit <= 0 {
 		opt.BodyLimit = 1 << 20
+	}
+	if opt.BodyTimeout <= 0 {
+		opt.BodyTimeout = 30 * time.Second
 	}
 	if opt.Kinds == nil {
 		opt.Kinds = event.Default
@@ -119,14 +135,17 @@ func New(st Store, led *ledger.Ledger, opt Options) *Server {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opt.MaxHeavyReads <= 0 {
+		opt.MaxHeavyReads = runtime.GOMAXPROCS(0)
+	}
 	if opt.BatchBodyLimit <= 0 {
 		opt.BatchBodyLimit = 16 << 20
 	}
-	s := &Server{st: st, led: led, opt: opt, log: opt.Logger, sema: make(chan struct{}, opt.MaxStreams)}
+	s := &Server{st: st, led: led, opt: opt, log: opt.Logger, sema: make(chan struct{}, opt.MaxStreams), heavy: make(chan struct{}, opt.MaxHeavyReads)}
 	s.auth = newAuthState(opt.Auth)
 	s.metrics = newMetrics(s)
 	s.mux = s.routes()
-	s.handler = s.metrics.instrument(s.mux)
+	s.handler = s.metrics.instrument(s.guardBody(s.mux))
 	return s
 }
 
@@ -151,39 +170,54 @@ const (
 	admin
 )
 
-// routes is the whole route table.
+// query declares the query parameters a route takes. Any other parameter
+// is a 400 naming it: a misspelt filter (?knd=) must not silently return
+// everything. The browsers' cache-buster "_" is accepted everywhere.
+type query []string
+
+// routes is the whole route table: pattern, access, query parameters,
+// handler.
 func (s *Server) routes() *http.ServeMux {
 	m := http.NewServeMux()
-	route := func(pattern string, a access, h func(http.ResponseWriter, *http.Request) error) {
-		m.Handle(pattern, s.guard(a, s.handle(h)))
+	route := func(pattern string, a access, params query, h func(http.ResponseWriter, *http.Request) error) {
+		m.Handle(pattern, s.guard(a, s.handle(checkQuery(pattern, params, h))))
 	}
-	route("GET /{$}", public, s.index)
-	route("GET /healthz", public, s.healthz)
-	route("POST /events", producer, s.appendEvent)
-	route("GET /events", reader, s.queryEvents)
-	route("GET /events/{id}", reader, s.getEvent)
-	route("GET /stream", reader, s.stream)
-	route("GET /verify", reader, s.verify)
-	route("GET /stats", reader, s.stats)
-	route("GET /metrics", reader, func(w http.ResponseWriter, r *http.Request) error {
+	route("GET /{$}", public, nil, s.index)
+	route("GET /healthz", public, nil, s.healthz)
+	route("GET /kinds", public, nil, s.kinds)
+	route("POST /events", producer, nil, s.appendEvent)
+	route("GET /events", reader, query{"kind", "source", "limit"}, s.queryEvents)
+	route("GET /events/{id}", reader, nil, s.getEvent)
+	// access_token: browsers cannot set headers on an EventSource (auth.go).
+	route("GET /stream", reader, query{"after", "kind", "source", "access_token"}, s.stream)
+	route("GET /verify", reader, nil, s.verify)
+	route("GET /stats", reader, nil, s.stats)
+	route("GET /metrics", reader, nil, func(w http.ResponseWriter, r *http.Request) error {
 		s.metrics.handler().ServeHTTP(w, r)
 		return nil
 	})
 	// The verifiable log: checkpoints, proofs, receipts, tiles, export.
-	route("GET /checkpoint", verifierOpen, s.getCheckpoint)
-	route("GET /checkpoint/key", verifierOpen, s.getCheckpointKey)
-	route("GET /events/{id}/proof", verifierOpen, s.inclusionProof)
-	route("GET /proof/consistency", verifierOpen, s.consistencyProof)
-	route("GET /tile/{path...}", verifierOpen, s.tile)
-	route("GET /events/{id}/receipt", reader, s.receipt)
-	route("GET /export", reader, s.export)
-	route("POST /events/batch", producer, s.appendBatch)
-	route("POST /admin/tokens", admin, s.createToken)
-	route("GET /admin/tokens", admin, s.listTokens)
-	route("DELETE /admin/tokens/{id}", admin, s.revokeToken)
-	// A known path with another method is a 405 naming the methods it
-	// takes; any other path is a 404.
+	route("GET /checkpoint", verifierOpen, nil, s.getCheckpoint)
+	route("GET /checkpoint/key", verifierOpen, nil, s.getCheckpointKey)
+	route("GET /events/{id}/proof", verifierOpen, query{"tree_size"}, s.inclusionProof)
+	route("GET /proof/consistency", verifierOpen, query{"from", "to"}, s.consistencyProof)
+	route("GET /tile/{path...}", verifierOpen, nil, s.tile)
+	route("GET /events/{id}/receipt", reader, nil, s.receipt)
+	route("GET /export", reader, query{"after", "until"}, s.export)
+	route("POST /events/batch", producer, nil, s.appendBatch)
+	route("POST /admin/tokens", admin, nil, s.createToken)
+	route("GET /admin/tokens", admin, nil, s.listTokens)
+	route("DELETE /admin/tokens/{id}", admin, nil, s.revokeToken)
+	// A path with a trailing slash that a route serves without it is a 307
+	// there, as the original (Starlette) answered; a known path with
+	// another method is a 405 naming the methods it takes; any other path
+	// is a 404.
 	m.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		if to, ok := withoutTrailingSlash(m, r); ok {
+			w.Header().Set("Location", to)
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return nil
+		}
 		if allow := allowedMethods(m, r); allow != "" {
 			w.Header().Set("Allow", allow)
 			return problem(http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
@@ -191,6 +225,68 @@ func (s *Server) routes() *http.ServeMux {
 		return problem(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
 	return m
+}
+
+// withoutTrailingSlash returns where a path ending in "/" redirects: the
+// same path and query without the trailing slashes, if a route serves that
+// path (with any method: a 307 keeps the method and body).
+func withoutTrailingSlash(m *http.ServeMux, r *http.Request) (string, bool) {
+	p := r.URL.EscapedPath()
+	if len(p) < 2 || !strings.HasSuffix(p, "/") {
+		return "", false
+	}
+	p = strings.TrimRight(p, "/")
+	if p == "" {
+		return "", false
+	}
+	probe := r.Clone(r.Context())
+	probe.URL.RawPath = p
+	probe.URL.Path, _ = url.PathUnescape(p)
+	if allowedMethods(m, probe) == "" {
+		return "", false
+	}
+	if r.URL.RawQuery != "" {
+		p += "?" + r.URL.RawQuery
+	}
+	return p, true
+}
+
+// checkQuery refuses a query parameter the route does not declare, and a
+// query string that does not parse.
+func checkQuery(pattern string, params query, h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	takes := "takes no query parameters"
+	if len(params) > 0 {
+		takes = "takes: " + strings.Join(params, ", ")
+	}
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.URL.RawQuery == "" {
+			return h(w, r)
+		}
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return invalidParam(http.StatusBadRequest, "query", "", "value_error", "malformed query string: "+err.Error())
+		}
+		names := make([]string, 0, len(q))
+		for name := range q {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			if name == "_" || slices.Contains(params, name) {
+				continue
+			}
+			shown := name
+			if len(shown) > 64 {
+				shown = shown[:64] + "..."
+			}
+			detail := "unknown query parameter " + strconv.Quote(shown)
+			if near, d := suggest.Closest(name, params); near != "" && d <= max(2, len(near)/3) {
+				detail += " (did you mean " + strconv.Quote(near) + "?)"
+			}
+			return invalidParam(http.StatusBadRequest, "query", shown, "extra_forbidden", detail+"; "+pattern+" "+takes)
+		}
+		return h(w, r)
+	}
 }
 
 // allowedMethods lists the methods that a route other than the catch-all
@@ -222,8 +318,15 @@ func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.H
 			return
 		}
 		p := toProblem(err)
-		if p.Status == http.StatusInternalServerError {
+		switch {
+		case p.Status == http.StatusInternalServerError:
 			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", p.Status, "err", err)
+		case p.Status == http.StatusServiceUnavailable && store.IsFull(err):
+			s.log.Warn("append refused: disk full", "method", r.Method, "path", r.URL.Path, "err", err)
+		case p.Status < 500:
+			// The client's fault (a cut-off or garbled body among
+			// them): worth seeing when debugging, never an alert.
+			s.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", p.Status, "detail", p.Detail)
 		}
 		writeProblem(w, p)
 	})
@@ -285,6 +388,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 			"GET /verify":              "re-walk and re-hash the whole chain and rebuild the Merkle root",
 			"GET /stats":               "event count, last id and latest hash",
 			"GET /healthz":             "liveness",
+			"GET /kinds":               "the accepted event kinds, each with a one-line description",
 			"GET /checkpoint":          "the latest signed checkpoint (C2SP tlog-checkpoint, signed note)",
 			"GET /checkpoint/key":      "the checkpoint verifier key (trust on first use; pin it)",
 			"GET /events/{id}/proof":   "inclusion proof (?tree_size=)",
