@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store/backend"
@@ -37,6 +38,7 @@ type serveConfig struct {
 	shutdown   time.Duration
 	logLevel   string
 	logFormat  string
+	precision  event.TimestampPrecision
 	checkpoint checkpointConfig
 	sec        securityConfig // security.go
 }
@@ -74,6 +76,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.DurationVar(&cfg.shutdown, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.TextVar(&cfg.precision, "timestamp-precision", event.Microseconds, "precision of server timestamps: microseconds (2026-05-15T03:14:15.123456+00:00) or seconds (2026-05-15T03:14:15+00:00, as the original service stamped)")
 	cfg.checkpoint.flags(fs)
 	cfg.sec.flags(fs)
 	fs.Usage = func() {
@@ -134,7 +137,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log, RecentBytes: cfg.feedBytes})
+	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log, RecentBytes: cfg.feedBytes, Precision: cfg.precision})
 	if err != nil {
 		return err
 	}
