@@ -59,7 +59,9 @@ func start(t testing.TB, args []string, addr string) *Process {
 	}
 	p := &Process{cmd: cmd, done: make(chan struct{})}
 	found := make(chan string, 1)
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
@@ -75,7 +77,9 @@ func start(t testing.TB, args []string, addr string) *Process {
 		}
 		io.Copy(io.Discard, stderr)
 	}()
-	go func() { cmd.Wait(); close(p.done) }()
+	// Wait closes the pipe: read the whole log first, so that what a
+	// process said before exiting is never lost.
+	go func() { <-read; cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { p.Kill() })
 	select {
 	case a := <-found:

@@ -552,14 +552,14 @@ func (s *Store) SetMeta(ctx context.Context, key string, value []byte) (err erro
 
 // SwapMeta implements store.Store. The statement is atomic in SQLite, also
 // against a token-admin process writing the same file.
-func (s *Store) SwapMeta(ctx context.Context, key string, old, value []byte) error {
+func (s *Store) SwapMeta(ctx context.Context, key string, old, value []byte) (err error) {
+	defer func() { err = wrapFull(err) }()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed {
 		return store.ErrClosed
 	}
 	var res sql.Result
-	var err error
 	if old == nil {
 		res, err = s.w.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", key, value)
 	} else {
