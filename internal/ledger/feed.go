@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -224,7 +225,7 @@ func (f *Feed) read(ctx context.Context, head int64, flt store.Filter, max int, 
 				// storage.
 				break
 			}
-			if matches(flt, &e.ev) {
+			if flt.Matches(&e.ev) {
 				ringFn(e)
 				got++
 			}
@@ -238,6 +239,11 @@ func (f *Feed) read(ctx context.Context, head int64, flt store.Filter, max int, 
 	// Fallen behind the ring: read from storage, up to the head we saw.
 	f.storeReads.Add(1)
 	flt.Until = head
+	flt.Desc = false
+	// A filter the store checks row by row (a payload path without an
+	// index, a text search) may pass many events per match: one read
+	// examines a bounded number and reports how far it got.
+	flt.MaxScan = readScanLimit
 	seen := flt.After
 	err := f.st.Scan(ctx, flt, max-got, func(e *event.Event) error {
 		storeFn(e)
@@ -245,6 +251,10 @@ func (f *Feed) read(ctx context.Context, head int64, flt store.Filter, max int, 
 		seen = e.ID
 		return nil
 	})
+	var lim *store.ScanLimitError
+	if errors.As(err, &lim) {
+		return lim.Last, nil
+	}
 	if err != nil {
 		return flt.After, err
 	}
@@ -255,22 +265,9 @@ func (f *Feed) read(ctx context.Context, head int64, flt store.Filter, max int, 
 	return seen, nil
 }
 
+// readScanLimit bounds the events one storage read examines.
+const readScanLimit = 1 << 16
+
 // StoreReads counts the reads that fell back to storage because the reader
 // was behind the ring (or the ring had a hole).
 func (f *Feed) StoreReads() int64 { return f.storeReads.Load() }
-
-func matches(flt store.Filter, e *event.Event) bool {
-	return in(flt.Kinds, e.Kind) && in(flt.Sources, e.Source)
-}
-
-func in(set []string, v string) bool {
-	if len(set) == 0 {
-		return true
-	}
-	for _, s := range set {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
