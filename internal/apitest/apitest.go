@@ -51,6 +51,8 @@ type Options struct {
 	Key *checkpoint.Key
 	// Origin is the checkpoint origin; default "audit-stream/test".
 	Origin string
+	// IndexPayload lists payload paths to index (sqlite.Store.IndexPayload).
+	IndexPayload []string
 	// Log, when set, also receives every log line (at Warn and above), so
 	// tests can check what the server logs.
 	Log io.Writer
@@ -70,6 +72,10 @@ func Start(t testing.TB, opt Options) *Env {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, opt.Dir)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.IndexPayload(ctx, opt.IndexPayload); err != nil {
+		st.Close()
 		t.Fatal(err)
 	}
 	opt.Ledger.Logger = log

@@ -57,6 +57,10 @@ type Options struct {
 	Auth AuthOptions
 	// BatchBodyLimit caps POST /events/batch bodies; default 16 MiB.
 	BatchBodyLimit int64
+	// QueryScanLimit bounds the events one GET /events examines one by
+	// one for filters no index answers (q, unindexed payload paths);
+	// default 200,000, negative: no bound.
+	QueryScanLimit int
 	Logger         *slog.Logger
 }
 
@@ -106,6 +110,9 @@ func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.QueryScanLimit == 0 {
+		opt.QueryScanLimit = 200000
 	}
 	if opt.BatchBodyLimit <= 0 {
 		opt.BatchBodyLimit = 16 << 20
