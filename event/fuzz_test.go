@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -126,6 +127,38 @@ func FuzzParseStored(f *testing.F) {
 		back, err := ParseStored(ev.AppendJSON(nil))
 		if err != nil || !equalEvents(back, ev) {
 			t.Fatalf("ParseStored(AppendJSON(%+v)) = %+v, %v", ev, back, err)
+		}
+	})
+}
+
+// FuzzParseTimestamp: any string either parses to an instant within the
+// years Python can hold (shifted by at most a day of offset) or is refused
+// with the same verdict by the request parser; never a panic.
+func FuzzParseTimestamp(f *testing.F) {
+	for _, s := range []string{
+		"2026-05-15T03:14:15.123456", "2026-05-15 03:14:15+00:00", "2026-W20-5T03:14:15,5Z",
+		"20260515T031415.123456789-0530", "2026W205T03:14:15+05:30:15.5", "9999-12-31T23:59:59-23:59",
+		"2026-05-15é03:14", "2026-05-15T03:14:15x+01:00", "yesterday", "2026-05-15T03:14:15Z\x00x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseTimestamp(s)
+		if (err == nil) != (checkTimestamp(s) == "") {
+			t.Fatalf("%q: ParseTimestamp and checkTimestamp disagree (%v)", s, err)
+		}
+		if err != nil {
+			return
+		}
+		if got.Location() != time.UTC || got.Year() < 0 || got.Year() > 10000 || got.Nanosecond()%1000 != 0 {
+			t.Fatalf("%q: %v", s, got)
+		}
+		if utf8.RuneCountInString(s) < 7 || !isDigit(s[0]) || !isDigit(s[3]) {
+			t.Fatalf("%q accepted", s)
+		}
+		again, err := ParseTimestamp(s)
+		if err != nil || !again.Equal(got) {
+			t.Fatalf("%q: not deterministic", s)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -17,13 +18,23 @@ type checkpointConfig struct {
 	origin     string
 	signingKey string
 	interval   time.Duration
+	copy       string
+	recover    bool
 }
 
 func (c *checkpointConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.origin, "origin", envOr("AUDIT_STREAM_ORIGIN", ""), "checkpoint origin line, the log's name (default audit-stream/<log id>; env AUDIT_STREAM_ORIGIN)")
 	fs.StringVar(&c.signingKey, "signing-key", envOr("AUDIT_STREAM_SIGNING_KEY", ""), "note signing key file (audit-stream keygen); default: generated on first start and kept in the data directory (env AUDIT_STREAM_SIGNING_KEY)")
 	fs.DurationVar(&c.interval, "checkpoint-interval", time.Second, "least time between two signed checkpoints")
+	fs.StringVar(&c.copy, "checkpoint-copy", envOr("AUDIT_STREAM_CHECKPOINT_COPY", ""),
+		"also keep the latest signed checkpoint in this file; outside the data directory, it makes start-up refuse a data directory restored from an older copy (env AUDIT_STREAM_CHECKPOINT_COPY)")
+	fs.BoolVar(&c.recover, "recover-resign", false,
+		"start even though the log has no checkpoint or does not extend the last one (a restored backup, a lost checkpoint), and sign it as it stands; "+
+			"logged at ERROR and recorded in the data directory; remove it after that start")
 }
+
+// refusalHelp explains a start-up refused by the checkpoint check.
+const refusalHelp = "refusing to start: the log does not extend the last checkpoint this server signed. Either the data was tampered with (history rewritten, the stored checkpoint deleted), or it was restored from an older copy and acknowledged events were lost. Investigate before anything else; compare with what your witnesses hold. If you know why and accept the log as it now stands, start once with --recover-resign: the server then signs it, logs this at ERROR and records it in the data directory, and witnesses that hold an earlier checkpoint will report the break"
 
 // openCheckpoints resolves the origin and the key and opens the
 // checkpointer. It logs the verifier key, which clients and witnesses pin.
@@ -56,7 +67,12 @@ func openCheckpoints(ctx context.Context, cfg checkpointConfig, data string, st 
 	if key.Signer.Name() != origin {
 		log.Warn("the signing key's name differs from the origin; verifiers must pass the origin explicitly", "key", key.Signer.Name(), "origin", origin)
 	}
-	cps, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{Origin: origin, Key: key, Interval: cfg.interval, Logger: log})
+	cps, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{
+		Origin: origin, Key: key, Interval: cfg.interval, Copy: cfg.copy, Recover: cfg.recover, Logger: log,
+	})
+	if errors.Is(err, checkpoint.ErrMismatch) || errors.Is(err, checkpoint.ErrUnsigned) {
+		return nil, fmt.Errorf("%w; %s", err, refusalHelp)
+	}
 	if err != nil {
 		return nil, err
 	}

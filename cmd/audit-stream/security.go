@@ -128,7 +128,7 @@ func (c *securityConfig) checkAuth(ctx context.Context, api *httpapi.Server, log
 	case on:
 		return nil
 	case c.authMode == "required":
-		return errors.New("--auth=required but no token exists: create one with 'audit-stream token create --role admin --data DIR' or pass --tokens-file")
+		return errors.New("--auth=required but no token exists: create one with 'audit-stream token create --role admin --data DIR --init' or pass --tokens-file")
 	}
 	log.Warn("no API tokens exist: the server is OPEN, anyone can append and read; create a token with 'audit-stream token create' to require them")
 	return nil

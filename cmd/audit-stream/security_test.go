@@ -200,7 +200,7 @@ func TestTokenCommand(t *testing.T) {
 	ctx := context.Background()
 	data := filepath.Join(t.TempDir(), "data")
 	var out, errb bytes.Buffer
-	code := run(ctx, []string{"token", "create", "--role", "producer", "--source", "billing", "--source", "shipping", "--name", "ci", "--expires", "90d", "--data", data}, nil, &out, &errb)
+	code := run(ctx, []string{"token", "create", "--role", "producer", "--source", "billing", "--source", "shipping", "--name", "ci", "--expires", "90d", "--data", data, "--init"}, nil, &out, &errb)
 	if code != 0 {
 		t.Fatalf("create: exit %d: %s", code, errb.String())
 	}

@@ -7,6 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,8 +36,14 @@ read endpoints), admin (everything, including /admin/tokens).
 the token's details. The secret is shown only this once: the database keeps
 only its SHA-256 digest.
 
+The data directory used is printed on standard error. A --data that holds no
+log yet is refused (exit 2), so that a wrong path or working directory never
+creates a stray database the server does not read; pass --init to create the
+log there on purpose, before the server's first start.
+
 Examples:
   audit-stream token create --role admin --name ops --data /var/lib/audit-stream
+  audit-stream token create --role admin --data /var/lib/audit-stream --init   # before the first start
   TOKEN=$(audit-stream token create --role producer --source billing --expires 90d | head -1)
   audit-stream token list
   audit-stream token revoke tok_3f9a1c2b7d4e
@@ -52,6 +61,7 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	name := fs.String("name", "", "create: a name to recognise the token by")
 	expires := fs.String("expires", "", "create: lifetime, like 90d, 36h (default: never)")
 	asJSON := fs.Bool("json", false, "list: print JSON")
+	initData := fs.Bool("init", false, "create the data directory and its database when --data holds no log yet (before the server's first start)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), tokenUsage)
 		fs.PrintDefaults()
@@ -81,13 +91,24 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		pos = append(pos, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
-	open := func() (*sqlite.Store, bool) {
+	// open opens the data directory's store, or says why not and returns
+	// the exit status: 2 when --data holds no log and --init was not given
+	// (most likely a wrong --data or working directory), 1 otherwise.
+	open := func() (*sqlite.Store, int) {
+		if abs, err := filepath.Abs(*data); err == nil {
+			fmt.Fprintf(stderr, "data directory: %s\n", abs)
+		}
+		if !*initData && !holdsLog(*data) {
+			fmt.Fprintf(stderr, "token: %s holds no audit-stream log (no %s): check --data (env AUDIT_STREAM_DATA), "+
+				"or pass --init to create one there before the server's first start\n", *data, sqlite.FileName)
+			return nil, 2
+		}
 		st, err := sqlite.OpenAdmin(ctx, *data)
 		if err != nil {
 			fmt.Fprintf(stderr, "token: %v\n", err)
-			return nil, false
+			return nil, 1
 		}
-		return st, true
+		return st, 0
 	}
 	switch sub {
 	case "create":
@@ -105,11 +126,16 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			fmt.Fprintf(stderr, "token create: %v\n", err)
 			return 2
 		}
-		st, ok := open()
-		if !ok {
-			return 1
+		st, code := open()
+		if st == nil {
+			return code
 		}
 		defer st.Close()
+		had, err := st.HasTokens(ctx)
+		if err != nil {
+			fmt.Fprintf(stderr, "token create: %v\n", err)
+			return 1
+		}
 		secret, t, err := auth.New(spec, time.Now())
 		if err == nil {
 			err = st.CreateToken(ctx, t)
@@ -117,6 +143,13 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		if err != nil {
 			fmt.Fprintf(stderr, "token create: %v\n", err)
 			return 1
+		}
+		if !had {
+			// Leaving open mode locks out every client without a token,
+			// from the server's next request on: say so loudly.
+			slog.New(slog.NewTextHandler(stderr, nil)).Warn(
+				"first API token created: auth mode is now on; every endpoint except /healthz, / and the verification material needs a token",
+				"auth", "on", "token_id", t.ID, "roles", strings.Join(t.Roles, ","))
 		}
 		fmt.Fprintln(stdout, secret)
 		printToken(stdout, t)
@@ -127,9 +160,9 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			fmt.Fprintf(stderr, "token list: unexpected argument %q\n", pos[0])
 			return 2
 		}
-		st, ok := open()
-		if !ok {
-			return 1
+		st, code := open()
+		if st == nil {
+			return code
 		}
 		defer st.Close()
 		ts, err := st.ListTokens(ctx)
@@ -165,9 +198,9 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			fmt.Fprintln(stderr, "token revoke: give exactly one token id (see 'audit-stream token list')")
 			return 2
 		}
-		st, ok := open()
-		if !ok {
-			return 1
+		st, code := open()
+		if st == nil {
+			return code
 		}
 		defer st.Close()
 		if err := st.RevokeToken(ctx, pos[0], time.Now()); errors.Is(err, store.ErrNotFound) {
@@ -182,6 +215,12 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	fmt.Fprintf(stderr, "token: unknown subcommand %q (create, list, revoke)\n", sub)
 	return 2
+}
+
+// holdsLog reports whether dir holds an audit-stream database.
+func holdsLog(dir string) bool {
+	fi, err := os.Stat(filepath.Join(dir, sqlite.FileName))
+	return err == nil && fi.Mode().IsRegular()
 }
 
 func printToken(w io.Writer, t store.Token) {

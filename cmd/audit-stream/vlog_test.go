@@ -212,8 +212,18 @@ func TestInsiderAttackIsCaught(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-
-	srv = startServer(t, dir)
+	// The server refuses a log with events and no checkpoint...
+	out, err = exec.Command(e2e.Binary(t), "serve", "--addr", "127.0.0.1:0", "--data", dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no signed checkpoint") {
+		t.Fatalf("server started on a log whose checkpoint was deleted: %v\n%s", err, out)
+	}
+	// ...but an insider holding the data directory (and so the key in it)
+	// can make it sign anyway: the server's own check cannot stop whoever
+	// holds the key. Doing so is logged at ERROR and recorded.
+	srv = e2e.Start(t, dir, "", "--checkpoint-interval", "50ms", "--recover-resign")
+	if !strings.Contains(srv.Log(), "level=ERROR") {
+		t.Fatalf("a recovery start was not logged at ERROR:\n%s", srv.Log())
+	}
 	postEvent(srv.URL, 31)
 	waitCheckpoint(t, srv.URL, 31)
 	var rep verify.TreeReport

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/checkpoint"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
@@ -31,7 +32,30 @@ func Populate(tb testing.TB, dir string, n int) time.Duration {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer led.Close(ctx)
+	// Sign as the server does, with the key and origin it would use, so
+	// that the server starts on the log: it refuses a non-empty log
+	// without a checkpoint.
+	id, err := checkpoint.LogID(ctx, st)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	origin := "audit-stream/" + id
+	key, _, err := checkpoint.LoadOrCreateKey(dir, origin)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cps, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{Origin: origin, Key: key})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() {
+		led.Close(ctx)
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := cps.Run(cancelled); err != nil { // signs the final checkpoint
+			tb.Fatal(err)
+		}
+	}()
 	reqs := make([]event.Request, group)
 	for done := 0; done < n; {
 		k := min(group, n-done)
@@ -53,7 +77,7 @@ func Populate(tb testing.TB, dir string, n int) time.Duration {
 func BenchDir(tb testing.TB, n int) string {
 	tb.Helper()
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("audit-stream-bench-%d", n))
-	marker := filepath.Join(dir, "complete")
+	marker := filepath.Join(dir, "complete.signed") // logs built before checkpoints were required lack one
 	if _, err := os.Stat(marker); err == nil {
 		return dir
 	}

@@ -9,6 +9,7 @@ package checkpoint
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,7 +40,18 @@ type Options struct {
 	Key    *Key
 	// Interval is the least time between two checkpoints; default 1 s.
 	Interval time.Duration
-	Logger   *slog.Logger
+	// Copy, if set, is a file that also holds the latest signed
+	// checkpoint. Kept outside the data directory, it lets start-up catch
+	// a data directory restored from an older copy, whose own checkpoint
+	// went back with it (copy.go).
+	Copy string
+	// Recover starts even when the log fails the start-up checks (no
+	// checkpoint for a non-empty log, a log shorter than or diverging from
+	// the last checkpoint): the failure is logged at ERROR, recorded in
+	// the store's metadata, and the log is signed as it now stands.
+	// Witnesses holding an earlier checkpoint will still report the break.
+	Recover bool
+	Logger  *slog.Logger
 }
 
 // Checkpointer signs and serves checkpoints.
@@ -60,8 +72,14 @@ type Checkpointer struct {
 // copy. The checkpointer refuses to sign over it.
 var ErrMismatch = errors.New("checkpoint: stored Merkle tree does not match the latest signed checkpoint")
 
+// ErrUnsigned reports a log that holds events but no signed checkpoint:
+// the stored checkpoint was removed, which is what someone rewriting the
+// history would do first. The checkpointer refuses to sign over it.
+var ErrUnsigned = errors.New("checkpoint: the log holds events but no signed checkpoint is stored")
+
 // Open loads the latest checkpoint from st and checks that the stored tree
-// still matches it. Call Run to sign new ones.
+// still matches it, and the copy outside the data directory if there is
+// one. Call Run to sign new ones.
 func Open(ctx context.Context, st store.Store, heads Heads, opt Options) (*Checkpointer, error) {
 	if opt.Interval <= 0 {
 		opt.Interval = time.Second
@@ -70,34 +88,32 @@ func Open(ctx context.Context, st store.Store, heads Heads, opt Options) (*Check
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Checkpointer{st: st, heads: heads, opt: opt, log: opt.Logger, changed: make(chan struct{})}
-	signed, err := st.Meta(ctx, metaKey)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		// A new log: its first checkpoint is the one for the tree as it is.
-		if err := c.sign(ctx, heads.Head()); err != nil {
+	head := heads.Head()
+	err := c.load(ctx, head)
+	if err != nil && (errors.Is(err, ErrMismatch) || errors.Is(err, ErrUnsigned)) && opt.Recover {
+		// The operator vouches for the log as it stands: sign it, and
+		// leave a durable trace of having done so.
+		c.log.Error("STARTING ON A LOG THAT FAILED THE CHECKPOINT CHECK: signing it as it stands because recovery was requested; "+
+			"witnesses holding an earlier checkpoint will report this", "err", err, "events", head)
+		if err := c.recordRecovery(ctx, head, err); err != nil {
+			return nil, err
+		}
+		if err := c.sign(ctx, head); err != nil {
 			return nil, err
 		}
 		return c, nil
-	case err != nil:
-		return nil, err
 	}
-	// The stored note is our own: trust its body, whichever key signed it
-	// (the key may have been rotated since).
-	text, _, ok := bytes.Cut(signed, []byte("\n\n"))
-	if !ok {
-		return nil, fmt.Errorf("checkpoint: stored checkpoint is not a signed note")
-	}
-	cp, err := verify.ParseCheckpoint(append(text, '\n'))
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: stored checkpoint: %w", err)
-	}
-	c.latest, c.signed = cp, signed
-	if cp.Origin != opt.Origin {
-		c.log.Warn("origin changed: checkpoints from now on are for a different log name", "was", cp.Origin, "now", opt.Origin)
-	}
-	if err := c.check(ctx, heads.Head()); err != nil {
 		return nil, err
 	}
+	if c.signed == nil {
+		// A new log: its first checkpoint is the one for the tree as it is.
+		if err := c.sign(ctx, head); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	cp, signed := c.latest, c.signed
 	// A rotated key re-signs the same tree, so that what is served always
 	// verifies under the key that is served.
 	rotated := false
@@ -111,22 +127,118 @@ func Open(ctx context.Context, st store.Store, heads Heads, opt Options) (*Check
 		if err := c.sign(ctx, heads.Head()); err != nil {
 			return nil, err
 		}
+	} else if err := writeCopy(opt.Copy, signed); err != nil {
+		// A copy configured for the first time starts from now.
+		return nil, err
 	}
 	return c, nil
 }
 
+// load reads the stored checkpoint (and the copy, if configured) and
+// checks that the log of head events extends both. It leaves c.signed nil
+// for a new, empty log.
+func (c *Checkpointer) load(ctx context.Context, head int64) error {
+	copied, err := readCopy(c.opt.Copy)
+	if err != nil {
+		return err
+	}
+	signed, err := c.st.Meta(ctx, metaKey)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if head > 0 {
+			return fmt.Errorf("%w: %d events, and no checkpoint to check them against", ErrUnsigned, head)
+		}
+		if copied != nil && copied.Size > 0 {
+			return fmt.Errorf("%w: the log is empty but %s holds a checkpoint of %d events", ErrMismatch, c.opt.Copy, copied.Size)
+		}
+		return nil
+	case err != nil:
+		return err
+	}
+	// The stored note is our own: trust its body, whichever key signed it
+	// (the key may have been rotated since).
+	cp, err := noteBody(signed)
+	if err != nil {
+		return fmt.Errorf("checkpoint: stored checkpoint: %w", err)
+	}
+	c.latest, c.signed = cp, signed
+	if cp.Origin != c.opt.Origin {
+		c.log.Warn("origin changed: checkpoints from now on are for a different log name", "was", cp.Origin, "now", c.opt.Origin)
+	}
+	if err := c.check(ctx, head); err != nil {
+		return err
+	}
+	if copied != nil {
+		if err := c.checkAgainst(ctx, head, *copied, "the checkpoint copy "+c.opt.Copy); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// noteBody parses the checkpoint of a signed note without checking the
+// signature.
+func noteBody(signed []byte) (verify.Checkpoint, error) {
+	text, _, ok := bytes.Cut(signed, []byte("\n\n"))
+	if !ok {
+		return verify.Checkpoint{}, errors.New("not a signed note")
+	}
+	return verify.ParseCheckpoint(append(text, '\n'))
+}
+
+// recoveriesKey is the store meta key under which every recovery start is
+// recorded, one JSON line each, oldest first.
+const recoveriesKey = "recoveries"
+
+// recordRecovery appends a line saying when and why the start-up check was
+// overridden, and which checkpoint was signed over.
+func (c *Checkpointer) recordRecovery(ctx context.Context, head int64, why error) error {
+	prev, err := c.st.Meta(ctx, recoveriesKey)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	rec := map[string]any{
+		"at":     time.Now().UTC().Format(time.RFC3339Nano),
+		"reason": why.Error(),
+		"events": head,
+	}
+	if c.signed != nil {
+		rec["previous_checkpoint"] = string(c.signed)
+	}
+	line, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := c.st.SetMeta(ctx, recoveriesKey, append(append(prev, line...), '\n')); err != nil {
+		return fmt.Errorf("checkpoint: record recovery: %w", err)
+	}
+	return nil
+}
+
+// Recoveries returns the recovery starts recorded in st, one JSON line each.
+func Recoveries(ctx context.Context, st store.Store) ([]byte, error) {
+	b, err := st.Meta(ctx, recoveriesKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return b, err
+}
+
 // check makes sure that the tree of size head extends the latest checkpoint.
 func (c *Checkpointer) check(ctx context.Context, head int64) error {
-	old := c.latest
+	return c.checkAgainst(ctx, head, c.latest, "the checkpoint")
+}
+
+func (c *Checkpointer) checkAgainst(ctx context.Context, head int64, old verify.Checkpoint, which string) error {
 	if head < old.Size {
-		return fmt.Errorf("%w: the checkpoint covers %d events but the log holds %d", ErrMismatch, old.Size, head)
+		return fmt.Errorf("%w: %s covers %d events but the log holds only %d", ErrMismatch, which, old.Size, head)
 	}
 	root, err := tlog.TreeHash(old.Size, hashReader{ctx, c.st})
 	if err != nil {
 		return fmt.Errorf("checkpoint: tree hash at %d: %w", old.Size, err)
 	}
 	if root != old.Hash {
-		return fmt.Errorf("%w: root at tree size %d is %x, the checkpoint says %x", ErrMismatch, old.Size, root[:], old.Hash[:])
+		return fmt.Errorf("%w: root at tree size %d is %x, %s says %x", ErrMismatch, old.Size, root[:], which, old.Hash[:])
 	}
 	return nil
 }
@@ -144,6 +256,9 @@ func (c *Checkpointer) sign(ctx context.Context, n int64) error {
 	}
 	if err := c.st.SetMeta(ctx, metaKey, signed); err != nil {
 		return fmt.Errorf("checkpoint: store: %w", err)
+	}
+	if err := writeCopy(c.opt.Copy, signed); err != nil {
+		return err
 	}
 	c.mu.Lock()
 	c.latest, c.signed = cp, signed

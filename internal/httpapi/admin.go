@@ -47,6 +47,9 @@ func ViewToken(t store.Token) TokenView {
 //
 // The answer carries the secret once, in "token".
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
+	if p := checkBodyType(r, false); p != nil {
+		return p
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
 		return err
@@ -74,15 +77,26 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return problem(http.StatusUnprocessableEntity, err.Error())
 	}
+	had, err := s.st.HasTokens(r.Context())
+	if err != nil {
+		return err
+	}
 	if err := s.st.CreateToken(r.Context(), t); err != nil {
 		return err
 	}
 	s.auth.on.Store(true)
-	by := "open server"
+	by := ""
 	if c := caller(r); c != nil {
 		by = c.ID
 	}
-	s.log.Info("token created", "token_id", t.ID, "roles", t.Roles, "sources", t.Sources, "by", by)
+	if !had {
+		// The admin API is closed in open mode, so the caller holds a
+		// tokens-file credential: auth was on already, but from now on the
+		// data directory holds tokens too.
+		s.log.Warn("first API token created in the data directory", "auth", "on", "token_id", t.ID, "roles", t.Roles, "by", by)
+	} else {
+		s.log.Info("token created", "token_id", t.ID, "roles", t.Roles, "sources", t.Sources, "by", by)
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusCreated, struct {
 		Token string `json:"token"`

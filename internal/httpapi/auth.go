@@ -41,11 +41,15 @@ type authState struct {
 	// on latches once any token exists: tokens are never deleted, so
 	// the server never drops back to open mode.
 	on atomic.Bool
+	// wasOpen records that this server answered open at least once, so
+	// that the moment tokens start being required is logged exactly once,
+	// and not at a start-up that finds tokens already there.
+	wasOpen atomic.Bool
 
 	limMu    sync.Mutex
 	limiters map[string]*rate.Limiter
 
-	unauthorized, forbidden, limited atomic.Int64
+	malformed, unauthorized, forbidden, limited atomic.Int64
 }
 
 func newAuthState(opt AuthOptions) *authState {
@@ -74,10 +78,29 @@ func (s *Server) AuthEnabled(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	if has {
-		s.auth.on.Store(true)
+		s.authTurnedOn("a token was created in the data directory")
+	} else {
+		s.auth.wasOpen.Store(true)
 	}
 	return has, nil
 }
+
+// authTurnedOn latches auth on. Leaving open mode changes who may do
+// what, so the first time this server sees it happen it says so at WARN.
+func (s *Server) authTurnedOn(how string) {
+	if s.auth.on.Swap(true) || !s.auth.wasOpen.Load() {
+		return
+	}
+	s.log.Warn("first API token created: auth mode is now on; every endpoint except /healthz, / and the verification material needs a token",
+		"auth", "on", "how", how)
+}
+
+// openAdminDetail answers the admin API while the server runs open: were
+// it open too, the first caller could mint an admin token and lock every
+// producer out. The first admin token is made on the server's host.
+const openAdminDetail = "the admin API is closed while no API tokens exist (the server runs open): " +
+	"create the first admin token on the server's host with 'audit-stream token create --role admin --data DIR', " +
+	"then call the admin API with it"
 
 // identityKey carries the caller's token in the request context.
 type identityKey struct{}
@@ -101,13 +124,26 @@ func (s *Server) guardAuth(a access, h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && crossSite(r) {
+			s.deny(w, r, nil, problem(http.StatusForbidden, "a browser sent this "+r.Method+" on behalf of a page from another site (Sec-Fetch-Site: "+
+				r.Header.Get("Sec-Fetch-Site")+"); write endpoints refuse cross-site requests"))
+			return
+		}
 		secret := bearer(r)
+		if secret == twoCredentials {
+			s.deny(w, r, nil, problem(http.StatusBadRequest, "send one Authorization header, not several"))
+			return
+		}
 		on, err := s.AuthEnabled(r.Context())
 		if err != nil {
 			writeProblem(w, toProblem(err))
 			return
 		}
 		if !on {
+			if a == admin {
+				s.deny(w, r, nil, problem(http.StatusForbidden, openAdminDetail))
+				return
+			}
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -132,6 +168,11 @@ func (s *Server) guardAuth(a access, h http.Handler) http.Handler {
 // EventSource; the parameter is removed from the request so that nothing
 // downstream (handlers, logs) ever sees it.
 func bearer(r *http.Request) string {
+	if len(r.Header.Values("Authorization")) > 1 {
+		// Proxies and servers disagree on which of several to use; an
+		// ambiguous credential is refused rather than guessed at.
+		return twoCredentials
+	}
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, secret, ok := strings.Cut(h, " ")
 		if ok && strings.EqualFold(scheme, "Bearer") {
@@ -149,6 +190,10 @@ func bearer(r *http.Request) string {
 	}
 	return ""
 }
+
+// twoCredentials is bearer's answer for a request with more than one
+// Authorization header; like the malformed marker, never a valid secret.
+const twoCredentials = "\x00several"
 
 // authenticate finds the token of the secret, or of the verified client
 // certificate when no secret was given.
@@ -220,7 +265,7 @@ func permitted(t *store.Token, a access, r *http.Request) *Problem {
 
 // checkSources enforces a producer token's source list on requests; index
 // is the batch position to name in the detail, or -1 for a single append.
-func checkSources(r *http.Request, reqs []event.Request, batch bool) error {
+func checkSources(r *http.Request, reqs []event.Request, batch bool) *Problem {
 	t := caller(r)
 	if t == nil || t.Has(store.RoleAdmin) {
 		return nil
@@ -266,17 +311,28 @@ func (s *Server) rateLimit(t *store.Token) *Problem {
 
 func unauthorized(detail string) *Problem { return problem(http.StatusUnauthorized, detail) }
 
-// deny answers a refused request, logs it by token id (never the secret,
-// never the query string) and counts it.
+// deny answers a refused request, logs it and counts it (refused).
 func (s *Server) deny(w http.ResponseWriter, r *http.Request, t *store.Token, p *Problem) {
+	s.refused(r, t, p)
+	if p.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="audit-stream"`)
+	}
+	writeProblem(w, p)
+}
+
+// refused logs an access refusal by token id (never the secret, never the
+// query string) and counts it. Every refusal goes through here, also those
+// a handler makes, like a producer's source that its token does not allow.
+func (s *Server) refused(r *http.Request, t *store.Token, p *Problem) {
 	id := ""
 	if t != nil {
 		id = t.ID
 	}
 	switch p.Status {
+	case http.StatusBadRequest:
+		s.auth.malformed.Add(1)
 	case http.StatusUnauthorized:
 		s.auth.unauthorized.Add(1)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="audit-stream"`)
 	case http.StatusForbidden:
 		s.auth.forbidden.Add(1)
 	case http.StatusTooManyRequests:
@@ -286,7 +342,6 @@ func (s *Server) deny(w http.ResponseWriter, r *http.Request, t *store.Token, p 
 		s.log.Warn("access denied", "status", p.Status, "method", r.Method, "path", r.URL.Path,
 			"token_id", id, "remote", r.RemoteAddr, "reason", p.Detail)
 	}
-	writeProblem(w, p)
 }
 
 // authCounts returns how many requests were refused with 401, 403 and 429,

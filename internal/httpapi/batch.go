@@ -20,6 +20,9 @@ const MaxBatch = 10000
 // anything is queued, and the ledger commits a request's events
 // consecutively in one transaction with one fsync.
 func (s *Server) appendBatch(w http.ResponseWriter, r *http.Request) error {
+	if p := checkBodyType(r, true); p != nil {
+		return p
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.BatchBodyLimit))
 	if err != nil {
 		return err

@@ -23,6 +23,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 }
 
 func (s *Server) appendEvent(w http.ResponseWriter, r *http.Request) error {
+	if p := checkBodyType(r, false); p != nil {
+		return p
+	}
 	body, err := s.readBody(w, r)
 	if err != nil {
 		return err

@@ -18,8 +18,9 @@ const maxKeyLen = 255
 // binding, the Idempotency-Key, then the ledger. It reports whether the
 // events are a replay of an earlier request with the same key.
 func (s *Server) appendChecked(r *http.Request, reqs []event.Request, batch bool) ([]event.Event, bool, error) {
-	if err := checkSources(r, reqs, batch); err != nil {
-		return nil, false, err
+	if p := checkSources(r, reqs, batch); p != nil {
+		s.refused(r, caller(r), p)
+		return nil, false, p
 	}
 	opt, err := idempotencyOptions(r, reqs, batch)
 	if err != nil {

@@ -48,6 +48,8 @@ func newMetrics(s *Server) *metrics {
 			func() float64 { _, n := s.led.Commits(); return float64(n) }),
 		gauge("audit_stream_streams_open", "Open /stream subscribers.",
 			func() float64 { return float64(len(s.sema)) }),
+		counter("audit_stream_auth_malformed_total", "Requests refused with 400 for an ambiguous credential (several Authorization headers).",
+			func() float64 { return float64(s.auth.malformed.Load()) }),
 		counter("audit_stream_auth_denied_total", "Requests refused with 401 (no or bad credential).",
 			func() float64 { n, _, _ := s.authCounts(); return float64(n) }),
 		counter("audit_stream_auth_forbidden_total", "Requests refused with 403 (role or source not allowed).",

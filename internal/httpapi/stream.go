@@ -101,8 +101,17 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	<-linger.C
 	defer linger.Stop()
 	ctx := r.Context()
+	token := s.watchStreamToken(r)
+	defer token.Stop()
 	var frames [][]byte
 	for {
+		if why := token.ended(ctx); why != "" {
+			arm()
+			bw.WriteString(endStreamComment(why))
+			flush()
+			s.log.Info("stream ended with its token", "reason", why, "remote", r.RemoteAddr)
+			return nil
+		}
 		// Take the change channel before reading, so a head move between
 		// the read and the wait is never missed.
 		changed := feed.Changed()
@@ -156,6 +165,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		}
 		select {
 		case <-changed:
+		case <-token.C(): // re-checked at the top of the loop
 		case <-heartbeat.C:
 			arm()
 			bw.WriteString(": keep-alive\n\n")
