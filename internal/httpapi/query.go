@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -146,36 +145,14 @@ func timeParam(q url.Values, name string) (time.Time, error) {
 		return time.Time{}, problem(http.StatusBadRequest, name+": give it once")
 	}
 	v := vals[0]
-	if n := len(v); n > 6 && v[n-6] == ' ' && v[n-3] == ':' {
+	if n := len(v); n-6 > 10 && v[n-6] == ' ' && v[n-3] == ':' {
 		v = v[:n-6] + "+" + v[n-5:]
 	}
-	t, err := parseQueryTime(v)
+	t, err := event.ParseTimestamp(v)
 	if err != nil {
-		return time.Time{}, problem(http.StatusBadRequest, name+": "+strconv.Quote(vals[0])+" is not a timestamp such as 2026-05-15T03:14:15Z or 2026-05-15 (naive times are UTC; write + in an offset as %2B)")
+		return time.Time{}, problem(http.StatusBadRequest, name+": "+strconv.Quote(vals[0])+" is "+err.Error()+" (naive times are UTC; write + in an offset as %2B)")
 	}
 	return t, nil
-}
-
-var errBadTime = errors.New("not a timestamp")
-
-// parseQueryTime reads RFC 3339 and its naive and date-only forms.
-func parseQueryTime(v string) (time.Time, error) {
-	if len(v) < 10 || len(v) > 64 {
-		return time.Time{}, errBadTime
-	}
-	b := []byte(v)
-	if len(b) > 10 && (b[10] == 't' || b[10] == ' ') {
-		b[10] = 'T'
-	}
-	if n := len(b); b[n-1] == 'z' {
-		b[n-1] = 'Z'
-	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04", "2006-01-02"} {
-		if t, err := time.Parse(layout, string(b)); err == nil {
-			return t.UTC(), nil
-		}
-	}
-	return time.Time{}, errBadTime
 }
 
 // parseEventQuery reads a GET /events query: the filter, limit, order and

@@ -274,7 +274,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 			"POST /events":             "append an event {kind, source, payload?, timestamp?} (Idempotency-Key header for safe retries)",
 			"POST /events/batch":       "append a JSON array (or NDJSON) of events, all or nothing",
 			"/admin/tokens":            "POST to create, GET to list, DELETE /admin/tokens/{id} to revoke API tokens",
-			"GET /events":              "query recent events (?kind=&source=&limit=)",
+			"GET /events":              "query events (?kind=&source=&since=&until=&after=&before=&order=&payload.<path>=&q=&limit=; Link: rel=next pages)",
 			"GET /events/{id}":         "one event by id",
 			"GET /stream":              "live tail over Server-Sent Events (Last-Event-ID or ?after= to resume; ?kind=&source= filters)",
 			"GET /verify":              "re-walk and re-hash the whole chain and rebuild the Merkle root",

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/audit-stream/audit-stream/event"
 )
@@ -113,7 +112,7 @@ func in(set []string, v string) bool {
 // TimeOf returns the instant of a stored timestamp in Unix microseconds (the
 // unit backends index), or false if it does not parse.
 func TimeOf(ts string) (int64, bool) {
-	t, err := parseTimestamp(ts)
+	t, err := event.ParseTimestamp(ts)
 	if err != nil {
 		return 0, false
 	}
@@ -319,16 +318,4 @@ type ScanLimitError struct {
 
 func (e *ScanLimitError) Error() string {
 	return fmt.Sprintf("store: filter scanned %d events (up to id %d) without finishing", e.Examined, e.Last)
-}
-
-// parseTimestamp reads a stored timestamp (RFC 3339, as ParseRequest accepts).
-func parseTimestamp(ts string) (time.Time, error) {
-	b := []byte(ts)
-	if len(b) > 10 && b[10] == 't' {
-		b[10] = 'T'
-	}
-	if n := len(b); n > 0 && b[n-1] == 'z' {
-		b[n-1] = 'Z'
-	}
-	return time.Parse(time.RFC3339Nano, string(b))
 }

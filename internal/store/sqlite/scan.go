@@ -108,4 +108,3 @@ func (sc *scanner) unpack(blob []byte, e *event.Event) (ok bool, err error) {
 	e.Payload = sc.payload(b[lt+lk+ls:])
 	return true, nil
 }
-
