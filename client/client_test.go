@@ -125,7 +125,7 @@ func TestClientErrors(t *testing.T) {
 		{"bad id", func() error {
 			_, err := c.Get(ctx, -1)
 			return err
-		}, 422, "positive integer"},
+		}, 404, "no event with id -1"},
 		{"query unknown kind", func() error {
 			_, err := c.Query(ctx, client.QueryOptions{Kinds: []string{"nope"}})
 			return err

@@ -66,7 +66,7 @@ func Example() {
 	}
 
 	// Errors keep the server's problem detail.
-	_, err = c.Append(ctx, client.AppendRequest{Kind: "no_such_kind", Source: "gateway"})
+	_, err = c.Append(ctx, client.AppendRequest{Kind: "requst_denied", Source: "gateway"})
 	var e *client.Error
 	if errors.As(err, &e) {
 		fmt.Println(e.Status, e.Detail)
@@ -98,7 +98,7 @@ func Example() {
 	// Output:
 	// appended 1 request_denied
 	// appended 2 request_denied
-	// 422 kind: unknown kind "no_such_kind"
+	// 422 kind: unknown kind "requst_denied" (did you mean "request_denied"? GET /kinds lists all 22)
 	// tail 1 gateway {"path":"/admin"}
 	// tail 2 gateway {"path":"/billing"}
 	// valid: true checked: 2

@@ -244,8 +244,8 @@ type scanner struct {
 	out     []byte // the payload while a request is parsed
 	skip    []byte // the canonical form of a value that is only checked
 
-	fields  int              // members read so far in a top-level walk
-	problem *ValidationError // the first problem found by a top-level walk
+	fields   int                // members read so far in a top-level walk
+	problems []*ValidationError // problems found by a top-level walk
 
 	// path[d] says where the value at depth d+1 sits inside the value at
 	// depth d, for naming the field of an error.
@@ -276,7 +276,9 @@ func putScanner(s *scanner) {
 		cap(s.skip) > keep || cap(s.members) > 4096 {
 		return
 	}
-	s.data, s.problem = nil, nil
+	s.data = nil
+	clear(s.problems)
+	s.problems = s.problems[:0]
 	s.members, s.keys = s.members[:0], s.keys[:0]
 	scanners.Put(s)
 }
@@ -285,7 +287,7 @@ func putScanner(s *scanner) {
 func (s *scanner) start() error {
 	s.skipSpace()
 	if s.pos == len(s.data) {
-		return &ValidationError{Offset: -1, Reason: "empty body: expected a JSON value"}
+		return &ValidationError{Offset: -1, Reason: "empty body: expected a JSON value", Type: "missing"}
 	}
 	return nil
 }

@@ -24,14 +24,54 @@ type ValidationError struct {
 	Offset int
 	// Reason says what is wrong, without the field or the offset.
 	Reason string
+	// Type classifies the failure with the names pydantic gives its
+	// validation errors ("missing", "string_type", "value_error", ...), which
+	// the original service's clients know from its 422 answers; see
+	// ErrorType.
+	Type string
+	// Loc locates the failure inside the body as FastAPI does, without its
+	// leading "body": member names and array indexes, or for a JSON syntax
+	// error the byte offset; see Location.
+	Loc []any
+	// More lists the other failures found in the same body, in order. The
+	// receiver is the first; All returns them together.
+	More []*ValidationError
 }
 
-// Error returns the reason with the field or position, for example
-//
-//	invalid JSON at offset 17: unexpected character '}', expected a value
-//	payload: nesting deeper than 64 levels at offset 130
-//	kind: unknown kind "foo"
-func (e *ValidationError) Error() string {
+// All returns e followed by e.More.
+func (e *ValidationError) All() []*ValidationError {
+	return append([]*ValidationError{e}, e.More...)
+}
+
+// ErrorType returns Type, or the type implied by the kind of error: a
+// syntax error is "json_invalid", anything else "value_error".
+func (e *ValidationError) ErrorType() string {
+	switch {
+	case e.Type != "":
+		return e.Type
+	case e.Field == "" && e.Offset >= 0:
+		return "json_invalid"
+	default:
+		return "value_error"
+	}
+}
+
+// Location returns Loc, or the location implied by Field and Offset.
+func (e *ValidationError) Location() []any {
+	switch {
+	case e.Loc != nil:
+		return e.Loc
+	case e.Field == "" && e.Offset >= 0:
+		return []any{e.Offset}
+	case e.Field == "":
+		return []any{}
+	default:
+		return []any{e.Field}
+	}
+}
+
+// Message is Error() of this failure alone, without More.
+func (e *ValidationError) Message() string {
 	switch {
 	case e.Field == "" && e.Offset >= 0:
 		return "invalid JSON at offset " + strconv.Itoa(e.Offset) + ": " + e.Reason
@@ -42,6 +82,35 @@ func (e *ValidationError) Error() string {
 	default:
 		return e.Field + ": " + e.Reason
 	}
+}
+
+// maxProblems bounds the failures one body reports: a body of ten thousand
+// unknown members gets a short answer.
+const maxProblems = 100
+
+// joinProblems returns the first of list with the others in More.
+func joinProblems(list []*ValidationError) *ValidationError {
+	first := *list[0]
+	first.More = append([]*ValidationError(nil), list[1:]...)
+	return &first
+}
+
+// Error returns the reason with the field or position, for example
+//
+//	invalid JSON at offset 17: unexpected character '}', expected a value
+//	payload: nesting deeper than 64 levels at offset 130
+//	kind: unknown kind "foo"
+//
+// followed by the other failures in More, separated by "; ".
+func (e *ValidationError) Error() string {
+	msg := e.Message()
+	for i, m := range e.More {
+		if i == 9 {
+			return msg + "; and " + strconv.Itoa(len(e.More)-i) + " more"
+		}
+		msg += "; " + m.Message()
+	}
+	return msg
 }
 
 // Is reports whether target is ErrInvalid.
@@ -96,7 +165,7 @@ func ParseRequestValue(value []byte, kinds *KindSet) (Request, error) {
 	for {
 		f, err := s.nextField(requestFields[:], seen[:])
 		if err != nil {
-			return Request{}, err
+			return Request{}, s.fail(err)
 		}
 		if f == done {
 			break
@@ -108,16 +177,16 @@ func ParseRequestValue(value []byte, kinds *KindSet) (Request, error) {
 		switch name := requestFields[f]; name {
 		case "kind":
 			if req.Kind, ok, err = s.stringField(name); ok && !kinds.Has(req.Kind) {
-				s.report(&ValidationError{Field: name, Offset: -1, Reason: "unknown kind " + quoteShort(req.Kind)})
+				s.report(&ValidationError{Field: name, Offset: -1, Reason: kinds.Unknown(req.Kind)})
 			}
 		case "source":
 			if req.Source, ok, err = s.stringField(name); !ok {
 				break
 			}
 			if req.Source == "" {
-				s.report(&ValidationError{Field: name, Offset: -1, Reason: "must not be empty"})
+				s.report(&ValidationError{Field: name, Offset: -1, Reason: "must not be empty", Type: "string_too_short"})
 			} else if n := utf8.RuneCountInString(req.Source); n > MaxSourceLen {
-				s.report(&ValidationError{Field: name, Offset: -1, Reason: "longer than " +
+				s.report(&ValidationError{Field: name, Offset: -1, Type: "string_too_long", Reason: "longer than " +
 					strconv.Itoa(MaxSourceLen) + " characters (" + strconv.Itoa(n) + ")"})
 			}
 		case "timestamp":
@@ -140,7 +209,7 @@ func ParseRequestValue(value []byte, kinds *KindSet) (Request, error) {
 			}
 		}
 		if err != nil {
-			return Request{}, err
+			return Request{}, s.fail(err)
 		}
 	}
 	if err := s.finish(requestFields[:], seen[:], "kind", "source"); err != nil {
@@ -225,7 +294,8 @@ var storedFields = [...]string{"event_id", "timestamp", "kind", "source", "paylo
 // beginObject starts the walk. A body that is valid JSON but not an object is
 // rejected as such.
 func (s *scanner) beginObject(what string) error {
-	s.problem = nil
+	clear(s.problems)
+	s.problems = s.problems[:0]
 	if err := s.start(); err != nil {
 		return err
 	}
@@ -236,7 +306,7 @@ func (s *scanner) beginObject(what string) error {
 		if err := s.end(); err != nil {
 			return err
 		}
-		return &ValidationError{Offset: -1, Reason: what + " must be a JSON object, got " + typeName(c)}
+		return &ValidationError{Offset: -1, Reason: what + " must be a JSON object, got " + typeName(c), Type: "model_attributes_type"}
 	}
 	s.pos++
 	s.depth = 1
@@ -295,32 +365,44 @@ func (s *scanner) nextField(names []string, seen []bool) (int, error) {
 			return i, nil
 		}
 	}
-	s.report(&ValidationError{Field: s.fieldPath(), Offset: -1,
+	s.report(&ValidationError{Field: s.fieldPath(), Offset: -1, Type: "extra_forbidden", Loc: []any{string(s.keys)},
 		Reason: "unknown field (allowed: " + strings.Join(names, ", ") + ")"})
 	return skipped, s.skipValue()
 }
 
-// finish returns the first problem reported during the walk, else names the
-// first required field that is missing.
+// finish returns the problems reported during the walk and the required
+// fields that are missing, the first with the others in More, or nil.
 func (s *scanner) finish(names []string, seen []bool, required ...string) error {
-	if s.problem != nil {
-		return s.problem
-	}
 	for _, r := range required {
 		for i, name := range names {
 			if name == r && !seen[i] {
-				return &ValidationError{Field: name, Offset: -1, Reason: "required field is missing"}
+				s.report(&ValidationError{Field: name, Offset: -1, Reason: "required field is missing", Type: "missing"})
 			}
 		}
 	}
-	return nil
+	if len(s.problems) == 0 {
+		return nil
+	}
+	return joinProblems(s.problems)
 }
 
-// report records the first problem found in a syntactically valid body.
+// report records a problem found in a syntactically valid body.
 func (s *scanner) report(e *ValidationError) {
-	if s.problem == nil {
-		s.problem = e
+	if len(s.problems) < maxProblems {
+		s.problems = append(s.problems, e)
 	}
+}
+
+// fail is the error for a walk that ended early with err. A syntax error is
+// reported alone, whatever else is wrong with the body; a limit broken
+// inside a value joins the problems found before it.
+func (s *scanner) fail(err error) error {
+	v, ok := err.(*ValidationError)
+	if !ok || len(s.problems) == 0 || v.Field == "" {
+		return err
+	}
+	s.report(v)
+	return joinProblems(s.problems)
 }
 
 // skipValue checks the value at s.pos and moves past it.
@@ -333,7 +415,7 @@ func (s *scanner) skipValue() (err error) {
 // false if it is not, and that has been reported.
 func (s *scanner) stringField(name string) (v string, ok bool, err error) {
 	if c := s.data[s.pos]; c != '"' {
-		s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be a string, got " + typeName(c)})
+		s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be a string, got " + typeName(c), Type: "string_type"})
 		return "", false, s.skipValue()
 	}
 	if s.str, _, err = s.decodeString(s.str[:0]); err != nil {
@@ -347,7 +429,7 @@ func (s *scanner) stringField(name string) (v string, ok bool, err error) {
 func (s *scanner) objectField(name string) (err error) {
 	s.out = s.out[:0]
 	if c := s.data[s.pos]; c != '{' {
-		s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be an object, got " + typeName(c)})
+		s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be an object, got " + typeName(c), Type: "dict_type"})
 		return s.skipValue()
 	}
 	s.out, err = s.value(s.out)
@@ -370,7 +452,7 @@ func (s *scanner) hashField(name string, h *Hash) error {
 func (s *scanner) idField(name string, id *int64) error {
 	c := s.data[s.pos]
 	if c != '-' && (c < '0' || c > '9') {
-		s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be an integer, got " + typeName(c)})
+		s.report(&ValidationError{Field: name, Offset: -1, Reason: "must be an integer, got " + typeName(c), Type: "int_type"})
 		return s.skipValue()
 	}
 	start := s.pos
@@ -451,7 +533,7 @@ func (s *scanner) syntaxError(reason string) error {
 // fieldError reports a value at offset that breaks a limit, naming the field
 // that holds it.
 func (s *scanner) fieldError(offset int, reason string) error {
-	return &ValidationError{Field: s.fieldPath(), Offset: offset, Reason: reason}
+	return &ValidationError{Field: s.fieldPath(), Loc: s.fieldLoc(), Offset: offset, Reason: reason}
 }
 
 // unexpected reports the character at s.pos.
@@ -495,6 +577,25 @@ func (s *scanner) fieldPath() string {
 		b = appendPathKey(b, key, d == 0)
 	}
 	return string(b)
+}
+
+// fieldLoc is fieldPath as a list of member names and array indexes.
+func (s *scanner) fieldLoc() []any {
+	loc := []any{}
+	for d := 0; d < s.depth; d++ {
+		e := s.path[d]
+		if e.index >= 0 {
+			loc = append(loc, e.index)
+			continue
+		}
+		k := &scanner{data: s.data, pos: e.key}
+		key, _, err := k.decodeString(nil)
+		if err != nil {
+			break
+		}
+		loc = append(loc, string(key))
+	}
+	return loc
 }
 
 // appendPathKey appends .key, or ["key"] (JSON-escaped) for a key that would

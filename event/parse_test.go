@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -443,5 +444,51 @@ func checkRejection(t *testing.T, in string, err error, field, reason string) {
 	}
 	if ve.Error() == "" {
 		t.Error("empty Error()")
+	}
+}
+
+// Every failure of a syntactically valid body is listed, each with the
+// location and pydantic type the original's clients know from its 422s.
+func TestParseRequestListsEveryFailure(t *testing.T) {
+	type item struct {
+		loc, typ string
+	}
+	tests := []struct {
+		name string
+		in   string
+		want []item
+	}{
+		{"three at once", `{"kind":"made_up","source":"","extra":1}`,
+			[]item{{`["kind"]`, "value_error"}, {`["source"]`, "string_too_short"}, {`["extra"]`, "extra_forbidden"}}},
+		{"wrong types and a missing field", `{"kind":1,"payload":[],"timestamp":5}`,
+			[]item{{`["kind"]`, "string_type"}, {`["payload"]`, "dict_type"}, {`["timestamp"]`, "string_type"}, {`["source"]`, "missing"}}},
+		{"bad timestamp, long source", `{"kind":"other","source":"` + strings.Repeat("s", MaxSourceLen+1) + `","timestamp":"now"}`,
+			[]item{{`["source"]`, "string_too_long"}, {`["timestamp"]`, "value_error"}}},
+		{"a limit inside the payload joins earlier failures", `{"kind":"nope","source":"s","payload":{"a":[0,{"b":NaN}]}}`,
+			[]item{{`["kind"]`, "value_error"}, {`["payload","a",1,"b"]`, "value_error"}}},
+		{"a syntax error is reported alone", `{"kind":"nope","source":"","payload":{"a":}}`,
+			[]item{{`[42]`, "json_invalid"}}},
+		{"not an object", `[1]`, []item{{`[]`, "model_attributes_type"}}},
+		{"empty body", ` `, []item{{`[]`, "missing"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseRequest([]byte(tt.in), Default)
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("err = %v", err)
+			}
+			var got []item
+			for _, e := range ve.All() {
+				loc, _ := json.Marshal(e.Location())
+				got = append(got, item{string(loc), e.ErrorType()})
+				if !strings.Contains(err.Error(), e.Message()) {
+					t.Errorf("Error() %q leaves out %q", err.Error(), e.Message())
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("failures %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

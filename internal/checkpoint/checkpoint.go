@@ -127,9 +127,8 @@ func Open(ctx context.Context, st store.Store, heads Heads, opt Options) (*Check
 		if err := c.sign(ctx, heads.Head()); err != nil {
 			return nil, err
 		}
-	} else if err := writeCopy(opt.Copy, signed); err != nil {
-		// A copy configured for the first time starts from now.
-		return nil, err
+	} else {
+		c.keepCopy(signed) // a copy configured for the first time starts now
 	}
 	return c, nil
 }
@@ -257,9 +256,7 @@ func (c *Checkpointer) sign(ctx context.Context, n int64) error {
 	if err := c.st.SetMeta(ctx, metaKey, signed); err != nil {
 		return fmt.Errorf("checkpoint: store: %w", err)
 	}
-	if err := writeCopy(c.opt.Copy, signed); err != nil {
-		return err
-	}
+	c.keepCopy(signed)
 	c.mu.Lock()
 	c.latest, c.signed = cp, signed
 	close(c.changed)

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -35,6 +36,21 @@ func readCopy(path string) (*verify.Checkpoint, error) {
 		return nil, fmt.Errorf("checkpoint copy %s: %w", path, err)
 	}
 	return &cp, nil
+}
+
+// keepCopy brings the copy up to signed. A copy that cannot be written
+// (its disk full, say) only lags: an older checkpoint of the same log still
+// passes the start-up check, so it is logged and signing goes on.
+func (c *Checkpointer) keepCopy(signed []byte) {
+	if c.opt.Copy == "" {
+		return
+	}
+	if old, err := os.ReadFile(c.opt.Copy); err == nil && bytes.Equal(old, signed) {
+		return
+	}
+	if err := writeCopy(c.opt.Copy, signed); err != nil {
+		c.log.Error("checkpoint copy not updated; it lags behind the log until the next checkpoint", "file", c.opt.Copy, "err", err)
+	}
 }
 
 // writeCopy replaces the copy file with signed: a new file, synced, renamed

@@ -299,3 +299,25 @@ func TestAdminAPICreate(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstTokenViaAPI: with only a tokens file, the first token the admin
+// API stores is logged at WARN with the auth mode; later ones are not.
+func TestFirstTokenViaAPI(t *testing.T) {
+	f, err := auth.ParseFile([]byte(`{"tokens":[{"id":"boot","roles":["admin"],"token":"bootstrap-secret-0123456789"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	env := apitest.Start(t, apitest.Options{Log: &logs, API: httpapi.Options{Auth: httpapi.AuthOptions{File: f}}})
+	for range 2 {
+		if r := call(t, "POST", env.URL+"/admin/tokens", "bootstrap-secret-0123456789", `{"roles":["reader"]}`, "Content-Type", "application/json"); r.status != 201 {
+			t.Fatalf("create: %d %s", r.status, r.body)
+		}
+	}
+	if n := strings.Count(logs.String(), "level=WARN msg=\"first API token created"); n != 1 || !strings.Contains(logs.String(), "auth=on") {
+		t.Fatalf("first token logged %d times at WARN (want once, with auth=on):\n%s", n, logs.String())
+	}
+	if r := call(t, "POST", env.URL+"/admin/tokens", "bootstrap-secret-0123456789", `{"roles":["reader"]}`, "Content-Type", "text/plain"); r.status != 415 {
+		t.Fatalf("create with text/plain: %d, want 415", r.status)
+	}
+}

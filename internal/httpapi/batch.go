@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/audit-stream/audit-stream/event"
 )
@@ -27,6 +28,9 @@ func (s *Server) appendBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// A byte-order mark some editors and Windows tools put first is not
+	// part of the JSON.
+	body = event.TrimBOM(body)
 	reqs, err := parseBatch(body, isNDJSON(r.Header.Get("Content-Type")), s.opt.Kinds)
 	if err != nil {
 		return err
@@ -61,23 +65,49 @@ func parseBatch(body []byte, ndjson bool, kinds *event.KindSet) ([]event.Request
 	if len(spans) == 0 {
 		return nil, problem(http.StatusUnprocessableEntity, "the batch is empty: send at least one event")
 	}
+	// Every item is checked, so that the answer lists every failure of
+	// every item (up to a bound), each located by the item's index.
 	reqs := make([]event.Request, len(spans))
+	var details []string
+	var errs []FieldError
 	for i, sp := range spans {
 		reqs[i], err = event.ParseRequestValue(body[sp.start:sp.end], kinds)
-		if err != nil {
-			var verr *event.ValidationError
-			if errors.As(err, &verr) {
-				v := *verr
-				if v.Offset >= 0 {
-					v.Offset += sp.start
-				}
-				return nil, problem(http.StatusUnprocessableEntity, "item "+strconv.Itoa(i)+": "+v.Error())
-			}
+		if err == nil {
+			continue
+		}
+		var verr *event.ValidationError
+		if !errors.As(err, &verr) {
 			return nil, err
 		}
+		for _, e := range verr.All() {
+			if e.Offset >= 0 {
+				c := *e
+				c.Offset += sp.start
+				if c.Field == "" {
+					c.Loc = []any{c.Offset}
+				}
+				e = &c
+			}
+			if len(errs) < maxBatchProblems {
+				details = append(details, "item "+strconv.Itoa(i)+": "+e.Message())
+				errs = append(errs, FieldError{Loc: append([]any{"body", i}, e.Location()...), Msg: e.Message(), Type: e.ErrorType()})
+			}
+		}
+	}
+	if len(errs) > 0 {
+		detail := strings.Join(details[:min(len(details), 10)], "; ")
+		if len(details) > 10 {
+			detail += "; and " + strconv.Itoa(len(details)-10) + " more"
+		}
+		p := problem(http.StatusUnprocessableEntity, detail)
+		p.Errors = errs
+		return nil, p
 	}
 	return reqs, nil
 }
+
+// maxBatchProblems bounds the failures a batch answer lists.
+const maxBatchProblems = 1000
 
 // span is one item of a batch: body[start:end].
 type span struct{ start, end int }

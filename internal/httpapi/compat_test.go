@@ -3,10 +3,16 @@ package httpapi_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/apitest"
 )
 
@@ -121,8 +127,136 @@ func compatCases() []compatCase {
 			note: "the original stored any string; a timestamp fromisoformat cannot read breaks every consumer that parses it, so we refuse it and show an accepted form"},
 		{item: 2, name: "timestamp a number", method: "POST", path: "/events", body: ev(`,"timestamp":1747278855`),
 			original: pydantic, ours: ourProblem, check: detailHas("timestamp")},
+
+		// 4. A UTF-8 byte-order mark before the JSON is ignored. The
+		// original's json.loads(bytes) detects it (utf-8-sig) and skips it.
+		{item: 4, name: "BOM before an event", method: "POST", path: "/events", body: "\ufeff" + ev(``),
+			original: created, ours: created, check: serverStamped},
+		{item: 4, name: "BOM before a batch", method: "POST", path: "/events/batch", body: "\ufeff[" + ev(``) + "]",
+			original: noRoute, ours: created, note: "the original had no batch endpoint"},
+		{item: 4, name: "BOM before an NDJSON batch", method: "POST", path: "/events/batch", body: "\ufeff" + ev(``) + "\n" + ev(``) + "\n",
+			header: []string{"Content-Type", "application/x-ndjson"}, original: noRoute, ours: created, note: "the original had no batch endpoint"},
+
+		// 5. Every failure listed, located and typed as pydantic does.
+		{item: 5, name: "two bad fields", method: "POST", path: "/events", body: `{"kind":"made_up","source":1}`,
+			original: pydantic, ours: ourProblem, check: hasErrors(`["body","kind"] value_error`, `["body","source"] string_type`)},
+		{item: 5, name: "empty object", method: "POST", path: "/events", body: `{}`,
+			original: pydantic, ours: ourProblem, check: hasErrors(`["body","kind"] missing`, `["body","source"] missing`)},
+		{item: 5, name: "invalid JSON", method: "POST", path: "/events", body: `{"kind":`,
+			original: pydantic, ours: ourProblem, check: hasErrors(`["body",8] json_invalid`)},
+		{item: 5, name: "payload not an object", method: "POST", path: "/events", body: ev(`,"payload":[1]`),
+			original: pydantic, ours: ourProblem, check: hasErrors(`["body","payload"] dict_type`)},
+		{item: 5, name: "batch items located by index", method: "POST", path: "/events/batch", body: "[" + ev(``) + `,{"kind":"other"},{"kind":"nope","source":"s"}]`,
+			original: noRoute, ours: ourProblem, check: hasErrors(`["body",1,"source"] missing`, `["body",2,"kind"] value_error`),
+			note: "the original had no batch endpoint"},
+
+		// 6. Ids and paths as the original answered them.
+		{item: 6, name: "id 0", method: "GET", path: "/events/0", original: notFound, ours: notFound},
+		{item: 6, name: "negative id", method: "GET", path: "/events/-1", original: notFound, ours: notFound},
+		{item: 6, name: "id beyond int64", method: "GET", path: "/events/99999999999999999999", original: notFound, ours: notFound},
+		{item: 6, name: "unknown id", method: "GET", path: "/events/424242", original: notFound, ours: notFound},
+		{item: 6, name: "non-integer id", method: "GET", path: "/events/abc", original: pydantic, ours: ourProblem,
+			check: hasErrors(`["path","event_id"] int_parsing`)},
+		{item: 6, name: "trailing slash on /events", method: "GET", path: "/events/", original: redirect, ours: redirect, check: location("/events")},
+		{item: 6, name: "trailing slash on /stats", method: "GET", path: "/stats/", original: redirect, ours: redirect, check: location("/stats")},
+		{item: 6, name: "trailing slash keeps the query", method: "GET", path: "/events/?kind=other&limit=5", original: redirect, ours: redirect,
+			check: location("/events?kind=other&limit=5")},
+		{item: 6, name: "trailing slash on a POST", method: "POST", path: "/events/", body: ev(``), original: redirect, ours: redirect, check: location("/events")},
+		{item: 6, name: "trailing slash on an unknown path", method: "GET", path: "/nope/", original: notFound, ours: notFound},
+
+		// 7. Unknown query parameters are refused, naming the parameter.
+		{item: 7, name: "misspelt filter", method: "GET", path: "/events?knd=other", original: ok200, ours: badParam,
+			check: detailHas(`"knd"`), note: "the original ignored it and returned every kind; a typo must not look like an unfiltered answer"},
+		{item: 7, name: "export takes no kind", method: "GET", path: "/export?kind=other", original: noRoute, ours: badParam,
+			check: detailHas(`"kind"`), note: "the original had no export; ours refuses a filter it would not apply"},
+		{item: 7, name: "cache-buster accepted", method: "GET", path: "/events?kind=other&_=1747278855", original: ok200, ours: ok200},
+		{item: 7, name: "cache-buster on stats", method: "GET", path: "/stats?_=1", original: ok200, ours: ok200},
+		{item: 7, name: "cache-buster and access_token on the stream", method: "GET", path: "/stream?after=0&_=1&access_token=x", original: noRoute, ours: ok200,
+			note: "the original had no stream"},
+
+		// 8. Kinds are discoverable, and a misspelt one is named.
+		{item: 8, name: "GET /kinds", method: "GET", path: "/kinds", original: noRoute, ours: ok200, check: listsKinds,
+			note: "the original listed its kinds only in its source"},
+		{item: 8, name: "misspelt kind", method: "POST", path: "/events", body: `{"kind":"request_denid","source":"s"}`,
+			original: pydantic, ours: ourProblem, check: detailHas(`did you mean "request_denied"?`)},
+		{item: 8, name: "misspelt kind in a filter", method: "GET", path: "/events?kind=requst_denied", original: ok200, ours: ourProblem,
+			check: detailHas(`"request_denied"`), note: "the original answered an empty list; a typo must not look like no such events"},
 	}
 }
+
+// More answers that recur.
+var (
+	ok200    = compatAnswer{200, "the answer"}
+	notFound = compatAnswer{404, `{"detail": "..."}`}
+	redirect = compatAnswer{307, "Location: the path without the trailing slash, query kept"}
+	noRoute  = compatAnswer{404, "no such route in the original"}
+	badParam = compatAnswer{400, `problem+json naming the parameter, "errors": [{"loc": ["query", name], ...}]`}
+)
+
+func hasErrors(want ...string) func(resp) error {
+	return func(r resp) error {
+		var p struct {
+			Detail any `json:"detail"`
+			Errors []struct {
+				Loc  []any  `json:"loc"`
+				Msg  string `json:"msg"`
+				Type string `json:"type"`
+			} `json:"errors"`
+		}
+		if err := json.Unmarshal(r.body, &p); err != nil {
+			return err
+		}
+		if _, ok := p.Detail.(string); !ok {
+			return fmt.Errorf("detail is not a string")
+		}
+		var got []string
+		for _, e := range p.Errors {
+			if e.Msg == "" {
+				return fmt.Errorf("error %v has no msg", e)
+			}
+			loc, _ := json.Marshal(e.Loc)
+			got = append(got, string(loc)+" "+e.Type)
+		}
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				return fmt.Errorf("errors %q lack %q", got, w)
+			}
+		}
+		return nil
+	}
+}
+
+func location(want string) func(resp) error {
+	return func(r resp) error {
+		if got := r.header.Get("Location"); got != want {
+			return fmt.Errorf("Location %q, want %q", got, want)
+		}
+		return nil
+	}
+}
+
+func listsKinds(r resp) error {
+	var k struct {
+		Kinds []struct{ Name, Description string }
+	}
+	if err := json.Unmarshal(r.body, &k); err != nil {
+		return err
+	}
+	if len(k.Kinds) != len(event.DefaultKinds) {
+		return fmt.Errorf("%d kinds, want %d", len(k.Kinds), len(event.DefaultKinds))
+	}
+	for i, kind := range k.Kinds {
+		if kind.Name != event.DefaultKinds[i].Name || kind.Description == "" {
+			return fmt.Errorf("kind %d = %+v", i, kind)
+		}
+	}
+	return nil
+}
+
+// noRedirects is a client that shows redirects instead of following them.
+var noRedirects = &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+	return http.ErrUseLastResponse
+}}
 
 func TestCompatibilityTable(t *testing.T) {
 	env := apitest.Start(t, apitest.Options{})
@@ -131,7 +265,7 @@ func TestCompatibilityTable(t *testing.T) {
 			if tc.note == "" && tc.ours.status != tc.original.status {
 				t.Fatalf("row says ours (%d) differs from the original (%d) without a note", tc.ours.status, tc.original.status)
 			}
-			r := call(t, tc.method, env.URL+tc.path, "", tc.body, tc.header...)
+			r := compatCall(t, tc.method, env.URL+tc.path, tc.body, tc.header...)
 			if r.status != tc.ours.status {
 				t.Fatalf("item %d: %s %s: status %d, want %d (original: %d %s): %s",
 					tc.item, tc.method, tc.path, r.status, tc.ours.status, tc.original.status, tc.original.shape, r.body)
@@ -143,4 +277,95 @@ func TestCompatibilityTable(t *testing.T) {
 			}
 		})
 	}
+}
+
+func compatCall(t *testing.T, method, url, body string, hdr ...string) resp {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var b []byte
+	if res.Header.Get("Content-Type") != "text/event-stream" {
+		b, _ = io.ReadAll(res.Body)
+	}
+	return resp{res.StatusCode, res.Header, b}
+}
+
+// GET /kinds is open to anyone, so many anonymous clients at once must not
+// disturb producers, and hostile query strings and paths get short answers.
+func TestKindsAndQueryChecksUnderHostileClients(t *testing.T) {
+	env := apitest.Start(t, apitest.Options{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for c := 0; c < 32; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				if r := compatCall(t, "GET", env.URL+"/kinds", ""); r.status != 200 || listsKinds(r) != nil {
+					errs <- fmt.Errorf("GET /kinds: %d %s", r.status, r.body)
+					return
+				}
+			}
+		}()
+	}
+	for p := 0; p < 4; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				if r := compatCall(t, "POST", env.URL+"/events", ev); r.status != 201 {
+					errs <- fmt.Errorf("append: %d %s", r.status, r.body)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := count(t, env.Store); n != 40 {
+		t.Fatalf("%d events, want 40", n)
+	}
+
+	// Thousands of unknown parameters, one of them huge: a 400 about one,
+	// its name cut short.
+	var q strings.Builder
+	q.WriteString("x" + strings.Repeat("y", 20000) + "=1")
+	for i := 0; i < 5000; i++ {
+		fmt.Fprintf(&q, "&p%d=%d", i, i)
+	}
+	r := compatCall(t, "GET", env.URL+"/events?"+q.String(), "")
+	if r.status != 400 || len(r.body) > 2000 || !strings.Contains(r.detail(), "unknown query parameter") {
+		t.Fatalf("hostile query: %d, %d bytes: %.300s", r.status, len(r.body), r.body)
+	}
+	// A malformed query string is a 400, not a silently dropped filter.
+	if r := compatCall(t, "GET", env.URL+"/events?kind=%zz", ""); r.status != 400 || !strings.Contains(r.detail(), "malformed query") {
+		t.Fatalf("malformed query: %d %s", r.status, r.body)
+	}
+	// A long run of trailing slashes is cleaned (net/http's redirect to
+	// /stats/), then redirected to the route.
+	if r := apitestGet(t, env.URL+"/stats"+strings.Repeat("/", 5000)); r.status != 200 {
+		t.Fatalf("slashes: %d %s", r.status, r.body)
+	}
+	// A huge integer id is a 404 with a short detail.
+	if r := compatCall(t, "GET", env.URL+"/events/"+strings.Repeat("9", 10000), ""); r.status != 404 || len(r.body) > 500 {
+		t.Fatalf("huge id: %d, %d bytes", r.status, len(r.body))
+	}
+}
+
+// apitestGet follows redirects, as browsers and most clients do.
+func apitestGet(t *testing.T, url string) resp {
+	return call(t, "GET", url, "", "")
 }

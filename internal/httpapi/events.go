@@ -30,7 +30,9 @@ func (s *Server) appendEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	req, err := event.ParseRequest(body, s.opt.Kinds)
+	// A byte-order mark some editors and Windows tools put first is not
+	// part of the JSON.
+	req, err := event.ParseRequest(event.TrimBOM(body), s.opt.Kinds)
 	if err != nil {
 		return err
 	}
@@ -159,4 +161,11 @@ func writeEventArray(w io.Writer, evs []event.Event) error {
 	buf = append(buf, "]\n"...)
 	_, err := w.Write(buf)
 	return err
+}
+
+// kinds serves GET /kinds: every accepted kind with its one-line
+// description, in the order of the kind set. It is open, like GET /: a
+// producer needs it and holds no reader role.
+func (s *Server) kinds(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]any{"kinds": s.opt.Kinds.Kinds()})
 }

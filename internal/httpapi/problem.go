@@ -19,8 +19,39 @@ type Problem struct {
 	Title  string `json:"title"`
 	Status int    `json:"status"`
 	Detail string `json:"detail"`
+	// Errors lists every failure of a request that does not validate, in
+	// the shape of the original's (FastAPI's) 422 detail items, so its
+	// clients can point at the offending field.
+	Errors []FieldError `json:"errors,omitempty"`
 
 	retryAfter int // seconds; sets Retry-After when > 0
+}
+
+// FieldError is one validation failure: where ("body", "query" or "path",
+// then member names and array indexes, or a byte offset for a JSON syntax
+// error), what is wrong, and its pydantic type name.
+type FieldError struct {
+	Loc  []any  `json:"loc"`
+	Msg  string `json:"msg"`
+	Type string `json:"type"`
+}
+
+// invalidParam is a 4xx about one query or path parameter, with its errors
+// member.
+func invalidParam(status int, in, name, typ, detail string) *Problem {
+	p := problem(status, detail)
+	p.Errors = []FieldError{{Loc: []any{in, name}, Msg: detail, Type: typ}}
+	return p
+}
+
+// bodyErrors lists the failures of a body; prefix goes between "body" and
+// each failure's own location (a batch item's index).
+func bodyErrors(dst []FieldError, verr *event.ValidationError, prefix ...any) []FieldError {
+	for _, e := range verr.All() {
+		loc := append(append([]any{"body"}, prefix...), e.Location()...)
+		dst = append(dst, FieldError{Loc: loc, Msg: e.Message(), Type: e.ErrorType()})
+	}
+	return dst
 }
 
 func (p *Problem) Error() string { return p.Detail }
@@ -41,7 +72,9 @@ func toProblem(err error) *Problem {
 	case errors.As(err, &maxBytes):
 		return problem(http.StatusRequestEntityTooLarge, "request body exceeds the limit of "+strconv.FormatInt(maxBytes.Limit, 10)+" bytes")
 	case errors.As(err, &verr):
-		return problem(http.StatusUnprocessableEntity, verr.Error())
+		p := problem(http.StatusUnprocessableEntity, verr.Error())
+		p.Errors = bodyErrors(nil, verr)
+		return p
 	case errors.Is(err, ledger.ErrKeyReused):
 		return problem(http.StatusUnprocessableEntity, err.Error()+"; use a new key for a new request")
 	case errors.Is(err, store.ErrNotFound):

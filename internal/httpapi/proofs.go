@@ -177,11 +177,38 @@ type ConsistencyProof struct {
 
 // pathID reads the {id} path value, as GET /events/{id} does.
 func pathID(r *http.Request) (int64, error) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id < 1 {
-		return 0, problem(http.StatusUnprocessableEntity, "event id must be a positive integer, got "+strconv.Quote(r.PathValue("id")))
+	v := r.PathValue("id")
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err == nil && id >= 1 {
+		return id, nil
 	}
-	return id, nil
+	// An integer the log cannot hold (0, negative, beyond int64) names no
+	// event: 404, as the original answered. Only a non-integer is a 422.
+	integer := isInteger(v)
+	if len(v) > 64 {
+		v = v[:64] + "..."
+	}
+	if integer {
+		return 0, problem(http.StatusNotFound, "no event with id "+v)
+	}
+	return 0, invalidParam(http.StatusUnprocessableEntity, "path", "event_id", "int_parsing",
+		"event id must be an integer, got "+strconv.Quote(v))
+}
+
+// isInteger reports whether v is an optionally signed decimal integer.
+func isInteger(v string) bool {
+	if v != "" && (v[0] == '-' || v[0] == '+') {
+		v = v[1:]
+	}
+	if v == "" {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // receiptWait bounds how long a receipt request waits for the checkpoint

@@ -49,12 +49,12 @@ func parseFilter(q url.Values, kinds *event.KindSet) (store.Filter, error) {
 	f := store.Filter{Kinds: q["kind"], Sources: q["source"]}
 	for _, k := range f.Kinds {
 		if !kinds.Has(k) {
-			return f, problem(http.StatusUnprocessableEntity, "kind: unknown kind "+strconv.Quote(k))
+			return f, qerr(http.StatusUnprocessableEntity, "kind", "value_error", "kind: "+kinds.Unknown(k))
 		}
 	}
 	for _, src := range f.Sources {
 		if src == "" {
-			return f, problem(http.StatusUnprocessableEntity, "source: must not be empty")
+			return f, qerr(http.StatusUnprocessableEntity, "source", "string_too_short", "source: must not be empty")
 		}
 	}
 	var err error
@@ -65,22 +65,22 @@ func parseFilter(q url.Values, kinds *event.KindSet) (store.Filter, error) {
 		return f, err
 	}
 	if !f.TimeFrom.IsZero() && !f.TimeTo.IsZero() && f.TimeFrom.After(f.TimeTo) {
-		return f, problem(http.StatusBadRequest, "since "+q.Get("since")+" is after until "+q.Get("until"))
+		return f, qerr(http.StatusBadRequest, "since", "value_error", "since "+q.Get("since")+" is after until "+q.Get("until"))
 	}
 	if q.Has("q") {
 		v := q["q"]
 		switch {
 		case len(v) > 1:
-			return f, problem(http.StatusBadRequest, "q: give it once")
+			return f, qerr(http.StatusBadRequest, "q", "value_error", "q: give it once")
 		case v[0] == "":
-			return f, problem(http.StatusBadRequest, "q: must not be empty")
+			return f, qerr(http.StatusBadRequest, "q", "string_too_short", "q: must not be empty")
 		case len(v[0]) > maxTextBytes:
-			return f, problem(http.StatusBadRequest, "q: longer than "+strconv.Itoa(maxTextBytes)+" bytes")
+			return f, qerr(http.StatusBadRequest, "q", "string_too_long", "q: longer than "+strconv.Itoa(maxTextBytes)+" bytes")
 		}
 		f.Text = v[0]
 	}
 	if q.Has("payload") {
-		return f, problem(http.StatusBadRequest, "payload: a payload filter names a path, as in payload.decision_id=DEC-001")
+		return f, qerr(http.StatusBadRequest, "payload", "value_error", "payload: a payload filter names a path, as in payload.decision_id=DEC-001")
 	}
 	for name, vals := range q {
 		if !strings.HasPrefix(name, payloadParam) {
@@ -88,22 +88,22 @@ func parseFilter(q url.Values, kinds *event.KindSet) (store.Filter, error) {
 		}
 		path := strings.Split(name[len(payloadParam):], ".")
 		if len(path) > store.MaxPathDepth {
-			return f, problem(http.StatusBadRequest, name+": deeper than "+strconv.Itoa(store.MaxPathDepth)+" keys")
+			return f, qerr(http.StatusBadRequest, name, "value_error", name+": deeper than "+strconv.Itoa(store.MaxPathDepth)+" keys")
 		}
 		for _, seg := range path {
 			if err := store.CheckPathSegment(seg); err != nil {
-				return f, problem(http.StatusBadRequest, quoteParam(name)+": "+err.Error())
+				return f, qerr(http.StatusBadRequest, name, "value_error", quoteParam(name)+": "+err.Error())
 			}
 		}
 		if len(f.Payload) == maxPayloadFilters {
-			return f, problem(http.StatusBadRequest, name+": more than "+strconv.Itoa(maxPayloadFilters)+" payload paths")
+			return f, qerr(http.StatusBadRequest, name, "value_error", name+": more than "+strconv.Itoa(maxPayloadFilters)+" payload paths")
 		}
 		if len(vals) > maxFilterValues {
-			return f, problem(http.StatusBadRequest, name+": more than "+strconv.Itoa(maxFilterValues)+" values")
+			return f, qerr(http.StatusBadRequest, name, "value_error", name+": more than "+strconv.Itoa(maxFilterValues)+" values")
 		}
 		for _, v := range vals {
 			if len(v) > maxValueBytes {
-				return f, problem(http.StatusBadRequest, name+": a value longer than "+strconv.Itoa(maxValueBytes)+" bytes")
+				return f, qerr(http.StatusBadRequest, name, "string_too_long", name+": a value longer than "+strconv.Itoa(maxValueBytes)+" bytes")
 			}
 		}
 		f.Payload = append(f.Payload, store.PayloadMatch{Path: path, Values: vals})
@@ -120,6 +120,11 @@ func sortPayload(ms []store.PayloadMatch) {
 			ms[j], ms[j-1] = ms[j-1], ms[j]
 		}
 	}
+}
+
+// qerr is a refused query parameter, with its location in errors.
+func qerr(status int, name, typ, detail string) *Problem {
+	return invalidParam(status, "query", name, typ, detail)
 }
 
 // quoteParam quotes a parameter name for an error message if it holds
@@ -142,7 +147,7 @@ func timeParam(q url.Values, name string) (time.Time, error) {
 	}
 	vals := q[name]
 	if len(vals) > 1 {
-		return time.Time{}, problem(http.StatusBadRequest, name+": give it once")
+		return time.Time{}, qerr(http.StatusBadRequest, name, "value_error", name+": give it once")
 	}
 	v := vals[0]
 	if n := len(v); n-6 > 10 && v[n-6] == ' ' && v[n-3] == ':' {
@@ -150,7 +155,7 @@ func timeParam(q url.Values, name string) (time.Time, error) {
 	}
 	t, err := event.ParseTimestamp(v)
 	if err != nil {
-		return time.Time{}, problem(http.StatusBadRequest, name+": "+strconv.Quote(vals[0])+" is "+err.Error()+" (naive times are UTC; write + in an offset as %2B)")
+		return time.Time{}, qerr(http.StatusBadRequest, name, "value_error", name+": "+strconv.Quote(vals[0])+" is "+err.Error()+" (naive times are UTC; write + in an offset as %2B)")
 	}
 	return t, nil
 }
@@ -168,20 +173,20 @@ func parseEventQuery(q url.Values, kinds *event.KindSet) (eventQuery, error) {
 		v := q.Get("limit")
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxQueryLimit || len(q["limit"]) > 1 {
-			return eq, problem(http.StatusBadRequest, "limit must be an integer from 1 to 100000, got "+strconv.Quote(v))
+			return eq, qerr(http.StatusBadRequest, "limit", "int_parsing", "limit must be an integer from 1 to 100000, got "+strconv.Quote(v))
 		}
 		eq.limit = n
 	}
 	if q.Has("order") {
 		switch v := q.Get("order"); {
 		case len(q["order"]) > 1:
-			return eq, problem(http.StatusBadRequest, "order: give it once")
+			return eq, qerr(http.StatusBadRequest, "order", "value_error", "order: give it once")
 		case v == "asc":
 			eq.order = orderAsc
 		case v == "desc":
 			eq.order = orderDesc
 		default:
-			return eq, problem(http.StatusBadRequest, "order must be asc or desc, got "+strconv.Quote(v))
+			return eq, qerr(http.StatusBadRequest, "order", "value_error", "order must be asc or desc, got "+strconv.Quote(v))
 		}
 	}
 	cursor := func(name string) (int64, bool, error) {
@@ -191,7 +196,7 @@ func parseEventQuery(q url.Values, kinds *event.KindSet) (eventQuery, error) {
 		v := q.Get(name)
 		n, ok := parseEventID(v)
 		if !ok || len(q[name]) > 1 {
-			return 0, false, problem(http.StatusBadRequest, name+" must be a non-negative integer event id, got "+strconv.Quote(v))
+			return 0, false, qerr(http.StatusBadRequest, name, "int_parsing", name+" must be a non-negative integer event id, got "+strconv.Quote(v))
 		}
 		return n, true, nil
 	}

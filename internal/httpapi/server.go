@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/checkpoint"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/internal/suggest"
 )
 
 // Version is the service version reported by GET /.
@@ -146,39 +150,64 @@ const (
 	admin
 )
 
-// routes is the whole route table.
+// query declares the query parameters a route takes. Any other parameter
+// is a 400 naming it: a misspelt filter (?knd=) must not silently return
+// everything. The browsers' cache-buster "_" is accepted everywhere.
+type query []string
+
+// has reports whether the route takes name; "prefix.*" declares a family.
+func (q query) has(name string) bool {
+	for _, p := range q {
+		if p == name || strings.HasSuffix(p, ".*") && strings.HasPrefix(name, p[:len(p)-1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// routes is the whole route table: pattern, access, query parameters,
+// handler.
 func (s *Server) routes() *http.ServeMux {
 	m := http.NewServeMux()
-	route := func(pattern string, a access, h func(http.ResponseWriter, *http.Request) error) {
-		m.Handle(pattern, s.guard(a, s.handle(h)))
+	route := func(pattern string, a access, params query, h func(http.ResponseWriter, *http.Request) error) {
+		m.Handle(pattern, s.guard(a, s.handle(checkQuery(pattern, params, h))))
 	}
-	route("GET /{$}", public, s.index)
-	route("GET /healthz", public, s.healthz)
-	route("POST /events", producer, s.appendEvent)
-	route("GET /events", reader, s.queryEvents)
-	route("GET /events/{id}", reader, s.getEvent)
-	route("GET /stream", reader, s.stream)
-	route("GET /verify", reader, s.verify)
-	route("GET /stats", reader, s.stats)
-	route("GET /metrics", reader, func(w http.ResponseWriter, r *http.Request) error {
+	route("GET /{$}", public, nil, s.index)
+	route("GET /healthz", public, nil, s.healthz)
+	route("GET /kinds", public, nil, s.kinds)
+	route("POST /events", producer, nil, s.appendEvent)
+	route("GET /events", reader, query{"kind", "source", "limit", "since", "until", "after", "before", "order", "q", payloadParam + "*"}, s.queryEvents)
+	route("GET /events/{id}", reader, nil, s.getEvent)
+	// access_token: browsers cannot set headers on an EventSource (auth.go).
+	route("GET /stream", reader, query{"after", "kind", "source", "since", "until", "q", payloadParam + "*", "access_token"}, s.stream)
+	route("GET /verify", reader, nil, s.verify)
+	route("GET /stats", reader, nil, s.stats)
+	route("GET /metrics", reader, nil, func(w http.ResponseWriter, r *http.Request) error {
 		s.metrics.handler().ServeHTTP(w, r)
 		return nil
 	})
 	// The verifiable log: checkpoints, proofs, receipts, tiles, export.
-	route("GET /checkpoint", verifierOpen, s.getCheckpoint)
-	route("GET /checkpoint/key", verifierOpen, s.getCheckpointKey)
-	route("GET /events/{id}/proof", verifierOpen, s.inclusionProof)
-	route("GET /proof/consistency", verifierOpen, s.consistencyProof)
-	route("GET /tile/{path...}", verifierOpen, s.tile)
-	route("GET /events/{id}/receipt", reader, s.receipt)
-	route("GET /export", reader, s.export)
-	route("POST /events/batch", producer, s.appendBatch)
-	route("POST /admin/tokens", admin, s.createToken)
-	route("GET /admin/tokens", admin, s.listTokens)
-	route("DELETE /admin/tokens/{id}", admin, s.revokeToken)
-	// A known path with another method is a 405 naming the methods it
-	// takes; any other path is a 404.
+	route("GET /checkpoint", verifierOpen, nil, s.getCheckpoint)
+	route("GET /checkpoint/key", verifierOpen, nil, s.getCheckpointKey)
+	route("GET /events/{id}/proof", verifierOpen, query{"tree_size"}, s.inclusionProof)
+	route("GET /proof/consistency", verifierOpen, query{"from", "to"}, s.consistencyProof)
+	route("GET /tile/{path...}", verifierOpen, nil, s.tile)
+	route("GET /events/{id}/receipt", reader, nil, s.receipt)
+	route("GET /export", reader, query{"after", "until"}, s.export)
+	route("POST /events/batch", producer, nil, s.appendBatch)
+	route("POST /admin/tokens", admin, nil, s.createToken)
+	route("GET /admin/tokens", admin, nil, s.listTokens)
+	route("DELETE /admin/tokens/{id}", admin, nil, s.revokeToken)
+	// A path with a trailing slash that a route serves without it is a 307
+	// there, as the original (Starlette) answered; a known path with
+	// another method is a 405 naming the methods it takes; any other path
+	// is a 404.
 	m.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		if to, ok := withoutTrailingSlash(m, r); ok {
+			w.Header().Set("Location", to)
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return nil
+		}
 		if allow := allowedMethods(m, r); allow != "" {
 			w.Header().Set("Allow", allow)
 			return problem(http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
@@ -186,6 +215,68 @@ func (s *Server) routes() *http.ServeMux {
 		return problem(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
 	return m
+}
+
+// withoutTrailingSlash returns where a path ending in "/" redirects: the
+// same path and query without the trailing slashes, if a route serves that
+// path (with any method: a 307 keeps the method and body).
+func withoutTrailingSlash(m *http.ServeMux, r *http.Request) (string, bool) {
+	p := r.URL.EscapedPath()
+	if len(p) < 2 || !strings.HasSuffix(p, "/") {
+		return "", false
+	}
+	p = strings.TrimRight(p, "/")
+	if p == "" {
+		return "", false
+	}
+	probe := r.Clone(r.Context())
+	probe.URL.RawPath = p
+	probe.URL.Path, _ = url.PathUnescape(p)
+	if allowedMethods(m, probe) == "" {
+		return "", false
+	}
+	if r.URL.RawQuery != "" {
+		p += "?" + r.URL.RawQuery
+	}
+	return p, true
+}
+
+// checkQuery refuses a query parameter the route does not declare, and a
+// query string that does not parse.
+func checkQuery(pattern string, params query, h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	takes := "takes no query parameters"
+	if len(params) > 0 {
+		takes = "takes: " + strings.Join(params, ", ")
+	}
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.URL.RawQuery == "" {
+			return h(w, r)
+		}
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return invalidParam(http.StatusBadRequest, "query", "", "value_error", "malformed query string: "+err.Error())
+		}
+		names := make([]string, 0, len(q))
+		for name := range q {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			if name == "_" || params.has(name) {
+				continue
+			}
+			shown := name
+			if len(shown) > 64 {
+				shown = shown[:64] + "..."
+			}
+			detail := "unknown query parameter " + strconv.Quote(shown)
+			if near, d := suggest.Closest(name, params); near != "" && d <= max(2, len(near)/3) {
+				detail += " (did you mean " + strconv.Quote(near) + "?)"
+			}
+			return invalidParam(http.StatusBadRequest, "query", shown, "extra_forbidden", detail+"; "+pattern+" "+takes)
+		}
+		return h(w, r)
+	}
 }
 
 // allowedMethods lists the methods that a route other than the catch-all
@@ -280,6 +371,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 			"GET /verify":              "re-walk and re-hash the whole chain and rebuild the Merkle root",
 			"GET /stats":               "event count, last id and latest hash",
 			"GET /healthz":             "liveness",
+			"GET /kinds":               "the accepted event kinds, each with a one-line description",
 			"GET /checkpoint":          "the latest signed checkpoint (C2SP tlog-checkpoint, signed note)",
 			"GET /checkpoint/key":      "the checkpoint verifier key (trust on first use; pin it)",
 			"GET /events/{id}/proof":   "inclusion proof (?tree_size=)",

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"net/http"
 	"time"
@@ -33,8 +34,10 @@ func (s *Server) watchStreamToken(r *http.Request) *streamToken {
 	if t == nil {
 		return nil
 	}
+	// A client-certificate identity has no digest; a bearer token is in
+	// the tokens file or in the store.
 	_, inFile := s.auth.opt.File.ByDigest(t.Digest)
-	inStore := !inFile && clientCert(r) == nil
+	inStore := !inFile && t.Digest != [sha256.Size]byte{}
 	if !inStore && t.Expires.IsZero() {
 		return nil // a tokens-file entry without expiry holds until restart
 	}

@@ -198,8 +198,8 @@ func TestVerifiableLogRejections(t *testing.T) {
 		status int
 		detail string
 	}{
-		{"/events/abc/proof", 422, "positive integer"},
-		{"/events/0/proof", 422, "positive integer"},
+		{"/events/abc/proof", 422, "must be an integer"},
+		{"/events/0/proof", 404, "no event with id 0"},
 		{"/events/11/proof", 404, "not in the tree of size 10"},
 		{"/events/5/proof?tree_size=4", 404, "not in the tree of size 4"},
 		{"/events/5/proof?tree_size=0", 400, "tree_size must be a positive integer"},
@@ -212,7 +212,7 @@ func TestVerifiableLogRejections(t *testing.T) {
 		{"/proof/consistency?from=11", 400, "beyond the tree"},
 		{"/proof/consistency?from=2&to=11", 400, "beyond the tree"},
 		{"/events/99/receipt", 404, "no event with id 99"},
-		{"/events/x/receipt", 422, "positive integer"},
+		{"/events/x/receipt", 422, "must be an integer"},
 		{"/export?after=-1", 400, "after must be a non-negative integer"},
 		{"/export?until=z", 400, "until must be a non-negative integer"},
 		{"/export?after=5&until=4", 400, "before after"},

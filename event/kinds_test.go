@@ -1,0 +1,49 @@
+package event
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestKindSet(t *testing.T) {
+	if len(Default.Kinds()) != 22 || len(Default.Names()) != 22 {
+		t.Fatalf("%d kinds", len(Default.Kinds()))
+	}
+	for _, k := range DefaultKinds {
+		got, ok := Default.Lookup(k.Name)
+		if !ok || got != k || k.Description == "" || strings.Contains(k.Description, "\n") {
+			t.Errorf("kind %q: %+v, %v", k.Name, got, ok)
+		}
+	}
+	for in, want := range map[string]string{
+		"request_denid":  `(did you mean "request_denied"?`,
+		"Request_Denied": `(did you mean "request_denied"?`,
+		"incident":       `"incident_filed"`,
+		"zzzz":           `the closest valid kind is`,
+	} {
+		if got := Default.Unknown(in); !strings.Contains(got, want) || !strings.Contains(got, "GET /kinds") {
+			t.Errorf("Unknown(%q) = %q, want it to contain %q", in, got, want)
+		}
+	}
+	if _, err := KindSetOf([]Kind{{Name: "a"}, {Name: "a"}}); err == nil {
+		t.Error("duplicate kinds accepted")
+	}
+	if _, err := KindSetOf([]Kind{{Name: ""}}); err == nil {
+		t.Error("a kind without a name accepted")
+	}
+}
+
+// The README lists every kind with its description.
+func TestReadmeListsKinds(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range DefaultKinds {
+		if row := "| `" + k.Name + "` | " + k.Description + " |"; !strings.Contains(string(b), row) {
+			t.Errorf("README lacks the row %s", row)
+		}
+	}
+}
