@@ -51,7 +51,8 @@ type Options struct {
 	Key *checkpoint.Key
 	// Origin is the checkpoint origin; default "audit-stream/test".
 	Origin string
-	// IndexPayload lists payload paths to index (sqlite.Store.IndexPayload).
+	// IndexPayload lists payload paths to index (sqlite.Store.IndexPayload);
+	// nil leaves the store's payload indexes as they are.
 	IndexPayload []string
 	// Log, when set, also receives every log line (at Warn and above), so
 	// tests can check what the server logs.
@@ -74,9 +75,11 @@ func Start(t testing.TB, opt Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.IndexPayload(ctx, opt.IndexPayload); err != nil {
-		st.Close()
-		t.Fatal(err)
+	if opt.IndexPayload != nil {
+		if err := st.IndexPayload(ctx, opt.IndexPayload); err != nil {
+			st.Close()
+			t.Fatal(err)
+		}
 	}
 	opt.Ledger.Logger = log
 	led, err := ledger.Open(ctx, st, opt.Ledger)
