@@ -24,6 +24,10 @@ type serveConfig struct {
 	addr       string
 	data       string
 	bodyLimit  int64
+	bodyWait   time.Duration
+	maxConns   int
+	feedBytes  int64
+	heavyReads int
 	maxStreams int
 	heartbeat  time.Duration
 	sseRetry   time.Duration
@@ -75,6 +79,10 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.StringVar(&cfg.addr, "addr", defaultAddr(), "listen address HOST:PORT (env HOST, PORT)")
 	fs.StringVar(&cfg.data, "data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "data directory (env AUDIT_STREAM_DATA)")
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "maximum request body in bytes")
+	fs.DurationVar(&cfg.bodyWait, "body-timeout", 30*time.Second, "how long a client may take to send a whole request body, from the start of the request (408 after)")
+	fs.IntVar(&cfg.maxConns, "max-conns", 12000, "maximum open client connections, streams included; beyond it a connection gets an immediate 503 (lowered to what the open-file limit allows)")
+	fs.Int64Var(&cfg.feedBytes, "feed-bytes", 64<<20, "memory, in bytes, the ring of recent events kept for /stream subscribers may hold; older and larger events are read from storage")
+	fs.IntVar(&cfg.heavyReads, "max-heavy-reads", 0, "maximum concurrent whole-log reads (/verify, /export); beyond it 503 with Retry-After (0: the number of CPUs)")
 	fs.IntVar(&cfg.maxStreams, "max-streams", 10000, "maximum concurrent /stream subscribers")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 15*time.Second, "interval of keep-alive comments on /stream")
 	fs.DurationVar(&cfg.sseRetry, "sse-retry", 2*time.Second, "reconnect delay advertised to /stream clients (the SSE retry field)")
@@ -149,7 +157,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log})
+	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log, RecentBytes: cfg.feedBytes})
 	if err != nil {
 		return err
 	}
@@ -170,6 +178,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}()
 	api := httpapi.New(st, led, httpapi.Options{
 		BodyLimit:      cfg.bodyLimit,
+		BodyTimeout:    cfg.bodyWait,
+		MaxHeavyReads:  cfg.heavyReads,
 		BatchBodyLimit: cfg.sec.batchBodyLimit,
 		MaxStreams:     cfg.maxStreams,
 		Heartbeat:      cfg.heartbeat,
@@ -195,6 +205,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		led.Close(context.Background())
 		return err
 	}
+	ln = limitConns(ln, cfg.maxConns, tlsCfg != nil, log)
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}

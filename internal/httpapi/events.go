@@ -88,6 +88,15 @@ func (s *Server) queryEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var evs []event.Event
+	if !eq.empty && (eq.f.Text != "" || len(eq.f.Payload) > 0) {
+		// Filters that may be checked row by row (up to the scan
+		// limit) are reads as heavy as an export while they run.
+		release, err := s.heavyRead()
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	if !eq.empty {
 		f := eq.f
 		f.Desc = eq.order != orderAsc

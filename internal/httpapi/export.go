@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -11,8 +12,10 @@ import (
 
 // export streams events (after, until] as NDJSON, one wire-form event a
 // line, in bounded memory: the store reads in bounded chunks and the
-// response goes out in 256 KiB writes as it is encoded. until defaults to the head when the request arrives,
-// so an export is a fixed range even while appends continue.
+// response goes out in 256 KiB writes as it is encoded. until is at most the
+// head when the request arrives (its default), so an export is a fixed range
+// even while appends continue, and a huge until cannot make it scan an
+// endless run of empty ranges.
 func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	num := func(name string) (int64, bool, error) {
@@ -34,16 +37,23 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !set {
-		head, err := s.st.Head(r.Context())
-		if err != nil {
-			return err
-		}
-		until = head.ID
-	}
-	if until < after {
+	if set && until < after {
 		return problem(http.StatusBadRequest, "until "+strconv.FormatInt(until, 10)+" is before after "+strconv.FormatInt(after, 10))
 	}
+	release, err := s.heavyRead()
+	if err != nil {
+		return err
+	}
+	defer release()
+	head, err := s.st.Head(r.Context())
+	if err != nil {
+		return err
+	}
+	if !set || until > head.ID {
+		until = head.ID
+	}
+	after = min(after, until)
+	rearm := s.writeDeadline(w)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
@@ -60,12 +70,26 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 		if len(buf) < chunk {
 			return nil
 		}
+		rearm()
 		_, err := w.Write(buf)
 		buf = buf[:0]
-		return err
+		if err != nil {
+			return clientGone{err}
+		}
+		return nil
 	})
 	if err == nil && len(buf) > 0 {
-		_, err = w.Write(buf)
+		rearm()
+		if _, werr := w.Write(buf); werr != nil {
+			err = clientGone{werr}
+		}
+	}
+	var gone clientGone
+	if errors.As(err, &gone) || r.Context().Err() != nil {
+		// The client went away or stopped reading (the write
+		// deadline passed): its loss, not our fault.
+		s.log.Debug("export cut short by the client", "after", after, "until", until, "err", err)
+		panic(http.ErrAbortHandler)
 	}
 	if err != nil {
 		// The status is sent: cut the stream short so the client sees
@@ -75,3 +99,9 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 	}
 	return nil
 }
+
+// clientGone is a failed write to the client.
+type clientGone struct{ err error }
+
+func (e clientGone) Error() string { return "write to client: " + e.err.Error() }
+func (e clientGone) Unwrap() error { return e.err }

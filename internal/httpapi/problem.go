@@ -66,9 +66,12 @@ func toProblem(err error) *Problem {
 	var p *Problem
 	var maxBytes *http.MaxBytesError
 	var verr *event.ValidationError
+	var body *bodyError
 	switch {
 	case errors.As(err, &p):
 		return p
+	case errors.As(err, &body):
+		return body.problem()
 	case errors.As(err, &maxBytes):
 		return problem(http.StatusRequestEntityTooLarge, "request body exceeds the limit of "+strconv.FormatInt(maxBytes.Limit, 10)+" bytes")
 	case errors.As(err, &verr):
@@ -82,6 +85,10 @@ func toProblem(err error) *Problem {
 	case errors.Is(err, ledger.ErrClosed), errors.Is(err, store.ErrClosed):
 		p := problem(http.StatusServiceUnavailable, "the server is shutting down; retry against another instance or after restart")
 		p.retryAfter = 1
+		return p
+	case store.IsFull(err):
+		p := problem(http.StatusServiceUnavailable, "the disk is full: appends are refused until space is freed; reads keep working")
+		p.retryAfter = 30
 		return p
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return problem(http.StatusServiceUnavailable, "request cancelled before it completed")

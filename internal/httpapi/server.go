@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,9 @@ var Version = "0.1.0"
 type Options struct {
 	// BodyLimit caps request bodies; default 1 MiB.
 	BodyLimit int64
+	// BodyTimeout bounds the time from the start of a request until its
+	// whole body has arrived (body.go); default 30 s.
+	BodyTimeout time.Duration
 	// Kinds is the set of accepted event kinds; default event.Default.
 	Kinds *event.KindSet
 	// MaxStreams caps concurrent /stream subscribers; default 10,000.
@@ -59,6 +63,9 @@ type Options struct {
 	Checkpoints *checkpoint.Checkpointer
 	// Auth configures access control (auth.go).
 	Auth AuthOptions
+	// MaxHeavyReads caps concurrent whole-log reads (/verify, /export);
+	// default GOMAXPROCS (heavy.go).
+	MaxHeavyReads int
 	// BatchBodyLimit caps POST /events/batch bodies; default 16 MiB.
 	BatchBodyLimit int64
 	// QueryScanLimit bounds the events one GET /events examines one by
@@ -70,12 +77,13 @@ type Options struct {
 
 // Server is the HTTP API. It holds no log state of its own.
 type Server struct {
-	st   store.Store
-	led  *ledger.Ledger
-	opt  Options
-	log  *slog.Logger
-	mux  *http.ServeMux
-	sema chan struct{} // one token per open stream
+	st    store.Store
+	led   *ledger.Ledger
+	opt   Options
+	log   *slog.Logger
+	mux   *http.ServeMux
+	sema  chan struct{} // one token per open stream
+	heavy chan struct{} // one token per whole-log read
 
 	mu       sync.Mutex
 	draining bool
@@ -90,6 +98,9 @@ type Server struct {
 func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 	if opt.BodyLimit <= 0 {
 		opt.BodyLimit = 1 << 20
+	}
+	if opt.BodyTimeout <= 0 {
+		opt.BodyTimeout = 30 * time.Second
 	}
 	if opt.Kinds == nil {
 		opt.Kinds = event.Default
@@ -118,14 +129,17 @@ func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 	if opt.QueryScanLimit == 0 {
 		opt.QueryScanLimit = 200000
 	}
+	if opt.MaxHeavyReads <= 0 {
+		opt.MaxHeavyReads = runtime.GOMAXPROCS(0)
+	}
 	if opt.BatchBodyLimit <= 0 {
 		opt.BatchBodyLimit = 16 << 20
 	}
-	s := &Server{st: st, led: led, opt: opt, log: opt.Logger, sema: make(chan struct{}, opt.MaxStreams)}
+	s := &Server{st: st, led: led, opt: opt, log: opt.Logger, sema: make(chan struct{}, opt.MaxStreams), heavy: make(chan struct{}, opt.MaxHeavyReads)}
 	s.auth = newAuthState(opt.Auth)
 	s.metrics = newMetrics(s)
 	s.mux = s.routes()
-	s.handler = s.metrics.instrument(s.mux)
+	s.handler = s.metrics.instrument(s.guardBody(s.mux))
 	return s
 }
 
@@ -308,8 +322,15 @@ func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.H
 			return
 		}
 		p := toProblem(err)
-		if p.Status == http.StatusInternalServerError {
+		switch {
+		case p.Status == http.StatusInternalServerError:
 			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", p.Status, "err", err)
+		case p.Status == http.StatusServiceUnavailable && store.IsFull(err):
+			s.log.Warn("append refused: disk full", "method", r.Method, "path", r.URL.Path, "err", err)
+		case p.Status < 500:
+			// The client's fault (a cut-off or garbled body among
+			// them): worth seeing when debugging, never an alert.
+			s.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", p.Status, "detail", p.Detail)
 		}
 		writeProblem(w, p)
 	})

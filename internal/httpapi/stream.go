@@ -4,15 +4,37 @@ import (
 	"bufio"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
 // streamChunk is how many events a subscriber pulls per read.
 const streamChunk = 512
 
-// streamBuffer is the size of a subscriber's write buffer: a burst larger
-// than this goes out in several writes.
+// streamBuffer is the size of the write buffer a subscriber borrows for one
+// burst: a burst larger than this goes out in several writes.
 const streamBuffer = 64 << 10
+
+// streamBufs lends write buffers to subscribers only while they write: an idle
+// stream holding its own 64 KiB buffer made ten thousand idle streams cost
+// 640 MiB.
+var streamBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, streamBuffer) }}
+
+// writeBurst writes frames to w through a borrowed buffer and flushes.
+func writeBurst(w http.ResponseWriter, rc *http.ResponseController, frames [][]byte) error {
+	bw := streamBufs.Get().(*bufio.Writer)
+	bw.Reset(w)
+	for _, fr := range frames {
+		bw.Write(fr)
+	}
+	err := bw.Flush()
+	bw.Reset(nil) // keep no reference to this stream
+	streamBufs.Put(bw)
+	if err != nil {
+		return err
+	}
+	return rc.Flush()
+}
 
 // stream serves GET /stream: Server-Sent Events, one frame per event, in id
 // order, resumable by Last-Event-ID or ?after=. The subscriber pulls from the
@@ -77,12 +99,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	defer rc.SetWriteDeadline(time.Time{})
-	bw := bufio.NewWriterSize(w, streamBuffer)
-	flush := func() error {
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		return rc.Flush()
+	one := make([][]byte, 1)
+	writeString := func(s string) error {
+		one[0] = []byte(s)
+		return writeBurst(w, rc, one)
 	}
 	// The preamble: the reconnect delay, and the position the stream starts
 	// from as a data-less id frame. It dispatches no event, but it sets the
@@ -90,8 +110,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	// before the first event still resumes from where it started instead of
 	// from a later head.
 	arm()
-	bw.WriteString("retry: " + strconv.Itoa(s.opt.RetryMillis) + "\nid: " + strconv.FormatInt(cursor, 10) + "\n\n")
-	if err := flush(); err != nil {
+	if err := writeString("retry: " + strconv.Itoa(s.opt.RetryMillis) + "\nid: " + strconv.FormatInt(cursor, 10) + "\n\n"); err != nil {
 		return nil
 	}
 
@@ -107,8 +126,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	for {
 		if why := token.ended(ctx); why != "" {
 			arm()
-			bw.WriteString(endStreamComment(why))
-			flush()
+			writeString(endStreamComment(why))
 			s.log.Info("stream ended with its token", "reason", why, "remote", r.RemoteAddr)
 			return nil
 		}
@@ -132,12 +150,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		}
 		// The frames are shared with every other subscriber: copied
 		// into the buffer, never modified.
-		for _, fr := range frames {
-			bw.Write(fr)
-		}
-		clear(frames) // hold no old batch alive while waiting
 		if len(frames) > 0 {
-			if err := flush(); err != nil {
+			err := writeBurst(w, rc, frames)
+			clear(frames) // hold no old batch alive while waiting
+			if err != nil {
 				return nil // the peer is gone or too slow to take a frame
 			}
 			heartbeat.Reset(s.opt.Heartbeat)
@@ -168,8 +184,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		case <-token.C(): // re-checked at the top of the loop
 		case <-heartbeat.C:
 			arm()
-			bw.WriteString(": keep-alive\n\n")
-			if err := flush(); err != nil {
+			if err := writeString(": keep-alive\n\n"); err != nil {
 				return nil
 			}
 		case <-ctx.Done():

@@ -17,6 +17,12 @@ import (
 // Merkle root from the events and compares it with the stored tree, which
 // proofs, tiles and checkpoints are served from.
 func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
+	release, err := s.heavyRead()
+	if err != nil {
+		return err
+	}
+	defer release()
+	s.writeDeadline(w) // the answer is written at the end, to a client that may be gone
 	head, err := s.st.Head(r.Context())
 	if err != nil {
 		return err

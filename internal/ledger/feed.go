@@ -40,6 +40,14 @@ type Feed struct {
 
 	mu sync.Mutex // serialises the writers: publish, Advance, close
 
+	// The ring is bounded in bytes as well as in slots: a few thousand
+	// events of a megabyte each would otherwise pin gigabytes. Guarded by
+	// mu. Entries older than oldest have been dropped (their slots hold
+	// nil or a newer event); readers then fall back to storage.
+	maxBytes int64
+	bytes    int64
+	oldest   int64
+
 	storeReads  atomic.Int64
 	subscribers atomic.Int64
 }
@@ -57,10 +65,20 @@ func (f *Feed) Subscribe() (release func()) {
 type entry struct {
 	ev    event.Event
 	frame []byte
+	size  int64 // what the entry keeps alive, for the byte bound
 }
 
-func newFeed(st store.Store, head store.Head, size int) *Feed {
-	f := &Feed{st: st, ring: make([]atomic.Pointer[entry], size)}
+// entryOverhead approximates the fixed cost of an entry: the struct, the
+// hashes, the timestamp, the frame's fixed part.
+const entryOverhead = 256
+
+// readBytes bounds the payload bytes one Read or ReadFrames returns (at
+// least one event is always returned): a subscriber catching up from
+// storage over large events must not load hundreds of megabytes at once.
+const readBytes = 4 << 20
+
+func newFeed(st store.Store, head store.Head, size int, maxBytes int64) *Feed {
+	f := &Feed{st: st, ring: make([]atomic.Pointer[entry], size), maxBytes: maxBytes, oldest: head.ID + 1}
 	f.last.Store(&head)
 	ch := make(chan struct{})
 	f.changed.Store(&ch)
@@ -102,7 +120,9 @@ func (f *Feed) publish(events []event.Event) {
 	// lock.
 	ents := make([]entry, len(events))
 	for i := range events {
-		ents[i].ev = events[i]
+		e := &events[i]
+		ents[i].ev = *e
+		ents[i].size = int64(len(e.Payload)+len(e.Kind)+len(e.Source)+len(e.Timestamp)) + entryOverhead
 	}
 	if f.subscribers.Load() > 0 {
 		size := 0
@@ -114,20 +134,44 @@ func (f *Feed) publish(events []event.Event) {
 			start := len(buf)
 			buf = sse.AppendFrame(buf, &events[i])
 			ents[i].frame = buf[start:len(buf):len(buf)]
+			ents[i].size += int64(len(ents[i].frame))
 		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := int64(len(f.ring))
 	for i := range ents {
-		f.ring[ents[i].ev.ID%n].Store(&ents[i])
+		slot := &f.ring[ents[i].ev.ID%n]
+		if old := slot.Load(); old != nil {
+			f.bytes -= old.size
+		}
+		slot.Store(&ents[i])
+		f.bytes += ents[i].size
 	}
 	last := events[len(events)-1]
+	f.evict(last.ID)
 	if last.ID <= f.last.Load().ID {
 		return // Advance announced a later head already
 	}
 	f.last.Store(&store.Head{ID: last.ID, Hash: last.Hash})
 	f.announce()
+}
+
+// evict drops the oldest entries until the ring is within its byte bound;
+// newest is the last id published. An event larger than the whole bound is
+// dropped at once: subscribers read it from storage. Called with f.mu held.
+func (f *Feed) evict(newest int64) {
+	n := int64(len(f.ring))
+	// Slots before newest-n+1 were overwritten, their bytes released.
+	f.oldest = max(f.oldest, newest-n+1)
+	for f.bytes > f.maxBytes && f.oldest <= newest {
+		slot := &f.ring[f.oldest%n]
+		if e := slot.Load(); e != nil && e.ev.ID == f.oldest {
+			slot.Store(nil)
+			f.bytes -= e.size
+		}
+		f.oldest++
+	}
 }
 
 // Advance announces a head moved by another writer (another instance sharing
@@ -213,10 +257,10 @@ func (f *Feed) ReadFrames(ctx context.Context, flt store.Filter, max int, dst []
 // the reader, those in storage (storeFn). It returns the id read up to.
 func (f *Feed) read(ctx context.Context, head int64, flt store.Filter, max int, ringFn func(*entry), storeFn func(*event.Event)) (int64, error) {
 	n := int64(len(f.ring))
-	got := 0
+	got, bytes := 0, 0
 	if flt.After+1 > head-n {
 		id := flt.After + 1
-		for ; id <= head && got < max; id++ {
+		for ; id <= head && got < max && bytes < readBytes; id++ {
 			e := f.ring[id%n].Load()
 			if e == nil || e.ev.ID != id {
 				// A hole (an event another instance appended, or
@@ -228,9 +272,10 @@ func (f *Feed) read(ctx context.Context, head int64, flt store.Filter, max int, 
 			if flt.Matches(&e.ev) {
 				ringFn(e)
 				got++
+				bytes += len(e.ev.Payload)
 			}
 		}
-		if id > head || got == max {
+		if id > head || got == max || bytes >= readBytes {
 			return id - 1, nil
 		}
 		flt.After = id - 1
@@ -245,20 +290,25 @@ func (f *Feed) read(ctx context.Context, head int64, flt store.Filter, max int, 
 	// examines a bounded number and reports how far it got.
 	flt.MaxScan = readScanLimit
 	seen := flt.After
+	full := false
 	err := f.st.Scan(ctx, flt, max-got, func(e *event.Event) error {
 		storeFn(e)
 		got++
 		seen = e.ID
+		if bytes += len(e.Payload); bytes >= readBytes {
+			full = true
+			return errReadFull
+		}
 		return nil
 	})
 	var lim *store.ScanLimitError
 	if errors.As(err, &lim) {
 		return lim.Last, nil
 	}
-	if err != nil {
+	if err != nil && err != errReadFull {
 		return flt.After, err
 	}
-	if got < max {
+	if got < max && !full {
 		// The scan found every match up to head.
 		seen = head
 	}
@@ -267,6 +317,9 @@ func (f *Feed) read(ctx context.Context, head int64, flt store.Filter, max int, 
 
 // readScanLimit bounds the events one storage read examines.
 const readScanLimit = 1 << 16
+
+// errReadFull stops a scan that has read readBytes.
+var errReadFull = errors.New("ledger: read is full")
 
 // StoreReads counts the reads that fell back to storage because the reader
 // was behind the ring (or the ring had a hole).

@@ -30,6 +30,10 @@ type Options struct {
 	// RecentEvents is the capacity of the in-memory ring that serves live
 	// subscribers. Default 16384.
 	RecentEvents int
+	// RecentBytes bounds the memory the ring keeps alive (payloads and
+	// encoded frames); older events are then served from the store.
+	// Default 64 MiB.
+	RecentBytes int64
 	// Now is the clock; default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -95,6 +99,9 @@ func Open(ctx context.Context, st store.Store, opt Options) (*Ledger, error) {
 	if opt.RecentEvents <= 0 {
 		opt.RecentEvents = 16384
 	}
+	if opt.RecentBytes <= 0 {
+		opt.RecentBytes = 64 << 20
+	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -109,7 +116,7 @@ func Open(ctx context.Context, st store.Store, opt Options) (*Ledger, error) {
 		st:    st,
 		opt:   opt,
 		log:   opt.Logger,
-		feed:  newFeed(st, head, opt.RecentEvents),
+		feed:  newFeed(st, head, opt.RecentEvents, opt.RecentBytes),
 		queue: make(chan *pending, 1024),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
@@ -237,7 +244,12 @@ func (l *Ledger) commit(group []*pending) {
 	})
 	if err != nil {
 		l.edge = nil // rebuilt from the store on the next build
-		l.log.Error("append failed", "events", countReqs(live), "err", err)
+		if store.IsFull(err) {
+			// An operational condition, answered 503; not a fault.
+			l.log.Warn("append refused: storage full", "events", countReqs(live), "err", err)
+		} else {
+			l.log.Error("append failed", "events", countReqs(live), "err", err)
+		}
 		for _, p := range live {
 			p.result <- result{err: fmt.Errorf("ledger: append: %w", err)}
 		}

@@ -1,0 +1,35 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+)
+
+// Whole-log reads (/verify, /export) use every core for as long as they run.
+// A few at once would leave the sequencer no CPU, so they take a slot of a
+// small semaphore and, when none is free, are refused at once with a 503 and
+// Retry-After rather than queued: a client that retries later costs nothing
+// meanwhile, a queued one holds a connection and a goroutine.
+
+// heavyRead takes a slot for a whole-log read, or returns the 503.
+func (s *Server) heavyRead() (release func(), err error) {
+	select {
+	case s.heavy <- struct{}{}:
+		return func() { <-s.heavy }, nil
+	default:
+		p := problem(http.StatusServiceUnavailable, "too many whole-log reads (/verify, /export, payload and text queries) in progress (--max-heavy-reads); retry later")
+		p.retryAfter = 2
+		return nil, p
+	}
+}
+
+// writeDeadline arms a write deadline of WriteTimeout on w now and again at
+// every call of the returned function: a client that stops reading cannot
+// hold the handler (and its heavy-read slot) longer than that, even if the
+// handler spends a while between writes.
+func (s *Server) writeDeadline(w http.ResponseWriter) (rearm func()) {
+	rc := http.NewResponseController(w)
+	rearm = func() { _ = rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout)) }
+	rearm()
+	return rearm
+}
