@@ -71,6 +71,14 @@ type Filter struct {
 	MaxScan int
 }
 
+// PayloadIndexer is a store that can index payload paths, so that payload
+// equality on them is an index lookup rather than a row-by-row check.
+// IndexPayload makes exactly the listed dotted paths indexed: it creates
+// missing indexes and drops those it made for paths no longer listed.
+type PayloadIndexer interface {
+	IndexPayload(ctx context.Context, paths []string) error
+}
+
 // Tx is the log as seen inside one write transaction. It is valid only during
 // the build function that receives it.
 type Tx interface {
