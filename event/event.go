@@ -153,3 +153,46 @@ func (e *Event) appendPayload(dst []byte) []byte {
 	}
 	return append(dst, e.Payload...)
 }
+
+// TimestampPrecision is how finely the server stamps events.
+type TimestampPrecision int
+
+const (
+	// Microseconds stamps 2026-05-15T03:14:15.123456+00:00: events keep
+	// their order in time at thousands a second. The default.
+	Microseconds TimestampPrecision = iota
+	// Seconds stamps 2026-05-15T03:14:15+00:00, as the original service did.
+	Seconds
+)
+
+// Format formats t, in UTC, at precision p.
+func (p TimestampPrecision) Format(t time.Time) string {
+	if p == Seconds {
+		return t.UTC().Format("2006-01-02T15:04:05+00:00")
+	}
+	return FormatTimestamp(t)
+}
+
+// String returns "microseconds" or "seconds".
+func (p TimestampPrecision) String() string {
+	if p == Seconds {
+		return "seconds"
+	}
+	return "microseconds"
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (p TimestampPrecision) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText reads "seconds" or "microseconds".
+func (p *TimestampPrecision) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "microseconds":
+		*p = Microseconds
+	case "seconds":
+		*p = Seconds
+	default:
+		return errors.New("timestamp precision must be seconds or microseconds, got " + strconv.Quote(string(b)))
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestKindSet(t *testing.T) {
@@ -45,5 +46,24 @@ func TestReadmeListsKinds(t *testing.T) {
 		if row := "| `" + k.Name + "` | " + k.Description + " |"; !strings.Contains(string(b), row) {
 			t.Errorf("README lacks the row %s", row)
 		}
+	}
+}
+
+func TestTimestampPrecision(t *testing.T) {
+	at := time.Date(2026, 5, 15, 5, 14, 15, 123456789, time.FixedZone("x", 2*3600))
+	if got := Seconds.Format(at); got != "2026-05-15T03:14:15+00:00" {
+		t.Errorf("seconds: %q", got)
+	}
+	if got := Microseconds.Format(at); got != "2026-05-15T03:14:15.123456+00:00" {
+		t.Errorf("microseconds: %q", got)
+	}
+	var p TimestampPrecision
+	for in, want := range map[string]TimestampPrecision{"seconds": Seconds, "microseconds": Microseconds} {
+		if err := p.UnmarshalText([]byte(in)); err != nil || p != want || p.String() != in {
+			t.Errorf("%q: %v, %v", in, p, err)
+		}
+	}
+	if err := p.UnmarshalText([]byte("minutes")); err == nil {
+		t.Error("minutes accepted")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/audit-stream/audit-stream/client"
+	"github.com/audit-stream/audit-stream/event"
 )
 
 func runAppend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -62,6 +63,7 @@ Flags:
 				fmt.Fprintf(stderr, "append: --payload: %v\n", err)
 				return 2
 			}
+			data = event.TrimBOM(data) // as Windows editors save UTF-8
 		}
 		if !json.Valid(data) {
 			// The server would say the same, with an offset; catching it

@@ -43,6 +43,12 @@ func TestAppendCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"payload":{"from":"file"}`) {
 		t.Fatalf("@file: exit %d %q %s", code, out, errs)
 	}
+	bom := filepath.Join(t.TempDir(), "bom.json")
+	os.WriteFile(bom, []byte("\xef\xbb\xbf{\"from\": \"bom\"}\n"), 0o644)
+	code, out, errs = runCmd(t, "", "append", "--url", env.URL, "--kind", "other", "--source", "f", "--payload", "@"+bom)
+	if code != 0 || !strings.Contains(out, `"payload":{"from":"bom"}`) {
+		t.Fatalf("@file with a BOM: exit %d %q %s", code, out, errs)
+	}
 	code, out, errs = runCmd(t, `{"from":"stdin"}`, "append", "--url", env.URL, "--kind", "other", "--source", "f", "--payload", "@-")
 	if code != 0 || !strings.Contains(out, `"payload":{"from":"stdin"}`) {
 		t.Fatalf("@-: exit %d %q %s", code, out, errs)
@@ -50,7 +56,7 @@ func TestAppendCommand(t *testing.T) {
 	// The URL from the environment.
 	t.Setenv("AUDIT_STREAM_URL", env.URL)
 	code, out, errs = runCmd(t, "", "append", "--kind", "other", "--source", "env")
-	if code != 0 || !strings.Contains(out, `"event_id":4`) || !strings.Contains(out, `"payload":{}`) {
+	if code != 0 || !strings.Contains(out, `"event_id":5`) || !strings.Contains(out, `"payload":{}`) {
 		t.Fatalf("env URL: exit %d %q %s", code, out, errs)
 	}
 
@@ -74,7 +80,7 @@ func TestAppendCommand(t *testing.T) {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want %d and %q", tc.args, code, out, errs, tc.code, tc.stderr)
 		}
 	}
-	if h := env.Ledger.Head().ID; h != 4 {
+	if h := env.Ledger.Head().ID; h != 5 {
 		t.Fatalf("rejected appends wrote events: head %d", h)
 	}
 }

@@ -13,9 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 	"github.com/audit-stream/audit-stream/internal/ledger"
-	"github.com/audit-stream/audit-stream/internal/store/sqlite"
+	"github.com/audit-stream/audit-stream/internal/store"
 )
 
 func version() string { return httpapi.Version }
@@ -37,6 +38,7 @@ type serveConfig struct {
 	shutdown   time.Duration
 	logLevel   string
 	logFormat  string
+	precision  event.TimestampPrecision
 	checkpoint checkpointConfig
 	sec        securityConfig // security.go
 }
@@ -74,6 +76,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.DurationVar(&cfg.shutdown, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.TextVar(&cfg.precision, "timestamp-precision", event.Microseconds, "precision of server timestamps: microseconds (2026-05-15T03:14:15.123456+00:00) or seconds (2026-05-15T03:14:15+00:00, as the original service stamped)")
 	cfg.checkpoint.flags(fs)
 	cfg.sec.flags(fs)
 	fs.Usage = func() {
@@ -123,7 +126,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	start := time.Now()
-	st, err := sqlite.Open(ctx, cfg.data)
+	st, err := openStore(ctx, cfg.data)
 	if err != nil {
 		return err
 	}
@@ -132,10 +135,14 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log, RecentBytes: cfg.feedBytes})
+	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log, RecentBytes: cfg.feedBytes, Precision: cfg.precision})
 	if err != nil {
 		return err
 	}
+	// The last checkpoint is signed at once when the ledger closes, and
+	// gets half the shutdown time at most, so the rest of the shutdown
+	// still fits in --shutdown-timeout.
+	cfg.checkpoint.final = max(cfg.shutdown/2, time.Millisecond)
 	cps, err := openCheckpoints(ctx, cfg.checkpoint, cfg.data, st, led, log)
 	if err != nil {
 		led.Close(context.Background())
@@ -144,10 +151,25 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	// The checkpointer outlives the ledger: once the ledger closes it
 	// covers the last events, then stops, before the store closes.
 	cpsDone := make(chan struct{})
-	defer func() { <-cpsDone }()
+	var stopBy time.Time // the shutdown deadline, once a shutdown starts
+	defer func() {
+		if stopBy.IsZero() {
+			<-cpsDone // bounded by the checkpointer's own final timeout
+			return
+		}
+		t := time.NewTimer(time.Until(stopBy))
+		defer t.Stop()
+		select {
+		case <-cpsDone:
+		case <-t.C:
+			log.Warn("last checkpoint not stored within --shutdown-timeout; the next start signs it")
+		}
+	}()
 	go func() {
 		defer close(cpsDone)
-		if err := cps.Run(context.WithoutCancel(ctx)); err != nil {
+		if err := cps.Run(context.WithoutCancel(ctx)); store.IsFull(err) {
+			log.Warn("last checkpoint not stored: storage full; the next start signs it", "err", err)
+		} else if err != nil {
 			log.Error("checkpointer stopped", "err", err)
 		}
 	}()
@@ -206,6 +228,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdown)
 	defer cancel()
+	stopBy = time.Now().Add(cfg.shutdown)
 	shut := make(chan error, 1)
 	go func() { shut <- srv.Shutdown(sctx) }()
 	// Answer appends in flight, stop the ledger; streams then end.

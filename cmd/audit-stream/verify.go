@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/audit-stream/audit-stream/event"
@@ -64,10 +66,11 @@ Flags:
 		progress = io.Discard
 	}
 	var rep verify.TreeReport
+	var proven *provenEvent
 	var err error
 	switch {
 	case f.receipt != "" && f.file == "":
-		rep, err = verifyReceipt(ctx, f)
+		rep, proven, err = verifyReceipt(ctx, f, stderr) // what it proves is the answer, not progress
 	case f.url != "" && f.file == "" && f.checkpoint == "":
 		rep, err = verifyURL(ctx, f, progress)
 	case f.file != "" && f.url == "" && f.receipt == "":
@@ -80,7 +83,11 @@ Flags:
 		fmt.Fprintf(stderr, "verify: %v\n", err)
 		return 2
 	}
-	json.NewEncoder(stdout).Encode(rep)
+	if proven != nil {
+		json.NewEncoder(stdout).Encode(receiptReport{rep, proven})
+	} else {
+		json.NewEncoder(stdout).Encode(rep)
+	}
 	if !rep.Valid {
 		return 1
 	}
@@ -122,9 +129,13 @@ func verifyURL(ctx context.Context, f verifyFlags, progress io.Writer) (verify.T
 	cp, signed, err := r.checkpoint(ctx, v, f.origin)
 	if err != nil {
 		// A checkpoint that does not verify is a broken log, not an
-		// I/O error, once it has been fetched.
+		// I/O error, once it has been fetched, unless it is the wrong
+		// key or origin that is given.
 		if signed == nil {
 			return rep, err
+		}
+		if ierr := checkpointInputError("the server's checkpoint", err, v); ierr != nil {
+			return rep, ierr
 		}
 		rep.Valid = true
 		rep.Fail(0, "checkpoint does not verify: %v", err)
@@ -177,6 +188,15 @@ func verifyAgainst(ctx context.Context, in io.Reader, cp verify.Checkpoint, prog
 }
 
 func verifyFile(ctx context.Context, f verifyFlags, progress io.Writer) (verify.TreeReport, error) {
+	rep, err := verifyFileIn(ctx, f, progress)
+	var ierr *inputError
+	if errors.As(err, &ierr) {
+		return rep, fmt.Errorf("%s: %w", f.file, err)
+	}
+	return rep, err
+}
+
+func verifyFileIn(ctx context.Context, f verifyFlags, progress io.Writer) (verify.TreeReport, error) {
 	var rep verify.TreeReport
 	in, err := os.Open(f.file)
 	if err != nil {
@@ -206,6 +226,9 @@ func verifyFile(ctx context.Context, f verifyFlags, progress io.Writer) (verify.
 	}
 	cp, err := verify.OpenCheckpoint(signed, v, f.origin)
 	if err != nil {
+		if ierr := checkpointInputError(f.checkpoint, err, v); ierr != nil {
+			return rep, ierr
+		}
 		rep.Valid = true
 		rep.Fail(0, "checkpoint does not verify: %v", err)
 		return rep, nil
@@ -213,70 +236,129 @@ func verifyFile(ctx context.Context, f verifyFlags, progress io.Writer) (verify.
 	return verifyAgainst(ctx, in, cp, progress)
 }
 
+// provenEvent names the event a receipt proves.
+type provenEvent struct {
+	ID        int64  `json:"event_id"`
+	Hash      string `json:"hash"`
+	Kind      string `json:"kind"`
+	Source    string `json:"source"`
+	Timestamp string `json:"timestamp"`
+}
+
+// receiptReport is the report of a receipt check: the /verify shape and
+// the event the receipt is about.
+type receiptReport struct {
+	verify.TreeReport
+	Event *provenEvent `json:"event"`
+}
+
 // verifyReceipt checks a receipt offline and, with --url, that the live log
 // still holds the event with that hash and extends the receipt's checkpoint.
-func verifyReceipt(ctx context.Context, f verifyFlags) (verify.TreeReport, error) {
+func verifyReceipt(ctx context.Context, f verifyFlags, out io.Writer) (verify.TreeReport, *provenEvent, error) {
 	rep := verify.TreeReport{Report: verify.Report{Valid: true}}
 	v, err := f.verifier(true)
 	if err != nil {
-		return rep, err
+		return rep, nil, err
 	}
 	data, err := os.ReadFile(f.receipt)
 	if err != nil {
-		return rep, err
+		return rep, nil, err
 	}
-	rc, err := verify.ParseReceipt(data)
+	rc, err := verify.ParseReceipt(event.TrimBOM(data))
 	if err != nil {
-		rep.Fail(0, "%v", err)
-		return rep, nil
+		return rep, nil, &inputError{fmt.Sprintf("%s is not an audit-stream receipt (GET /events/{id}/receipt): %v", f.receipt, err)}
 	}
+	ev := &provenEvent{ID: rc.Event.ID, Hash: rc.Event.Hash.String(), Kind: rc.Event.Kind, Source: rc.Event.Source, Timestamp: rc.Event.Timestamp}
 	cp, err := rc.Verify(v, f.origin)
 	rep.TreeSize, rep.RootHash = cp.Size, event.Hash(cp.Hash).String()
 	if err != nil {
+		if ierr := checkpointInputError("the receipt's checkpoint", err, v); ierr != nil {
+			return rep, nil, ierr
+		}
 		rep.Fail(rc.Event.ID, "receipt does not verify: %v", err)
-		return rep, nil
+		return rep, ev, nil
 	}
 	rep.Checked = 1
 	if f.url == "" {
-		return rep, nil
+		fmt.Fprintf(out, "verify: the receipt proves event %d (%s from %s, hash %s) is in %s at tree size %d\n",
+			ev.ID, ev.Kind, ev.Source, ev.Hash, cp.Origin, cp.Size)
+		return rep, ev, nil
 	}
 	r, err := newRemote(f.url)
 	if err != nil {
-		return rep, err
+		return rep, nil, err
 	}
 	r.token = *f.token
 	live, liveSigned, err := r.checkpoint(ctx, v, f.origin)
 	if err != nil {
 		if liveSigned == nil {
-			return rep, err
+			return rep, nil, err
+		}
+		if ierr := checkpointInputError("the server's checkpoint", err, v); ierr != nil {
+			return rep, nil, ierr
 		}
 		rep.Fail(0, "live checkpoint does not verify: %v", err)
-		return rep, nil
+		return rep, ev, nil
 	}
 	var proof []tlog.Hash
 	if live.Size > cp.Size {
 		if proof, err = r.consistency(ctx, cp.Size, live.Size); err != nil {
-			return rep, err
+			return rep, nil, err
 		}
 	}
 	if err := verify.CheckConsistency(cp, live, proof, rc.Checkpoint, liveSigned); err != nil {
 		rep.Fail(rc.Event.ID, "the live log does not extend the receipt's checkpoint: %v", err)
-		return rep, nil
+		return rep, ev, nil
 	}
 	b, err := r.get(ctx, "/events/"+strconv.FormatInt(rc.Event.ID, 10), 16<<20)
 	if err != nil {
-		return rep, err
+		return rep, nil, err
 	}
 	e, err := event.ParseStored(b)
 	if err != nil {
-		return rep, fmt.Errorf("live event %d: %w", rc.Event.ID, err)
+		return rep, nil, fmt.Errorf("live event %d: %w", rc.Event.ID, err)
 	}
 	if e.Hash != rc.Event.Hash {
 		rep.Fail(rc.Event.ID, "the live log holds event %d with hash %s, the receipt has %s", e.ID, e.Hash, rc.Event.Hash)
-		return rep, nil
+		return rep, ev, nil
 	}
 	rep.TreeSize, rep.RootHash = live.Size, event.Hash(live.Hash).String()
-	return rep, nil
+	fmt.Fprintf(out, "verify: the receipt proves event %d (%s from %s, hash %s) is in %s, which the live log (tree size %d) still holds\n",
+		ev.ID, ev.Kind, ev.Source, ev.Hash, cp.Origin, live.Size)
+	return rep, ev, nil
+}
+
+// inputError is input that is not what the command verifies: a file that
+// is not an export, a receipt that is not one, a key that did not sign the
+// checkpoint. It exits 2, never valid:false, which an auditor would read
+// as tampering.
+type inputError struct{ msg string }
+
+func (e *inputError) Error() string { return e.msg }
+
+// checkpointInputError tells a checkpoint that the given key or origin does
+// not fit (the caller's mistake) from one that fails verification (a
+// broken log): it returns an *inputError for the first, nil for the second.
+func checkpointInputError(what string, err error, v note.Verifier) error {
+	var unverified *note.UnverifiedNoteError
+	switch {
+	case errors.As(err, &unverified):
+		var by []string
+		for _, sig := range unverified.Note.UnverifiedSigs {
+			by = append(by, fmt.Sprintf("%s (key hash %08x)", sig.Name, sig.Hash))
+		}
+		signers := "no signature at all"
+		if len(by) > 0 {
+			signers = "signatures by " + strings.Join(by, ", ")
+		}
+		return &inputError{fmt.Sprintf("%s is not signed by --key %s (key hash %08x): it carries %s; is --key this log's verifier key (GET /checkpoint/key)?",
+			what, v.Name(), v.KeyHash(), signers)}
+	case errors.Is(err, verify.ErrOrigin):
+		return &inputError{fmt.Sprintf("%s: %v; check --origin", what, err)}
+	case strings.Contains(err.Error(), "malformed note"):
+		return &inputError{fmt.Sprintf("%s is not a signed checkpoint (a C2SP signed note, as GET /checkpoint serves it)", what)}
+	}
+	return nil
 }
 
 // eventSource reads events from an NDJSON export or a JSON array (the
@@ -285,12 +367,28 @@ func verifyReceipt(ctx context.Context, f verifyFlags) (verify.TreeReport, error
 func eventSource(in io.Reader) verify.RawSource {
 	return func(ctx context.Context, fn func([]byte) error) error {
 		br := bufio.NewReaderSize(in, 1<<20)
+		if b, _ := br.Peek(3); len(event.TrimBOM(b)) == 0 && len(b) == 3 {
+			br.Discard(3) // a byte-order mark, as Windows tools save UTF-8
+		}
 		first, err := peekNonSpace(br)
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
 			return err
+		}
+		if first != '[' && first != '{' {
+			return &inputError{fmt.Sprintf("not an export: it starts with %q, where an export (NDJSON) starts with '{' and the original's dump (a JSON array) with '['", first)}
+		}
+		checked := false
+		emit := func(raw []byte) error {
+			if !checked {
+				checked = true
+				if err := checkFirstRecord(raw); err != nil {
+					return err
+				}
+			}
+			return fn(raw)
 		}
 		if first == '[' {
 			dec := json.NewDecoder(br)
@@ -302,9 +400,12 @@ func eventSource(in io.Reader) verify.RawSource {
 				at++
 				var raw json.RawMessage
 				if err := dec.Decode(&raw); err != nil {
+					if at == 1 {
+						return &inputError{fmt.Sprintf("not an export: its first record is not JSON: %v", err)}
+					}
 					return &verify.DecodeError{At: at, Err: err}
 				}
-				if err := fn(raw); err != nil {
+				if err := emit(raw); err != nil {
 					return err
 				}
 			}
@@ -316,12 +417,47 @@ func eventSource(in io.Reader) verify.RawSource {
 			if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 				continue
 			}
-			if err := fn(sc.Bytes()); err != nil {
+			if err := emit(sc.Bytes()); err != nil {
 				return err
 			}
 		}
 		return sc.Err()
 	}
+}
+
+// checkFirstRecord tells a file that is not an export at all (a saved
+// error answer, some other JSON) from an export whose first event is
+// damaged: the first is an input error, the second is for the chain walk to
+// report as a break.
+func checkFirstRecord(raw []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return &inputError{fmt.Sprintf("not an export: its first record is not a JSON object: %v", err)}
+	}
+	for _, k := range []string{"event_id", "prev_hash", "hash"} {
+		if _, ok := m[k]; ok {
+			return nil // an event, intact or not
+		}
+	}
+	var p struct {
+		Status int
+		Title  string
+		Detail any
+	}
+	if json.Unmarshal(raw, &p) == nil && p.Status >= 400 {
+		detail, _ := json.Marshal(p.Detail)
+		return &inputError{fmt.Sprintf("not an export but an HTTP error answer (%d %s: %s); fetch the export again, with --token if the server needs one",
+			p.Status, p.Title, bytes.Trim(detail, `"`))}
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if len(keys) > 8 {
+		keys = append(keys[:8], "...")
+	}
+	return &inputError{fmt.Sprintf("not an export: its first record has none of an event's members (event_id, prev_hash, hash), only %s", strings.Join(keys, ", "))}
 }
 
 func peekNonSpace(br *bufio.Reader) (byte, error) {

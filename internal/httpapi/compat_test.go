@@ -14,6 +14,7 @@ import (
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/apitest"
+	"github.com/audit-stream/audit-stream/internal/ledger"
 )
 
 // The compatibility table: requests the original Python service's producers
@@ -368,4 +369,25 @@ func TestKindsAndQueryChecksUnderHostileClients(t *testing.T) {
 // apitestGet follows redirects, as browsers and most clients do.
 func apitestGet(t *testing.T, url string) resp {
 	return call(t, "GET", url, "", "")
+}
+
+// 3. --timestamp-precision=seconds stamps as the original did.
+func TestTimestampPrecisionSeconds(t *testing.T) {
+	t.Parallel()
+	env := apitest.Start(t, apitest.Options{Ledger: ledger.Options{Precision: event.Seconds}})
+	r := call(t, "POST", env.URL+"/events", "", ev)
+	var e stored
+	mustJSON(t, r.body, &e)
+	if r.status != 201 || !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$`).MatchString(e.Timestamp) {
+		t.Fatalf("%d, timestamp %q, want the original's 2026-05-15T03:14:15+00:00 form", r.status, e.Timestamp)
+	}
+	if h, _ := (&event.Event{ID: e.EventID, Timestamp: e.Timestamp, Kind: e.Kind, Source: e.Source, Payload: e.Payload}).ComputeHash(nil); h.String() != e.Hash {
+		t.Fatal("the event does not re-hash")
+	}
+	// A producer's own timestamp is kept as sent, whatever the precision.
+	r = call(t, "POST", env.URL+"/events", "", `{"kind":"other","source":"s","timestamp":"2026-05-15T03:14:15.123456"}`)
+	mustJSON(t, r.body, &e)
+	if e.Timestamp != "2026-05-15T03:14:15.123456" {
+		t.Fatalf("timestamp %q", e.Timestamp)
+	}
 }

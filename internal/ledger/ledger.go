@@ -35,8 +35,10 @@ type Options struct {
 	// Default 64 MiB.
 	RecentBytes int64
 	// Now is the clock; default time.Now.
-	Now    func() time.Time
-	Logger *slog.Logger
+	Now func() time.Time
+	// Precision is how finely events are stamped; default microseconds.
+	Precision event.TimestampPrecision
+	Logger    *slog.Logger
 }
 
 // Ledger sequences appends. Create it with Open and stop it with Close.
@@ -238,7 +240,7 @@ func (l *Ledger) commit(group []*pending) {
 		return
 	}
 	clock := l.opt.Now()
-	now := event.FormatTimestamp(clock)
+	now := l.opt.Precision.Format(clock)
 	recs, err := l.st.Append(context.Background(), func(tx store.Tx) ([]store.Record, error) {
 		return l.build(tx, live, now, clock)
 	})
