@@ -58,6 +58,9 @@ type Options struct {
 	Key *checkpoint.Key
 	// Origin is the checkpoint origin; default "audit-stream/test".
 	Origin string
+	// IndexPayload lists payload paths to index (sqlite.Store.IndexPayload);
+	// nil leaves the store's payload indexes as they are.
+	IndexPayload []string
 	// Wrap, when set, wraps the store the ledger, checkpointer and API use
 	// (e.g. with faultstore to fail writes).
 	Wrap func(store.Store) store.Store
@@ -89,6 +92,17 @@ func Start(t testing.TB, opt Options) *Env {
 	st, err := backend.Open(ctx, spec, backend.Serve, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if opt.IndexPayload != nil {
+		ix, ok := st.(store.PayloadIndexer)
+		if !ok {
+			st.Close()
+			t.Fatalf("%T does not index payload paths", st)
+		}
+		if err := ix.IndexPayload(ctx, opt.IndexPayload); err != nil {
+			st.Close()
+			t.Fatal(err)
+		}
 	}
 	opt.Ledger.Logger = log
 	var used store.Store = st

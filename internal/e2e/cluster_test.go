@@ -121,7 +121,7 @@ func (s *subscriber) seen() (int64, error) {
 
 // post sends body and returns the acknowledged events, or nil if the request
 // was not acknowledged (an error, a non-2xx, a cut-off body).
-func post(url, path, key, body string) ([]ack, int) {
+func postAck(url, path, key, body string) ([]ack, int) {
 	req, _ := http.NewRequest("POST", url+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if key != "" {
@@ -199,7 +199,7 @@ func TestClusterOneChain(t *testing.T) {
 				src := fmt.Sprintf("p%d", w)
 				switch r := rand.IntN(10); {
 				case r < 6:
-					evs, _ := post(target(w), "/events", "", fmt.Sprintf(`{"kind":"other","source":%q,"payload":{"i":%d}}`, src, i))
+					evs, _ := postAck(target(w), "/events", "", fmt.Sprintf(`{"kind":"other","source":%q,"payload":{"i":%d}}`, src, i))
 					record(evs)
 				case r < 9:
 					var b strings.Builder
@@ -211,18 +211,18 @@ func TestClusterOneChain(t *testing.T) {
 						fmt.Fprintf(&b, `{"kind":"other","source":%q,"payload":{"i":%d,"j":%d}}`, src, i, j)
 					}
 					b.WriteByte(']')
-					evs, _ := post(target(w), "/events/batch", "", b.String())
+					evs, _ := postAck(target(w), "/events/batch", "", b.String())
 					record(evs)
 				default:
 					key := fmt.Sprintf("k-%d-%d", w, i)
 					body := fmt.Sprintf(`{"kind":"other","source":%q,"payload":{"keyed":%d}}`, src, i)
-					first, _ := post(target(w), "/events", key, body)
+					first, _ := postAck(target(w), "/events", key, body)
 					if first == nil {
 						continue
 					}
 					record(first)
 					// The retry goes to another instance.
-					again, status := post(target(w+1), "/events", key, body)
+					again, status := postAck(target(w+1), "/events", key, body)
 					if again == nil {
 						continue
 					}

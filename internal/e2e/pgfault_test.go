@@ -150,7 +150,7 @@ func TestClusterSurvivesDroppedConnections(t *testing.T) {
 	// events of the first.
 	var last ack
 	for _, p := range procs {
-		evs, status := post(p.URL, "/events", "", `{"kind":"other","source":"after"}`)
+		evs, status := postAck(p.URL, "/events", "", `{"kind":"other","source":"after"}`)
 		if status != 201 {
 			t.Fatalf("append after the connections came back: status %d", status)
 		}

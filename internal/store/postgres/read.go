@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -220,33 +221,27 @@ func (s *Store) Get(ctx context.Context, id int64) (event.Event, error) {
 	return e, nil
 }
 
-// Latest implements store.Store.
+// Latest implements store.Store: the newest limit matches, oldest first.
 func (s *Store) Latest(ctx context.Context, f store.Filter, limit int) ([]event.Event, error) {
-	if s.isClosed() {
-		return nil, store.ErrClosed
-	}
-	w, args := where(f)
-	args = append(args, limit)
-	rows, err := s.pool.Query(ctx, "SELECT "+eventColumns+" FROM events"+w+" ORDER BY event_id DESC LIMIT $"+strconv.Itoa(len(args)), args...)
-	if err != nil {
-		return nil, classify(fmt.Errorf("postgres: query: %w", err))
-	}
-	defer rows.Close()
-	var d decoder
+	f.Desc = true
 	out := make([]event.Event, 0, min(limit, 1024))
-	for rows.Next() {
-		out = append(out, event.Event{})
-		if err := d.decode(rows, &out[len(out)-1]); err != nil {
-			return nil, classify(fmt.Errorf("postgres: query: %w", err))
-		}
+	err := s.Scan(ctx, f, limit, func(e *event.Event) error {
+		out = append(out, *e) // Payload is fresh per event
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, classify(fmt.Errorf("postgres: query: %w", err))
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
+	slices.Reverse(out)
 	return out, nil
+}
+
+// rowByRow reports whether f has conditions this backend checks in Go
+// (time ranges, payload equality, text) rather than in SQL: they are
+// checked with Filter.Matches, the reference meaning, and count towards
+// MaxScan.
+func rowByRow(f *store.Filter) bool {
+	return f.HasTimeRange() || len(f.Payload) > 0 || f.Text != ""
 }
 
 // Scan implements store.Store. It reads in pages keyed by event id, each a
@@ -257,18 +252,30 @@ func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*ev
 	}
 	var e event.Event
 	var d decoder
-	seen := 0
+	order := " ORDER BY event_id"
+	if f.Desc {
+		order = " ORDER BY event_id DESC"
+	}
+	check := rowByRow(&f)
+	seen, examined := 0, 0
+	var last int64
 	for {
+		if limit > 0 && seen >= limit {
+			return nil
+		}
 		page := scanPage
-		if limit > 0 {
+		if limit > 0 && !check {
 			page = min(page, limit-seen)
 		}
-		if page <= 0 {
-			return nil
+		if check && f.MaxScan > 0 {
+			if examined >= f.MaxScan {
+				return &store.ScanLimitError{Examined: examined, Last: last}
+			}
+			page = min(page, f.MaxScan-examined)
 		}
 		w, args := where(f)
 		args = append(args, page)
-		rows, err := s.pool.Query(ctx, "SELECT "+eventColumns+" FROM events"+w+" ORDER BY event_id LIMIT $"+strconv.Itoa(len(args)), args...)
+		rows, err := s.pool.Query(ctx, "SELECT "+eventColumns+" FROM events"+w+order+" LIMIT $"+strconv.Itoa(len(args)), args...)
 		if err != nil {
 			return classify(fmt.Errorf("postgres: scan: %w", err))
 		}
@@ -276,22 +283,37 @@ func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*ev
 		for rows.Next() {
 			if err := d.decode(rows, &e); err != nil {
 				rows.Close()
-				return classify(fmt.Errorf("postgres: scan: %w", err))
+				return fmt.Errorf("postgres: scan: %w", err)
 			}
 			n++
+			last = e.ID
+			if check && !f.Matches(&e) {
+				continue
+			}
 			if err := fn(&e); err != nil {
 				rows.Close()
 				return err
+			}
+			seen++
+			if limit > 0 && seen >= limit {
+				break
 			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return classify(fmt.Errorf("postgres: scan: %w", err))
 		}
-		seen += n
-		if n < page {
+		examined += n
+		if n < page || (limit > 0 && seen >= limit) {
 			return nil
 		}
-		f.After = e.ID
+		if f.Desc {
+			if last <= 1 {
+				return nil
+			}
+			f.Until = last - 1
+		} else {
+			f.After = last
+		}
 	}
 }

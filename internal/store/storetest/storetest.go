@@ -59,6 +59,7 @@ func Run(t *testing.T, open Open) {
 		{"Tokens", runTokens},
 		{"Idempotency", runIdempotency},
 		{"Peers", runPeers},
+		{"Queries", RunQueries},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
