@@ -38,6 +38,14 @@ import (
 //
 // Where we answer differently on purpose, note says why; otherwise the
 // status must be the original's.
+//
+// Items of the table that are not one request to a default server live
+// beside it: item 3 (--timestamp-precision=seconds) in
+// TestTimestampPrecisionSeconds below, item 2's full grammar in
+// event.TestTimestampsAgreeWithPython (thousands of strings with
+// fromisoformat's verdict), and item 11 (the verify CLI: the original had
+// none, so the reference is "never valid:false for bad input") in
+// cmd/audit-stream's TestVerifyTellsInputErrorsFromTampering.
 
 // compatAnswer is one side of a row: a status and the shape of the body.
 type compatAnswer struct {
