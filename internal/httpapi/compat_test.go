@@ -155,6 +155,8 @@ func compatCases() []compatCase {
 			original: pydantic, ours: ourProblem, check: hasErrors(`["body",8] json_invalid`)},
 		{item: 5, name: "payload not an object", method: "POST", path: "/events", body: ev(`,"payload":[1]`),
 			original: pydantic, ours: ourProblem, check: hasErrors(`["body","payload"] dict_type`)},
+		{item: 5, name: "batch not an array", method: "POST", path: "/events/batch", body: `{"kind":"other"}`,
+			original: noRoute, ours: ourProblem, check: hasErrors(`["body"] value_error`), note: "the original had no batch endpoint"},
 		{item: 5, name: "batch items located by index", method: "POST", path: "/events/batch", body: "[" + ev(``) + `,{"kind":"other"},{"kind":"nope","source":"s"}]`,
 			original: noRoute, ours: ourProblem, check: hasErrors(`["body",1,"source"] missing`, `["body",2,"kind"] value_error`),
 			note: "the original had no batch endpoint"},
