@@ -20,6 +20,7 @@ type checkpointConfig struct {
 	interval   time.Duration
 	copy       string
 	recover    bool
+	final      time.Duration // bound on the last checkpoint at shutdown; set by serve
 }
 
 func (c *checkpointConfig) flags(fs *flag.FlagSet) {
@@ -68,7 +69,7 @@ func openCheckpoints(ctx context.Context, cfg checkpointConfig, data string, st 
 		log.Warn("the signing key's name differs from the origin; verifiers must pass the origin explicitly", "key", key.Signer.Name(), "origin", origin)
 	}
 	cps, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{
-		Origin: origin, Key: key, Interval: cfg.interval, Copy: cfg.copy, Recover: cfg.recover, Logger: log,
+		Origin: origin, Key: key, Interval: cfg.interval, FinalTimeout: cfg.final, Copy: cfg.copy, Recover: cfg.recover, Logger: log,
 	})
 	if errors.Is(err, checkpoint.ErrMismatch) || errors.Is(err, checkpoint.ErrUnsigned) {
 		return nil, fmt.Errorf("%w; %s", err, refusalHelp)

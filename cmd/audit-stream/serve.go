@@ -16,6 +16,7 @@ import (
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 	"github.com/audit-stream/audit-stream/internal/ledger"
+	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
 
@@ -139,6 +140,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The last checkpoint is signed at once when the ledger closes, and
+	// gets half the shutdown time at most, so the rest of the shutdown
+	// still fits in --shutdown-timeout.
+	cfg.checkpoint.final = max(cfg.shutdown/2, time.Millisecond)
 	cps, err := openCheckpoints(ctx, cfg.checkpoint, cfg.data, st, led, log)
 	if err != nil {
 		led.Close(context.Background())
@@ -147,10 +152,25 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	// The checkpointer outlives the ledger: once the ledger closes it
 	// covers the last events, then stops, before the store closes.
 	cpsDone := make(chan struct{})
-	defer func() { <-cpsDone }()
+	var stopBy time.Time // the shutdown deadline, once a shutdown starts
+	defer func() {
+		if stopBy.IsZero() {
+			<-cpsDone // bounded by the checkpointer's own final timeout
+			return
+		}
+		t := time.NewTimer(time.Until(stopBy))
+		defer t.Stop()
+		select {
+		case <-cpsDone:
+		case <-t.C:
+			log.Warn("last checkpoint not stored within --shutdown-timeout; the next start signs it")
+		}
+	}()
 	go func() {
 		defer close(cpsDone)
-		if err := cps.Run(context.WithoutCancel(ctx)); err != nil {
+		if err := cps.Run(context.WithoutCancel(ctx)); store.IsFull(err) {
+			log.Warn("last checkpoint not stored: storage full; the next start signs it", "err", err)
+		} else if err != nil {
 			log.Error("checkpointer stopped", "err", err)
 		}
 	}()
@@ -209,6 +229,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdown)
 	defer cancel()
+	stopBy = time.Now().Add(cfg.shutdown)
 	shut := make(chan error, 1)
 	go func() { shut <- srv.Shutdown(sctx) }()
 	// Answer appends in flight, stop the ledger; streams then end.

@@ -15,6 +15,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/checkpoint"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 	"github.com/audit-stream/audit-stream/internal/ledger"
+	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
 
@@ -51,6 +52,9 @@ type Options struct {
 	Key *checkpoint.Key
 	// Origin is the checkpoint origin; default "audit-stream/test".
 	Origin string
+	// Wrap, when set, wraps the store the ledger, checkpointer and API use
+	// (e.g. with faultstore to fail writes).
+	Wrap func(store.Store) store.Store
 	// Log, when set, also receives every log line (at Warn and above), so
 	// tests can check what the server logs.
 	Log io.Writer
@@ -73,7 +77,11 @@ func Start(t testing.TB, opt Options) *Env {
 		t.Fatal(err)
 	}
 	opt.Ledger.Logger = log
-	led, err := ledger.Open(ctx, st, opt.Ledger)
+	var used store.Store = st
+	if opt.Wrap != nil {
+		used = opt.Wrap(st)
+	}
+	led, err := ledger.Open(ctx, used, opt.Ledger)
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
@@ -95,7 +103,7 @@ func Start(t testing.TB, opt Options) *Env {
 			opt.CheckpointInterval = time.Second
 		}
 	}
-	cps, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{
+	cps, err := checkpoint.Open(ctx, used, led.Feed(), checkpoint.Options{
 		Origin: opt.Origin, Key: opt.Key, Interval: opt.CheckpointInterval, Logger: log,
 	})
 	if err != nil {
@@ -108,7 +116,7 @@ func Start(t testing.TB, opt Options) *Env {
 	go func() { defer close(done); cps.Run(cctx) }()
 	opt.API.Logger = log
 	opt.API.Checkpoints = cps
-	api := httpapi.New(st, led, opt.API)
+	api := httpapi.New(used, led, opt.API)
 	srv := httptest.NewUnstartedServer(api)
 	if opt.Addr != "" {
 		ln, err := net.Listen("tcp", opt.Addr)

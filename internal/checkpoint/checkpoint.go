@@ -40,6 +40,9 @@ type Options struct {
 	Key    *Key
 	// Interval is the least time between two checkpoints; default 1 s.
 	Interval time.Duration
+	// FinalTimeout bounds signing and storing the last checkpoint when
+	// the log closes; default 5 s.
+	FinalTimeout time.Duration
 	// Copy, if set, is a file that also holds the latest signed
 	// checkpoint. Kept outside the data directory, it lets start-up catch
 	// a data directory restored from an older copy, whose own checkpoint
@@ -84,6 +87,9 @@ func Open(ctx context.Context, st store.Store, heads Heads, opt Options) (*Check
 	if opt.Interval <= 0 {
 		opt.Interval = time.Second
 	}
+	if opt.FinalTimeout <= 0 {
+		opt.FinalTimeout = 5 * time.Second
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -124,7 +130,12 @@ func Open(ctx context.Context, st store.Store, heads Heads, opt Options) (*Check
 		rotated = true
 	}
 	if heads.Head() > cp.Size || cp.Origin != opt.Origin || rotated {
-		if err := c.sign(ctx, heads.Head()); err != nil {
+		if err := c.sign(ctx, heads.Head()); store.IsFull(err) {
+			// A full disk must not turn a write outage into a read
+			// outage: serve the stored checkpoint, and let Run sign the
+			// new one once there is room.
+			c.log.Warn("storage full: serving the stored checkpoint until a new one can be stored", "size", cp.Size, "events", heads.Head(), "err", err)
+		} else if err != nil {
 			return nil, err
 		}
 	} else {
@@ -268,41 +279,61 @@ func (c *Checkpointer) sign(ctx context.Context, n int64) error {
 
 // Run signs a checkpoint whenever the log has grown, at most once per
 // interval, until ctx ends or the log closes; it then signs a last one for
-// whatever is left, so a clean shutdown leaves every event covered.
+// whatever is left, at once and within FinalTimeout, so a clean shutdown
+// leaves every event covered without waiting for the interval.
 func (c *Checkpointer) Run(ctx context.Context) error {
 	last := time.Now()
 	for {
 		ch := c.heads.Changed()
-		if head := c.heads.Head(); head > c.Latest().Size {
-			if wait := c.opt.Interval - time.Since(last); wait > 0 {
-				t := time.NewTimer(wait)
+		if c.heads.Closed() {
+			return c.final()
+		}
+		if c.heads.Head() <= c.Latest().Size {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return c.final()
+			}
+			continue
+		}
+		// Wait out the interval, but not past the log closing: a
+		// shutdown must not wait for a checkpoint to fall due.
+		if wait := c.opt.Interval - time.Since(last); wait > 0 {
+			t := time.NewTimer(wait)
+			closing := false
+			for !closing {
 				select {
 				case <-t.C:
 				case <-ctx.Done():
 					t.Stop()
 					return c.final()
+				case <-ch:
+					ch = c.heads.Changed()
+					closing = c.heads.Closed()
+					continue
 				}
+				break
 			}
-			last = time.Now()
-			if err := c.advance(ctx); err != nil {
-				if ctx.Err() != nil {
-					return c.final()
-				}
-				// A transient store error: try again next interval.
+			t.Stop()
+			if closing {
+				return c.final()
+			}
+		}
+		last = time.Now()
+		if err := c.advance(ctx); err != nil {
+			if ctx.Err() != nil {
+				return c.final()
+			}
+			if errors.Is(err, ErrMismatch) {
 				c.log.Error("checkpoint failed", "err", err)
-				if errors.Is(err, ErrMismatch) {
-					return err
-				}
+				return err
 			}
-			continue
-		}
-		if c.heads.Closed() {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return c.final()
+			// A transient store error: try again next interval.
+			if store.IsFull(err) {
+				c.log.Warn("checkpoint not stored: storage full; retrying", "err", err)
+			} else {
+				c.log.Error("checkpoint failed", "err", err)
+			}
 		}
 	}
 }
@@ -315,12 +346,13 @@ func (c *Checkpointer) advance(ctx context.Context) error {
 	return c.sign(ctx, head)
 }
 
-// final covers what was appended since the last checkpoint, on shutdown.
+// final covers what was appended since the last checkpoint, on shutdown, in
+// one attempt bounded by FinalTimeout.
 func (c *Checkpointer) final() error {
 	if c.heads.Head() <= c.Latest().Size {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), c.opt.FinalTimeout)
 	defer cancel()
 	return c.advance(ctx)
 }

@@ -93,12 +93,24 @@ func ReadKeyFile(path string) (*Key, error) {
 }
 
 // WriteKeyFile writes skey to path with mode 0600, refusing to overwrite.
+//
+// A crash at any moment leaves either no file at path or the whole key,
+// never an empty or partial one that would stop the next start: the key is
+// written to a temporary file in the same directory and fsynced, then linked
+// to path (which, unlike a rename, fails if path exists), and the directory
+// is fsynced so that the new name survives a power loss.
 func WriteKeyFile(path, skey string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
-	_, err = f.WriteString(skey + "\n")
+	tmp := f.Name()
+	defer os.Remove(tmp) // after the link, only the temporary name goes
+	err = f.Chmod(0o600)
+	if err == nil {
+		_, err = f.WriteString(skey + "\n")
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -106,9 +118,22 @@ func WriteKeyFile(path, skey string) error {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(path)
+		return err
 	}
-	return err
+	if err := os.Link(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes the entries of dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // LoadOrCreateKey reads the key kept in the data directory dir, generating
@@ -116,6 +141,15 @@ func WriteKeyFile(path, skey string) error {
 func LoadOrCreateKey(dir, name string) (k *Key, created bool, err error) {
 	path := filepath.Join(dir, KeyFile)
 	k, err = ReadKeyFile(path)
+	if err != nil && emptyFile(path) {
+		// Left by a crash while an older version created the key (it
+		// wrote in place): nothing was ever signed with it, so it is
+		// replaced rather than blocking every start.
+		if rerr := os.Remove(path); rerr != nil {
+			return nil, false, rerr
+		}
+		err = os.ErrNotExist
+	}
 	if err == nil || !errors.Is(err, os.ErrNotExist) {
 		return k, false, err
 	}
@@ -127,4 +161,10 @@ func LoadOrCreateKey(dir, name string) (k *Key, created bool, err error) {
 		return nil, false, fmt.Errorf("store generated signing key: %w", err)
 	}
 	return k, true, nil
+}
+
+// emptyFile reports whether path is a regular file of size 0.
+func emptyFile(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == 0
 }

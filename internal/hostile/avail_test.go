@@ -9,12 +9,17 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/audit-stream/audit-stream/internal/e2e"
+	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
 
 // Item 1. Connections that send their headers and then trickle the body a
@@ -451,4 +456,229 @@ func TestConcurrentVerifyBounded(t *testing.T) {
 	if ok.Load() == 0 || refused.Load() == 0 || other.Load() != 0 {
 		t.Errorf("want some verified, some refused with 503 + Retry-After, nothing else")
 	}
+}
+
+// mountTmpfs mounts a tmpfs of size bytes on a new directory, or skips the
+// test when this process may not mount (not root, or no mount namespace).
+func mountTmpfs(t *testing.T, size int) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs to fill needs root; the disk-full paths are also covered with faultstore in internal/checkpoint and internal/httpapi")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// fillDisk writes to a file in dir until the file system is full.
+func fillDisk(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	for _, n := range []int{4096, 512, 1} { // the last scraps
+		for {
+			if _, err := f.Write(chunk[:n]); err != nil {
+				break
+			}
+		}
+	}
+	return path
+}
+
+// Item 5. On a full disk appends get a 503 with Retry-After and a detail
+// saying so, reads keep working, the server restarts (it used to exit when
+// it could not store a checkpoint at start-up), and once space returns
+// appends and checkpoint signing resume by themselves.
+func TestDiskFull(t *testing.T) {
+	t.Parallel()
+	mnt := mountTmpfs(t, 32<<20)
+	data := filepath.Join(mnt, "data")
+	s := startIn(t, data, "--checkpoint-interval", "100ms")
+	for i := range 20 {
+		if resp, b := s.post(t, "/events", appendBody(i)); resp.StatusCode != 201 {
+			t.Fatalf("append: %d %s", resp.StatusCode, b)
+		}
+	}
+	filler := fillDisk(t, mnt)
+	// SQLite reuses the space its write-ahead log already holds, so a few
+	// appends may still fit.
+	pad := strings.Repeat("x", 16<<10)
+	var resp *http.Response
+	var b []byte
+	for i := 0; ; i++ {
+		resp, b = s.post(t, "/events", `{"kind":"request_denied","source":"hostile","payload":{"pad":"`+pad+`"}}`)
+		if resp.StatusCode != 201 || i == 5000 {
+			break
+		}
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(problemDetail(b), "disk is full") {
+		t.Fatalf("append on a full disk: %d %v %s; want 503 with Retry-After and a detail saying the disk is full", resp.StatusCode, resp.Header, b)
+	}
+	head := s.head(t)
+	checkReads := func(s *server) {
+		t.Helper()
+		for _, path := range []string{"/events?limit=5", "/events/1", "/verify", "/stats", "/checkpoint", "/export", "/healthz"} {
+			if resp, b := s.get(t, path); resp.StatusCode != 200 {
+				t.Errorf("GET %s on a full disk: %d %s", path, resp.StatusCode, b)
+			}
+		}
+	}
+	checkReads(s)
+
+	// A restart on the full disk: it must come up and serve reads.
+	if code := s.Terminate(t); code != 0 {
+		t.Fatalf("exit code %d on SIGTERM:\n%s", code, s.Log())
+	}
+	s = startIn(t, data, "--checkpoint-interval", "100ms")
+	checkReads(s)
+	if got := s.head(t); got != head {
+		t.Fatalf("head after restart %d, want %d", got, head)
+	}
+	if resp, b := s.post(t, "/events", appendBody(0)); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("append after a restart on a full disk: %d %s", resp.StatusCode, b)
+	}
+
+	// Space returns: appends and checkpoints resume without a restart.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if resp, b := s.post(t, "/events", appendBody(1)); resp.StatusCode != 201 {
+		t.Fatalf("append after space returned: %d %s", resp.StatusCode, b)
+	}
+	want := s.head(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, b := s.get(t, "/checkpoint")
+		lines := strings.Split(string(b), "\n")
+		if len(lines) > 1 && lines[1] == fmt.Sprint(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint did not reach %d after space returned:\n%s\nlog:\n%s", want, b, s.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if errs := logLevels(s.Log())["ERROR"]; len(errs) > 0 {
+		t.Errorf("a full disk logged at ERROR:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// Item 7. With a checkpoint due only in an hour, a shutdown used to wait for
+// it. Now the last checkpoint is signed at once and the process exits within
+// --shutdown-timeout, every event covered.
+func TestShutdownDoesNotWaitForCheckpoint(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := startIn(t, dir, "--checkpoint-interval", "1h", "--shutdown-timeout", "3s")
+	for i := range 5 {
+		if resp, b := s.post(t, "/events", appendBody(i)); resp.StatusCode != 201 {
+			t.Fatalf("append: %d %s", resp.StatusCode, b)
+		}
+	}
+	begun := time.Now()
+	s.Signal(syscall.SIGTERM)
+	select {
+	case <-s.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no exit within 10 s of SIGTERM with --shutdown-timeout 3s:\n%s", s.Log())
+	}
+	took := time.Since(begun)
+	t.Logf("exited %v after SIGTERM", took.Round(time.Millisecond))
+	if took > 4*time.Second {
+		t.Errorf("shutdown took %v, want within --shutdown-timeout (3s)", took)
+	}
+	if size := storedCheckpointSize(t, dir); size != 5 {
+		t.Errorf("stored checkpoint covers %d events, want all 5", size)
+	}
+}
+
+// Item 7. SIGHUP (a closed terminal, a careless kill -HUP) used to kill the
+// server outright; it now shuts down gracefully, exit code 0.
+func TestSIGHUPIsGraceful(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	if resp, b := s.post(t, "/events", appendBody(0)); resp.StatusCode != 201 {
+		t.Fatalf("append: %d %s", resp.StatusCode, b)
+	}
+	s.Signal(syscall.SIGHUP)
+	select {
+	case <-s.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no exit within 20 s of SIGHUP:\n%s", s.Log())
+	}
+	if code := s.ExitCode(); code != 0 || !strings.Contains(s.Log(), "msg=stopped") {
+		t.Fatalf("after SIGHUP: exit code %d, want a graceful exit (0, logged 'stopped'):\n%s", code, s.Log())
+	}
+}
+
+// storedCheckpointSize opens the data directory of a stopped server and
+// returns the tree size of its stored checkpoint.
+func storedCheckpointSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b, err := st.Meta(context.Background(), "checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("stored checkpoint %q", b)
+	}
+	var n int64
+	fmt.Sscan(lines[1], &n)
+	return n
+}
+
+// Item 8. A crash while the signing key was being created could leave an
+// empty key file, and every later start failed on it. Now the key is
+// written whole or not at all; an empty file left by an older version is
+// replaced. The test kills the binary at random moments of its first start,
+// then starts it for real.
+func TestKeyCreationCrashSafe(t *testing.T) {
+	t.Parallel()
+	bin := e2e.Binary(t)
+	t.Run("kill -9 during first start", func(t *testing.T) {
+		for i := range 12 {
+			dir := t.TempDir()
+			cmd := exec.Command(bin, "serve", "--data", dir, "--addr", "127.0.0.1:0")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Duration(i) * 3 * time.Millisecond)
+			cmd.Process.Kill()
+			cmd.Wait()
+			s := startIn(t, dir)
+			if resp, b := s.get(t, "/checkpoint"); resp.StatusCode != 200 {
+				t.Fatalf("start after a kill at %d ms: /checkpoint %d %s", i*3, resp.StatusCode, b)
+			}
+			s.Kill()
+		}
+	})
+	t.Run("empty key file", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "checkpoint-signing.key"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := startIn(t, dir)
+		if resp, b := s.get(t, "/checkpoint/key"); resp.StatusCode != 200 {
+			t.Fatalf("GET /checkpoint/key: %d %s", resp.StatusCode, b)
+		}
+	})
 }

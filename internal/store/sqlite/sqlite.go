@@ -267,7 +267,8 @@ func (v *txView) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 }
 
 // Append implements store.Store.
-func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Record, error) {
+func (s *Store) Append(ctx context.Context, build store.BuildFunc) (_ []store.Record, err error) {
+	defer func() { err = wrapFull(err) }()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed {
@@ -524,13 +525,14 @@ func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
 }
 
 // SetMeta implements store.Store.
-func (s *Store) SetMeta(ctx context.Context, key string, value []byte) error {
+func (s *Store) SetMeta(ctx context.Context, key string, value []byte) (err error) {
+	defer func() { err = wrapFull(err) }()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed {
 		return store.ErrClosed
 	}
-	_, err := s.w.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value)
+	_, err = s.w.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value)
 	if err != nil {
 		return fmt.Errorf("sqlite: set meta %q: %w", key, err)
 	}
