@@ -89,6 +89,7 @@ type Server struct {
 	auth    *authState
 	metrics *metrics
 	handler http.Handler // the mux, instrumented
+	table   []Route      // what routes() registered, in order
 }
 
 // New returns the API over a store and its ledger.
@@ -169,10 +170,14 @@ func (s *Server) routes() *http.ServeMux {
 	m := http.NewServeMux()
 	route := func(pattern string, a access, params query, h func(http.ResponseWriter, *http.Request) error) {
 		m.Handle(pattern, s.guard(a, s.handle(checkQuery(pattern, params, h))))
+		s.table = append(s.table, Route{Pattern: pattern, Query: params})
 	}
 	route("GET /{$}", public, nil, s.index)
 	route("GET /healthz", public, nil, s.healthz)
 	route("GET /kinds", public, nil, s.kinds)
+	route("GET /openapi.json", public, nil, s.openAPI)
+	route("GET /docs", public, nil, s.docs)
+	route("GET /docs/{file}", public, nil, s.docs)
 	route("POST /events", producer, nil, s.appendEvent)
 	route("GET /events", reader, query{"kind", "source", "limit"}, s.queryEvents)
 	route("GET /events/{id}", reader, nil, s.getEvent)
@@ -361,30 +366,18 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 	} else if on {
 		authMode = "on"
 	}
+	endpoints := make(map[string]string, len(s.table))
+	for _, rt := range s.table {
+		endpoints[rt.Pattern] = summary(rt.Pattern)
+	}
 	return writeJSON(w, http.StatusOK, map[string]any{
 		"name":        "audit-stream",
 		"version":     Version,
 		"auth":        authMode,
 		"description": "Append-only governance event stream: gap-free ids, a SHA-256 hash chain, durable storage, live tail and verification.",
-		"endpoints": map[string]string{
-			"POST /events":             "append an event {kind, source, payload?, timestamp?} (Idempotency-Key header for safe retries)",
-			"POST /events/batch":       "append a JSON array (or NDJSON) of events, all or nothing",
-			"/admin/tokens":            "POST to create, GET to list, DELETE /admin/tokens/{id} to revoke API tokens",
-			"GET /events":              "query recent events (?kind=&source=&limit=)",
-			"GET /events/{id}":         "one event by id",
-			"GET /stream":              "live tail over Server-Sent Events (Last-Event-ID or ?after= to resume; ?kind=&source= filters)",
-			"GET /verify":              "re-walk and re-hash the whole chain and rebuild the Merkle root",
-			"GET /stats":               "event count, last id and latest hash",
-			"GET /healthz":             "liveness",
-			"GET /kinds":               "the accepted event kinds, each with a one-line description",
-			"GET /checkpoint":          "the latest signed checkpoint (C2SP tlog-checkpoint, signed note)",
-			"GET /checkpoint/key":      "the checkpoint verifier key (trust on first use; pin it)",
-			"GET /events/{id}/proof":   "inclusion proof (?tree_size=)",
-			"GET /proof/consistency":   "consistency proof (?from=&to=)",
-			"GET /events/{id}/receipt": "the event, its inclusion proof and a signed checkpoint (C2SP tlog-proof)",
-			"GET /tile/{L}/{N}":        "C2SP tlog-tiles: Merkle tiles and /tile/entries/{N} bundles",
-			"GET /export":              "NDJSON export (?after=&until=)",
-		},
+		"docs":        "/docs",
+		"openapi":     "/openapi.json",
+		"endpoints":   endpoints,
 	})
 }
 
