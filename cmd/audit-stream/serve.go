@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -19,7 +20,14 @@ import (
 	"github.com/audit-stream/audit-stream/internal/store"
 )
 
-func version() string { return httpapi.Version }
+// version is the module version the binary was built from (set by
+// go install …@vX.Y.Z), else the version the source declares.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return httpapi.Version
+}
 
 type serveConfig struct {
 	addr       string
