@@ -49,6 +49,24 @@ type serveConfig struct {
 	precision  event.TimestampPrecision
 	checkpoint checkpointConfig
 	sec        securityConfig // security.go
+	// indexPayload lists the payload paths with an expression index.
+	indexPayload stringList
+	scanLimit    int
+}
+
+// stringList is a repeatable flag; each use may also list values separated
+// by commas.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
 }
 
 // envOr returns the environment variable key, or def when it is unset.
@@ -84,6 +102,8 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.DurationVar(&cfg.shutdown, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.Var(&cfg.indexPayload, "index-payload", "a payload path (dotted, such as decision_id or args.path) to index for payload.<path>= queries; repeatable or comma-separated")
+	fs.IntVar(&cfg.scanLimit, "query-scan-limit", 200000, "how many events one GET /events may examine one by one for q and unindexed payload filters (negative: no limit)")
 	fs.TextVar(&cfg.precision, "timestamp-precision", event.Microseconds, "precision of server timestamps: microseconds (2026-05-15T03:14:15.123456+00:00) or seconds (2026-05-15T03:14:15+00:00, as the original service stamped)")
 	cfg.checkpoint.flags(fs)
 	cfg.sec.flags(fs)
@@ -139,6 +159,15 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
+	// Indexes are created once (on a large log this takes a while) and
+	// dropped when no longer listed.
+	if ix, ok := st.(store.PayloadIndexer); ok {
+		if err := ix.IndexPayload(ctx, cfg.indexPayload); err != nil {
+			return err
+		}
+	} else if len(cfg.indexPayload) > 0 {
+		return fmt.Errorf("--index-payload: this store does not index payload paths")
+	}
 	authOpt, tlsCfg, err := cfg.sec.load()
 	if err != nil {
 		return err
@@ -189,13 +218,14 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		MaxStreams:     cfg.maxStreams,
 		Heartbeat:      cfg.heartbeat,
 		// A retry under 1 ms would round to 0, which New takes as "default".
-		RetryMillis:  max(1, int(cfg.sseRetry/time.Millisecond)),
-		WriteTimeout: cfg.streamWait,
-		StreamLinger: cfg.linger,
-		StreamBursts: cfg.bursts,
-		Auth:         authOpt,
-		Logger:       log,
-		Checkpoints:  cps,
+		RetryMillis:    max(1, int(cfg.sseRetry/time.Millisecond)),
+		WriteTimeout:   cfg.streamWait,
+		StreamLinger:   cfg.linger,
+		StreamBursts:   cfg.bursts,
+		Auth:           authOpt,
+		Logger:         log,
+		Checkpoints:    cps,
+		QueryScanLimit: cfg.scanLimit,
 	})
 	if err := cfg.sec.checkAuth(ctx, api, log); err != nil {
 		led.Close(context.Background())

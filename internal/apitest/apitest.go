@@ -52,6 +52,9 @@ type Options struct {
 	Key *checkpoint.Key
 	// Origin is the checkpoint origin; default "audit-stream/test".
 	Origin string
+	// IndexPayload lists payload paths to index (sqlite.Store.IndexPayload);
+	// nil leaves the store's payload indexes as they are.
+	IndexPayload []string
 	// Wrap, when set, wraps the store the ledger, checkpointer and API use
 	// (e.g. with faultstore to fail writes).
 	Wrap func(store.Store) store.Store
@@ -75,6 +78,12 @@ func Start(t testing.TB, opt Options) *Env {
 	st, err := sqlite.Open(ctx, opt.Dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if opt.IndexPayload != nil {
+		if err := st.IndexPayload(ctx, opt.IndexPayload); err != nil {
+			st.Close()
+			t.Fatal(err)
+		}
 	}
 	opt.Ledger.Logger = log
 	var used store.Store = st

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,6 +68,10 @@ type Options struct {
 	MaxHeavyReads int
 	// BatchBodyLimit caps POST /events/batch bodies; default 16 MiB.
 	BatchBodyLimit int64
+	// QueryScanLimit bounds the events one GET /events examines one by
+	// one for filters no index answers (q, unindexed payload paths);
+	// default 200,000, negative: no bound.
+	QueryScanLimit int
 	Logger         *slog.Logger
 }
 
@@ -124,6 +127,9 @@ func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opt.QueryScanLimit == 0 {
+		opt.QueryScanLimit = 200000
+	}
 	if opt.MaxHeavyReads <= 0 {
 		opt.MaxHeavyReads = runtime.GOMAXPROCS(0)
 	}
@@ -164,6 +170,16 @@ const (
 // everything. The browsers' cache-buster "_" is accepted everywhere.
 type query []string
 
+// has reports whether the route takes name; "prefix.*" declares a family.
+func (q query) has(name string) bool {
+	for _, p := range q {
+		if p == name || strings.HasSuffix(p, ".*") && strings.HasPrefix(name, p[:len(p)-1]) {
+			return true
+		}
+	}
+	return false
+}
+
 // routes is the whole route table: pattern, access, query parameters,
 // handler.
 func (s *Server) routes() *http.ServeMux {
@@ -179,10 +195,10 @@ func (s *Server) routes() *http.ServeMux {
 	route("GET /docs", public, nil, s.docs)
 	route("GET /docs/{file}", public, nil, s.docs)
 	route("POST /events", producer, nil, s.appendEvent)
-	route("GET /events", reader, query{"kind", "source", "limit"}, s.queryEvents)
+	route("GET /events", reader, query{"kind", "source", "limit", "since", "until", "after", "before", "order", "q", payloadParam + "*"}, s.queryEvents)
 	route("GET /events/{id}", reader, nil, s.getEvent)
 	// access_token: browsers cannot set headers on an EventSource (auth.go).
-	route("GET /stream", reader, query{"after", "kind", "source", "access_token"}, s.stream)
+	route("GET /stream", reader, query{"after", "kind", "source", "since", "until", "q", payloadParam + "*", "access_token"}, s.stream)
 	route("GET /verify", reader, nil, s.verify)
 	route("GET /stats", reader, nil, s.stats)
 	route("GET /metrics", reader, nil, func(w http.ResponseWriter, r *http.Request) error {
@@ -265,7 +281,7 @@ func checkQuery(pattern string, params query, h func(http.ResponseWriter, *http.
 		}
 		sort.Strings(names)
 		for _, name := range names {
-			if name == "_" || slices.Contains(params, name) {
+			if name == "_" || params.has(name) {
 				continue
 			}
 			shown := name

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/audit-stream/audit-stream/event"
 	"golang.org/x/mod/sumdb/tlog"
@@ -42,15 +43,40 @@ type Record struct {
 	Tree []tlog.Hash
 }
 
-// Filter selects events. Empty Kinds or Sources match everything; several
-// values within one field are alternatives (OR) and the fields combine with
-// AND. After and Until bound the event ids to (After, Until]; Until 0 means no
-// upper bound.
+// Filter selects events; Matches is its reference meaning. Empty Kinds or
+// Sources match everything; several values within one field are alternatives
+// (OR) and the fields combine with AND. After and Until bound the event ids to
+// (After, Until]; Until 0 means no upper bound. TimeFrom and TimeTo bound the
+// event's timestamp to [TimeFrom, TimeTo); a zero time is no bound, and an
+// event whose timestamp does not parse is outside every time range. Payload
+// equalities all hold (AND); Text, if set, is a substring of the canonical
+// payload (see TextNeedle).
 type Filter struct {
 	Kinds   []string
 	Sources []string
 	After   int64
 	Until   int64
+
+	TimeFrom time.Time
+	TimeTo   time.Time
+	Payload  []PayloadMatch
+	Text     string
+
+	// Desc makes Scan deliver events newest first, from Until (or the
+	// head) down to After.
+	Desc bool
+	// MaxScan, if positive, bounds how many events a backend examines
+	// one by one for conditions its indexes cannot answer (an unindexed
+	// payload path, Text): past it Scan stops with *ScanLimitError.
+	MaxScan int
+}
+
+// PayloadIndexer is a store that can index payload paths, so that payload
+// equality on them is an index lookup rather than a row-by-row check.
+// IndexPayload makes exactly the listed dotted paths indexed: it creates
+// missing indexes and drops those it made for paths no longer listed.
+type PayloadIndexer interface {
+	IndexPayload(ctx context.Context, paths []string) error
 }
 
 // Tx is the log as seen inside one write transaction. It is valid only during
@@ -102,7 +128,8 @@ type Store interface {
 	// Latest returns the last limit events matching f, oldest first.
 	Latest(ctx context.Context, f Filter, limit int) ([]event.Event, error)
 
-	// Scan calls fn for each event matching f in ascending id order, at most
+	// Scan calls fn for each event matching f in ascending id order
+	// (descending with f.Desc), at most
 	// limit of them (limit <= 0: no limit), without holding them all in
 	// memory. The *event.Event is reused between calls, so fn must copy the
 	// struct to keep it; its Payload, though, is fresh for every event and

@@ -39,6 +39,7 @@ func Run(t *testing.T, open Open) {
 		{"Meta", testMeta},
 		{"Reopen", testReopen},
 		{"ConcurrentReadersDuringAppends", testConcurrentReaders},
+		{"Queries", RunQueries},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
