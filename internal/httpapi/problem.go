@@ -102,6 +102,13 @@ func toProblem(err error) *Problem {
 }
 
 func writeProblem(w http.ResponseWriter, p *Problem) {
+	if p.Status == http.StatusUnprocessableEntity && len(p.Errors) == 0 {
+		// Every 422 carries errors, as the original's all did; one the
+		// handler did not locate more precisely is about the body.
+		c := *p
+		c.Errors = []FieldError{{Loc: []any{"body"}, Msg: p.Detail, Type: "value_error"}}
+		p = &c
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
