@@ -43,6 +43,8 @@ func commands() []command {
 		{"key", "key show: print the checkpoint verifier key", runKey},
 		{"token", "create, list and revoke API tokens", runToken},
 		{"health", "probe a server's /healthz or /readyz, for container health checks", runHealth},
+		{"migrate", "bring a store's schema up to date, or print the PostgreSQL schema", runMigrate},
+		{"bench", "measure a server: appends, batches, fan-out, reads, against a bare baseline", runBench},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/suggest"
 	"github.com/audit-stream/audit-stream/internal/web"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Version is the service version reported by GET /.
@@ -75,12 +75,27 @@ type Options struct {
 	// DataDir is the data directory GET /readyz checks is writable; ""
 	// skips that check.
 	DataDir string
-	Logger  *slog.Logger
+	// QueryScanLimit bounds the events one GET /events examines one by
+	// one for filters no index answers (q, unindexed payload paths);
+	// default 200,000, negative: no bound.
+	QueryScanLimit int
+	Logger         *slog.Logger
+}
+
+// Store is what the HTTP layer reads: events, the tree and tokens. It never
+// appends (that is the ledger's) nor touches meta (the checkpointer's).
+type Store interface {
+	store.Tokens
+	Head(ctx context.Context) (store.Head, error)
+	Get(ctx context.Context, id int64) (event.Event, error)
+	Latest(ctx context.Context, f store.Filter, limit int) ([]event.Event, error)
+	Scan(ctx context.Context, f store.Filter, limit int, fn func(*event.Event) error) error
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
 }
 
 // Server is the HTTP API. It holds no log state of its own.
 type Server struct {
-	st    store.Store
+	st    Store
 	led   *ledger.Ledger
 	opt   Options
 	log   *slog.Logger
@@ -100,7 +115,7 @@ type Server struct {
 }
 
 // New returns the API over a store and its ledger.
-func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
+func New(st Store, led *ledger.Ledger, opt Options) *Server {
 	if opt.BodyLimit <= 0 {
 		opt.BodyLimit = 1 << 20
 	}
@@ -130,6 +145,9 @@ func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.QueryScanLimit == 0 {
+		opt.QueryScanLimit = 200000
 	}
 	if opt.MaxHeavyReads <= 0 {
 		opt.MaxHeavyReads = runtime.GOMAXPROCS(0)
@@ -174,6 +192,16 @@ const (
 // everything. The browsers' cache-buster "_" is accepted everywhere.
 type query []string
 
+// has reports whether the route takes name; "prefix.*" declares a family.
+func (q query) has(name string) bool {
+	for _, p := range q {
+		if p == name || strings.HasSuffix(p, ".*") && strings.HasPrefix(name, p[:len(p)-1]) {
+			return true
+		}
+	}
+	return false
+}
+
 // routes is the whole route table: pattern, access, query parameters,
 // handler.
 func (s *Server) routes() *http.ServeMux {
@@ -190,10 +218,10 @@ func (s *Server) routes() *http.ServeMux {
 	route("GET /docs", public, nil, s.docs)
 	route("GET /docs/{file}", public, nil, s.docs)
 	route("POST /events", producer, nil, s.appendEvent)
-	route("GET /events", reader, query{"kind", "source", "limit"}, s.queryEvents)
+	route("GET /events", reader, query{"kind", "source", "limit", "since", "until", "after", "before", "order", "q", payloadParam + "*"}, s.queryEvents)
 	route("GET /events/{id}", reader, nil, s.getEvent)
 	// access_token: browsers cannot set headers on an EventSource (auth.go).
-	route("GET /stream", reader, query{"after", "kind", "source", "access_token"}, s.stream)
+	route("GET /stream", reader, query{"after", "kind", "source", "since", "until", "q", payloadParam + "*", "access_token"}, s.stream)
 	route("GET /verify", reader, nil, s.verify)
 	route("GET /stats", reader, nil, s.stats)
 	route("GET /metrics", reader, nil, func(w http.ResponseWriter, r *http.Request) error {
@@ -286,7 +314,7 @@ func checkQuery(pattern string, params query, h func(http.ResponseWriter, *http.
 		}
 		sort.Strings(names)
 		for _, name := range names {
-			if name == "_" || slices.Contains(params, name) {
+			if name == "_" || params.has(name) {
 				continue
 			}
 			shown := name
