@@ -38,6 +38,14 @@ import (
 // level 2, so a payload may hold 62 further levels.
 const MaxDepth = 64
 
+// MaxStoredDepth is the nesting limit for events that are already stored
+// (exports, dumps, the live tail), which are judged by their hashes alone:
+// the original accepted payloads deeper than MaxDepth, and refusing them
+// would be a false tamper alarm. Python's json cannot parse deeper than its
+// recursion limit (1,000 by default), so no original event comes near this
+// bound; it only keeps a hostile input from exhausting the stack.
+const MaxStoredDepth = 10000
+
 // MaxIntDigits is the largest number of digits accepted in an integer, the
 // default limit of Python's int() (sys.int_info.default_max_str_digits). The
 // original service could not have parsed a longer integer.
@@ -230,9 +238,10 @@ func Canonicalize(data []byte) ([]byte, error) {
 // of what it reads. It recurses once per object or array, at most MaxDepth
 // times.
 type scanner struct {
-	data  []byte
-	pos   int
-	depth int // objects and arrays open around the current position
+	data     []byte
+	pos      int
+	depth    int // objects and arrays open around the current position
+	maxDepth int // MaxDepth, or MaxStoredDepth for stored events
 
 	// Each object in progress records its members here (a stack shared by
 	// the nested objects) so that it can sort them when it closes; keys holds
@@ -248,8 +257,9 @@ type scanner struct {
 	problems []*ValidationError // problems found by a top-level walk
 
 	// path[d] says where the value at depth d+1 sits inside the value at
-	// depth d, for naming the field of an error.
-	path [MaxDepth + 1]pathElem
+	// depth d, for naming the field of an error. It grows past MaxDepth+1
+	// only for stored events.
+	path []pathElem
 }
 
 type member struct {
@@ -266,14 +276,17 @@ var scanners = sync.Pool{New: func() any { return new(scanner) }}
 
 func getScanner(data []byte) *scanner {
 	s := scanners.Get().(*scanner)
-	s.data, s.pos, s.depth = data, 0, 0
+	s.data, s.pos, s.depth, s.maxDepth = data, 0, 0, MaxDepth
+	if s.path == nil {
+		s.path = make([]pathElem, MaxDepth+1)
+	}
 	return s
 }
 
 func putScanner(s *scanner) {
 	const keep = 64 << 10 // do not pin large buffers in the pool
 	if cap(s.keys) > keep || cap(s.str) > keep || cap(s.tmp) > keep || cap(s.out) > keep ||
-		cap(s.skip) > keep || cap(s.members) > 4096 {
+		cap(s.skip) > keep || cap(s.members) > 4096 || len(s.path) > MaxDepth+1 {
 		return
 	}
 	s.data = nil
@@ -379,11 +392,14 @@ func (s *scanner) nonFinite() error {
 
 // enter moves past the '{' or '[' at s.pos, one level deeper.
 func (s *scanner) enter() error {
-	if s.depth == MaxDepth {
-		return s.fieldError(s.pos, "nesting deeper than "+strconv.Itoa(MaxDepth)+" levels")
+	if s.depth == s.maxDepth {
+		return s.fieldError(s.pos, "nesting deeper than "+strconv.Itoa(s.maxDepth)+" levels")
 	}
 	s.depth++
 	s.pos++
+	if s.depth > len(s.path) {
+		s.path = append(s.path, pathElem{})
+	}
 	return nil
 }
 

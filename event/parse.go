@@ -234,10 +234,15 @@ var requestFields = [...]string{"kind", "source", "payload", "timestamp"}
 // kind is not checked against any set and the timestamp is not checked (the
 // hash covers them as they are); event_id must be an integer from 1 to 2^63-1
 // and prev_hash and hash 64 lowercase hex characters, but whether hash is
-// right is for verification to decide. Every error is a *ValidationError.
+// right is for verification to decide. None of the append-time limits of
+// ParseRequest apply beyond strict JSON: a source of any length, a payload
+// nested up to MaxStoredDepth levels, repeated payload keys (the last wins,
+// as in Python) are all judged by the hash alone. Every error is a
+// *ValidationError.
 func ParseStored(data []byte) (Event, error) {
 	s := getScanner(data)
 	defer putScanner(s)
+	s.maxDepth = MaxStoredDepth
 	if err := s.beginObject("event"); err != nil {
 		return Event{}, err
 	}
@@ -562,6 +567,10 @@ func (s *scanner) describeHere() string {
 func (s *scanner) fieldPath() string {
 	var b []byte
 	for d := 0; d < s.depth; d++ {
+		if d == MaxDepth { // only stored events nest deeper: keep it short
+			b = append(b, "..."...)
+			break
+		}
 		e := s.path[d]
 		if e.index >= 0 {
 			b = append(b, '[')

@@ -380,7 +380,7 @@ func TestParseStoredRejects(t *testing.T) {
 		{"surrogate in kind", map[string]string{"kind": `"\udc00"`}, "kind", "unpaired UTF-16 surrogate"},
 		{"NaN id", map[string]string{"event_id": "NaN"}, "event_id", "NaN is not a valid JSON number"},
 		{"-Infinity id", map[string]string{"event_id": "-Infinity"}, "event_id", "-Infinity is not a valid JSON number"},
-		{"deep payload", map[string]string{"payload": `{"a":` + nest(MaxDepth-1, "[", "]", "") + `}`}, "payload.a" + strings.Repeat("[0]", MaxDepth-2), "nesting deeper"},
+		{"deep payload", map[string]string{"payload": `{"a":` + nest(MaxStoredDepth-1, "[", "]", "") + `}`}, "payload.a" + strings.Repeat("[0]", MaxDepth-2) + "...", "nesting deeper than 10000 levels"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

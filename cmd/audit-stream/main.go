@@ -31,6 +31,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the server (the default when no command is given)", runServe},
 		{"export", "write events as NDJSON from a server or a data directory", runExport},
+		{"import", "load an export or the original's dump into an empty data directory", runImport},
 		{"append", "append one event to a server", runAppend},
 		{"tail", "follow a server's log live, as NDJSON", runTail},
 		{"verify", "verify a live log, an export or a receipt against signed checkpoints", runVerify},

@@ -17,7 +17,6 @@ import (
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
-	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
 
 func version() string { return httpapi.Version }
@@ -127,7 +126,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	start := time.Now()
-	st, err := sqlite.Open(ctx, cfg.data)
+	st, err := openStore(ctx, cfg.data)
 	if err != nil {
 		return err
 	}

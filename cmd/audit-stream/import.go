@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/ledger"
+	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/verify"
+)
+
+// importBatch is the number of events written in one transaction: large
+// enough that the per-transaction cost (an fsync) vanishes, small enough to
+// keep memory and the WAL small.
+const importBatch = 16384
+
+func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var cp checkpointConfig
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "data directory to import into; it must hold no events (env AUDIT_STREAM_DATA)")
+	quiet := fs.Bool("quiet", false, "no progress on stderr")
+	cp.flags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: audit-stream import FILE [--data DIR] [--origin NAME] [--signing-key FILE]
+
+Load an existing log into an empty store, offline (the server must not run on
+DIR). FILE is an NDJSON export (audit-stream export, GET /export) or the
+original service's JSON array dump (GET /events?limit=100000); a leading UTF-8
+byte-order mark is ignored.
+
+The whole chain is verified first: a broken one is refused with the verify
+report on stdout, exit status 1, and nothing is written. Otherwise every
+event is stored exactly as it is (event_id, timestamp, payload, hash), the
+Merkle tree is built and a checkpoint signed with the key serve will use, so
+the server continues the same chain. Prints the verify report on stdout and
+progress on stderr. Exit status: 0 imported, 1 broken chain, 2 usage or I/O
+error.
+
+Examples:
+  audit-stream import events.ndjson --data /var/lib/audit-stream
+  audit-stream import original-dump.json --data ./audit-stream-data --origin example.com/audit
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	file, code, ok := parseWithArg(fs, args)
+	if !ok {
+		return code
+	}
+	var progress io.Writer = stderr
+	if *quiet {
+		progress = io.Discard
+	}
+	log := slog.New(slog.NewTextHandler(progress, nil))
+	rep, err := importFile(ctx, file, *data, cp, progress, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "import: %v\n", err)
+		return 2
+	}
+	json.NewEncoder(stdout).Encode(rep)
+	if !rep.Valid {
+		fmt.Fprintln(stderr, "import: the chain is broken; nothing was written")
+		return 1
+	}
+	return 0
+}
+
+// parseWithArg parses flags and exactly one positional argument, which may
+// come before, between or after the flags.
+func parseWithArg(fs *flag.FlagSet, args []string) (arg string, code int, ok bool) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return "", 0, false
+			}
+			return "", 2, false
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != 1 {
+		fmt.Fprintf(fs.Output(), "%s: want exactly one FILE argument, got %d (see --help)\n", fs.Name(), len(pos))
+		return "", 2, false
+	}
+	return pos[0], 0, true
+}
+
+// importFile verifies file, then loads it into the store in data. A broken
+// chain is a report with Valid false and nothing written.
+func importFile(ctx context.Context, file, data string, cp checkpointConfig, progress io.Writer, log *slog.Logger) (rep verify.TreeReport, err error) {
+	in, err := os.Open(file)
+	if err != nil {
+		return rep, err
+	}
+	defer in.Close()
+	if fi, err := in.Stat(); err != nil {
+		return rep, err
+	} else if !fi.Mode().IsRegular() {
+		return rep, fmt.Errorf("%s is not a regular file: import reads it twice (verify, then load)", file)
+	}
+	_, statErr := os.Stat(data)
+	created := errors.Is(statErr, os.ErrNotExist)
+	st, err := openStore(ctx, data)
+	if err != nil {
+		return rep, err
+	}
+	written := false
+	defer func() {
+		st.Close()
+		// Leave no trace of a refused or failed import in a directory
+		// that did not exist before it.
+		if created && (err != nil || !rep.Valid) {
+			os.RemoveAll(data)
+		} else if err != nil && written {
+			err = fmt.Errorf("%w\nthe store in %s holds part of the import: remove it and import again", err, data)
+		}
+	}()
+	head, err := st.Head(ctx)
+	if err != nil {
+		return rep, err
+	}
+	if head.ID != 0 {
+		return rep, fmt.Errorf("%w: %s already holds %d events; import needs an empty store", errUsage, data, head.ID)
+	}
+
+	// Pass 1: verify, writing nothing.
+	p := newRateLine(progress, "verified")
+	var t verify.Tree
+	rep, err = verify.StreamTreeRaw(ctx, eventSource(skipBOM(in)), event.ParseStored, verify.StreamOptions{Visit: func(e *event.Event) error {
+		p.tick(e.ID)
+		return nil
+	}}, &t)
+	var derr *verify.DecodeError
+	if errors.As(err, &derr) {
+		rep.Fail(derr.At, "%v", derr)
+		err = nil
+	}
+	if err != nil || !rep.Valid {
+		return rep, err
+	}
+	p.done()
+	if rep.Checked == 0 {
+		return rep, fmt.Errorf("%w: %s holds no events", errUsage, file)
+	}
+
+	// The empty log's checkpoint first: the start-up check of serve
+	// (and of this import's final signature) then finds a log that grew
+	// from a signed empty tree, not events with no checkpoint at all.
+	if _, err := signCheckpoint(ctx, cp, data, st, log); err != nil {
+		return rep, err
+	}
+
+	// Pass 2: load, verifying again so that what is written is what was
+	// verified even if the file changed in between.
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		return rep, err
+	}
+	written = true
+	p = newRateLine(progress, "imported")
+	im := ledger.NewImporter(st)
+	full := make(chan []event.Event, 1)
+	free := make(chan []event.Event, 2)
+	free <- make([]event.Event, 0, importBatch)
+	free <- make([]event.Event, 0, importBatch)
+	loadErr := make(chan error, 1)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		var err error
+		for batch := range full {
+			if err == nil {
+				if err = im.Append(lctx, batch); err != nil {
+					cancel()
+				} else {
+					p.tick(batch[len(batch)-1].ID)
+				}
+			}
+			clear(batch)
+			free <- batch[:0]
+		}
+		loadErr <- err
+	}()
+	batch := <-free
+	var t2 verify.Tree
+	rep2, err := verify.StreamTreeRaw(lctx, eventSource(skipBOM(in)), event.ParseStored, verify.StreamOptions{Visit: func(e *event.Event) error {
+		batch = append(batch, *e)
+		if len(batch) == importBatch {
+			full <- batch
+			select {
+			case batch = <-free:
+			case <-lctx.Done():
+				return lctx.Err()
+			}
+		}
+		return nil
+	}}, &t2)
+	if err == nil && len(batch) > 0 {
+		full <- batch
+	}
+	close(full)
+	if lerr := <-loadErr; lerr != nil {
+		return rep, lerr
+	}
+	if err != nil {
+		return rep, err
+	}
+	if !rep2.Valid || rep2.Checked != rep.Checked || rep2.RootHash != rep.RootHash {
+		return rep, fmt.Errorf("%s changed while it was imported", file)
+	}
+	p.done()
+
+	// Sign over the imported events as serve would, with the key it will use.
+	got, err := signCheckpoint(ctx, cp, data, st, log)
+	if err != nil {
+		return rep, err
+	}
+	if got.Size != rep.Checked || event.Hash(got.Hash).String() != rep.RootHash {
+		return rep, fmt.Errorf("the stored tree (size %d, root %x) does not match the verified events (size %d, root %s)", got.Size, got.Hash[:], rep.Checked, rep.RootHash)
+	}
+	return rep, nil
+}
+
+// signCheckpoint signs a checkpoint for the store's tree as it stands, the
+// way serve does at start-up, and returns it.
+func signCheckpoint(ctx context.Context, cp checkpointConfig, data string, st store.Store, log *slog.Logger) (verify.Checkpoint, error) {
+	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log})
+	if err != nil {
+		return verify.Checkpoint{}, err
+	}
+	defer led.Close(context.Background())
+	cps, err := openCheckpoints(ctx, cp, data, st, led, log)
+	if err != nil {
+		return verify.Checkpoint{}, err
+	}
+	return cps.Latest(), nil
+}
+
+// skipBOM drops a UTF-8 byte-order mark at the start of r: editors and
+// Windows tools add one, and it is not part of the JSON.
+func skipBOM(r io.Reader) io.Reader {
+	br := bufio.NewReaderSize(r, 1<<20)
+	if b, err := br.Peek(3); err == nil && string(b) == "\xef\xbb\xbf" {
+		br.Discard(3)
+	}
+	return br
+}
+
+// rateLine reports progress on stderr every two seconds and at the end.
+type rateLine struct {
+	w     io.Writer
+	what  string
+	start time.Time
+	next  time.Time
+	n     int64
+}
+
+func newRateLine(w io.Writer, what string) *rateLine {
+	now := time.Now()
+	return &rateLine{w: w, what: what, start: now, next: now.Add(2 * time.Second)}
+}
+
+func (p *rateLine) tick(n int64) {
+	p.n = n
+	if now := time.Now(); now.After(p.next) {
+		p.next = now.Add(2 * time.Second)
+		fmt.Fprintf(p.w, "import: %s %d events (%.0f events/s)\n", p.what, n, float64(n)/now.Sub(p.start).Seconds())
+	}
+}
+
+func (p *rateLine) done() {
+	d := time.Since(p.start)
+	fmt.Fprintf(p.w, "import: %s %d events in %s (%.0f events/s)\n", p.what, p.n, d.Round(time.Millisecond), float64(p.n)/d.Seconds())
+}
