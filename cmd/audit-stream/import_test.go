@@ -267,3 +267,14 @@ func TestImportRefuses(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionFlag(t *testing.T) {
+	t.Parallel()
+	_, want, _ := cli(t, "version")
+	for _, flag := range []string{"--version", "-version"} {
+		code, out, _ := cli(t, flag)
+		if code != 0 || out != want || !strings.HasPrefix(out, "audit-stream ") {
+			t.Errorf("%s: exit %d, %q; audit-stream version prints %q", flag, code, out, want)
+		}
+	}
+}

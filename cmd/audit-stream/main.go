@@ -11,9 +11,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/audit-stream/audit-stream/internal/httpapi"
 )
 
 func main() {
+	httpapi.Version = version() // GET / and /openapi.json report it
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
@@ -39,6 +42,8 @@ func commands() []command {
 		{"keygen", "generate a checkpoint signing key", runKeygen},
 		{"key", "key show: print the checkpoint verifier key", runKey},
 		{"token", "create, list and revoke API tokens", runToken},
+		{"migrate", "bring a store's schema up to date, or print the PostgreSQL schema", runMigrate},
+		{"bench", "measure a server: appends, batches, fan-out, reads, against a bare baseline", runBench},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -46,6 +51,9 @@ func commands() []command {
 // run is main without the process: tests call it in-process. It returns the
 // exit status: 0 success, 1 failure, 2 usage error.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version" || args[0] == "-v") {
+		return runVersion(ctx, args[1:], stdin, stdout, stderr)
+	}
 	if len(args) == 0 || (len(args[0]) > 0 && args[0][0] == '-' && args[0] != "-h" && args[0] != "--help" && args[0] != "-help") {
 		return runServe(ctx, args, stdin, stdout, stderr)
 	}
@@ -77,6 +85,7 @@ func usage(w io.Writer) {
 Usage:
   audit-stream [serve] [flags]      run the server (default)
   audit-stream <command> [flags]
+  audit-stream --version            print the version
 
 Commands:
 `)

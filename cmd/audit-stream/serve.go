@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -17,13 +18,21 @@ import (
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/internal/store/backend"
 )
 
-func version() string { return httpapi.Version }
+// version is the module version the binary was built from (set by
+// go install …@vX.Y.Z), else the version the source declares.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return httpapi.Version
+}
 
 type serveConfig struct {
 	addr       string
-	data       string
+	store      storeConfig
 	bodyLimit  int64
 	bodyWait   time.Duration
 	maxConns   int
@@ -41,6 +50,24 @@ type serveConfig struct {
 	precision  event.TimestampPrecision
 	checkpoint checkpointConfig
 	sec        securityConfig // security.go
+	// indexPayload lists the payload paths with an expression index.
+	indexPayload stringList
+	scanLimit    int
+}
+
+// stringList is a repeatable flag; each use may also list values separated
+// by commas.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
 }
 
 // envOr returns the environment variable key, or def when it is unset.
@@ -61,7 +88,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.addr, "addr", defaultAddr(), "listen address HOST:PORT (env HOST, PORT)")
-	fs.StringVar(&cfg.data, "data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "data directory (env AUDIT_STREAM_DATA)")
+	cfg.store.flags(fs)
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "maximum request body in bytes")
 	fs.DurationVar(&cfg.bodyWait, "body-timeout", 30*time.Second, "how long a client may take to send a whole request body, from the start of the request (408 after)")
 	fs.IntVar(&cfg.maxConns, "max-conns", 12000, "maximum open client connections, streams included; beyond it a connection gets an immediate 503 (lowered to what the open-file limit allows)")
@@ -76,17 +103,21 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.DurationVar(&cfg.shutdown, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.Var(&cfg.indexPayload, "index-payload", "a payload path (dotted, such as decision_id or args.path) to index for payload.<path>= queries; repeatable or comma-separated")
+	fs.IntVar(&cfg.scanLimit, "query-scan-limit", 200000, "how many events one GET /events may examine one by one for q and unindexed payload filters (negative: no limit)")
 	fs.TextVar(&cfg.precision, "timestamp-precision", event.Microseconds, "precision of server timestamps: microseconds (2026-05-15T03:14:15.123456+00:00) or seconds (2026-05-15T03:14:15+00:00, as the original service stamped)")
 	cfg.checkpoint.flags(fs)
 	cfg.sec.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream serve [flags]
 
-Serve the audit-stream HTTP API with the embedded SQLite store.
+Serve the audit-stream HTTP API, on the embedded SQLite store (a data
+directory) or on PostgreSQL, which several instances may share.
 
 Examples:
   audit-stream                                  # 0.0.0.0:8093, data in ./audit-stream-data
   audit-stream serve --addr 127.0.0.1:9000 --data /var/lib/audit-stream
+  audit-stream serve --store postgres://audit@db/audit --signing-key /etc/audit-stream/signing.key
   audit-stream serve --auth required --tls-cert cert.pem --tls-key key.pem
   audit-stream serve --tokens-file /etc/audit-stream/tokens.json --tls-client-ca clients.pem
 
@@ -126,11 +157,20 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	start := time.Now()
-	st, err := openStore(ctx, cfg.data)
+	st, spec, err := cfg.store.open(ctx, backend.Serve, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	// Indexes are created once (on a large log this takes a while) and
+	// dropped when no longer listed.
+	if ix, ok := st.(store.PayloadIndexer); ok {
+		if err := ix.IndexPayload(ctx, cfg.indexPayload); err != nil {
+			return err
+		}
+	} else if len(cfg.indexPayload) > 0 {
+		return fmt.Errorf("--index-payload: this store does not index payload paths")
+	}
 	authOpt, tlsCfg, err := cfg.sec.load()
 	if err != nil {
 		return err
@@ -143,7 +183,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	// gets half the shutdown time at most, so the rest of the shutdown
 	// still fits in --shutdown-timeout.
 	cfg.checkpoint.final = max(cfg.shutdown/2, time.Millisecond)
-	cps, err := openCheckpoints(ctx, cfg.checkpoint, cfg.data, st, led, log)
+	cps, err := openCheckpoints(ctx, cfg.checkpoint, spec, st, led, log)
 	if err != nil {
 		led.Close(context.Background())
 		return err
@@ -181,13 +221,14 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		MaxStreams:     cfg.maxStreams,
 		Heartbeat:      cfg.heartbeat,
 		// A retry under 1 ms would round to 0, which New takes as "default".
-		RetryMillis:  max(1, int(cfg.sseRetry/time.Millisecond)),
-		WriteTimeout: cfg.streamWait,
-		StreamLinger: cfg.linger,
-		StreamBursts: cfg.bursts,
-		Auth:         authOpt,
-		Logger:       log,
-		Checkpoints:  cps,
+		RetryMillis:    max(1, int(cfg.sseRetry/time.Millisecond)),
+		WriteTimeout:   cfg.streamWait,
+		StreamLinger:   cfg.linger,
+		StreamBursts:   cfg.bursts,
+		Auth:           authOpt,
+		Logger:         log,
+		Checkpoints:    cps,
+		QueryScanLimit: cfg.scanLimit,
 	})
 	if err := cfg.sec.checkAuth(ctx, api, log); err != nil {
 		led.Close(context.Background())
@@ -215,7 +256,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		// per write instead.
 	}
 	head := led.Head()
-	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.sec.tlsMode(), "data", cfg.data, "events", head.ID, "startup", time.Since(start).Round(time.Microsecond))
+	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.sec.tlsMode(), "store", spec.String(), "events", head.ID, "startup", time.Since(start).Round(time.Microsecond))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,20 +13,14 @@ import (
 
 	"github.com/audit-stream/audit-stream/internal/apitest"
 	"github.com/audit-stream/audit-stream/internal/cputime"
+	"github.com/audit-stream/audit-stream/internal/loadgen"
 )
 
 var producerCounts = []int{1, 16, 64}
 
 // bodies are pre-encoded request bodies, so the load generator spends as
 // little as possible of the shared CPU.
-func bodies(n int) [][]byte {
-	out := make([][]byte, n)
-	for i := range out {
-		r := sampleRequest(i)
-		out[i] = fmt.Appendf(nil, `{"kind":%q,"source":%q,"payload":%s}`, r.Kind, r.Source, r.Payload)
-	}
-	return out
-}
+func bodies(n int) [][]byte { return loadgen.Bodies(n) }
 
 func loadClient(conns int) *http.Client {
 	return &http.Client{Transport: &http.Transport{
@@ -91,23 +84,10 @@ func BenchmarkAppendHTTP(b *testing.B) {
 }
 
 // BenchmarkBareHandler is the baseline: a bare net/http handler that decodes
-// the same JSON body and answers a small JSON object, with no storage.
+// the same JSON body and answers a small JSON object, with no storage
+// (loadgen.BareHandler, the baseline of audit-stream bench too).
 func BenchmarkBareHandler(b *testing.B) {
-	var id atomic.Int64
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Kind    string          `json:"kind"`
-			Source  string          `json:"source"`
-			Payload json.RawMessage `json:"payload"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			http.Error(w, err.Error(), 422)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		json.NewEncoder(w).Encode(map[string]any{"event_id": id.Add(1), "kind": req.Kind, "source": req.Source, "payload": req.Payload})
-	})
+	h := loadgen.BareHandler()
 	for _, p := range producerCounts {
 		b.Run(fmt.Sprintf("producers=%d", p), func(b *testing.B) {
 			srv := httptest.NewServer(h)

@@ -11,21 +11,14 @@ import (
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/ledger"
+	"github.com/audit-stream/audit-stream/internal/loadgen"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
 
-var benchKinds = []string{"request_allowed", "request_denied", "decision_card_signed", "tool_invocation_required_approval", "watch_drifted", "other"}
+var benchKinds = loadgen.SampleKinds
 
 // sampleRequest is a typical governance event of about 200 bytes.
-func sampleRequest(i int) event.Request {
-	kind := benchKinds[i%len(benchKinds)]
-	return event.Request{
-		Kind:   kind,
-		Source: fmt.Sprintf("service-%d", i%10),
-		Payload: fmt.Appendf(nil, `{"actor":"agent-%d","decision_id":"DEC-%08d","reason":"policy matched rule 42 of bundle prod-2026-05","resource":"s3://ledger/objects/%d","score":0.%d}`,
-			i%97, i, i, i%1000),
-	}
-}
+func sampleRequest(i int) event.Request { return loadgen.SampleRequest(i) }
 
 var (
 	bigOnce sync.Once

@@ -41,8 +41,7 @@ func (s *Server) appendBatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(appendedStatus(w, replayed))
-	_, err = w.Write(appendEventArray(nil, evs))
-	return err
+	return writeEventArray(w, evs)
 }
 
 func isNDJSON(contentType string) bool {

@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
@@ -74,57 +76,100 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
-// filterFromQuery reads the repeatable kind and source parameters. An unknown
-// kind is a 422: a typo must not look like "no such events".
+// filterFromQuery reads the filter parameters /stream shares with /events.
 func (s *Server) filterFromQuery(r *http.Request) (store.Filter, error) {
-	q := r.URL.Query()
-	f := store.Filter{Kinds: q["kind"], Sources: q["source"]}
-	for _, k := range f.Kinds {
-		if !s.opt.Kinds.Has(k) {
-			return f, invalidParam(http.StatusUnprocessableEntity, "query", "kind", "value_error", "kind: "+s.opt.Kinds.Unknown(k))
-		}
-	}
-	for _, src := range f.Sources {
-		if src == "" {
-			return f, invalidParam(http.StatusUnprocessableEntity, "query", "source", "string_too_short", "source: must not be empty")
-		}
-	}
-	return f, nil
+	return parseFilter(r.URL.Query(), s.opt.Kinds)
 }
 
 func (s *Server) queryEvents(w http.ResponseWriter, r *http.Request) error {
-	f, err := s.filterFromQuery(r)
+	q := r.URL.Query()
+	eq, err := parseEventQuery(q, s.opt.Kinds)
 	if err != nil {
 		return err
 	}
-	limit := defaultQueryLimit
-	if v := r.URL.Query().Get("limit"); v != "" || r.URL.Query().Has("limit") {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxQueryLimit {
-			return problem(http.StatusBadRequest, "limit must be an integer from 1 to 100000, got "+strconv.Quote(v))
+	var evs []event.Event
+	if !eq.empty && (eq.f.Text != "" || len(eq.f.Payload) > 0) {
+		// Filters that may be checked row by row (up to the scan
+		// limit) are reads as heavy as an export while they run.
+		release, err := s.heavyRead()
+		if err != nil {
+			return err
 		}
-		limit = n
+		defer release()
 	}
-	evs, err := s.st.Latest(r.Context(), f, limit)
-	if err != nil {
-		return err
+	if !eq.empty {
+		f := eq.f
+		f.Desc = eq.order != orderAsc
+		f.MaxScan = s.opt.QueryScanLimit
+		// One more than the page: whether it exists decides the next link.
+		evs = make([]event.Event, 0, min(eq.limit+1, 1024))
+		err = s.st.Scan(r.Context(), f, eq.limit+1, func(e *event.Event) error {
+			evs = append(evs, *e) // Payload is fresh per event
+			return nil
+		})
+		var lim *store.ScanLimitError
+		if errors.As(err, &lim) {
+			return scanLimitProblem(&eq, lim)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_, err = w.Write(appendEventArray(nil, evs))
-	return err
+	more := len(evs) > eq.limit
+	if more {
+		evs = evs[:eq.limit]
+	}
+	if eq.order == orderLatest {
+		slices.Reverse(evs)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if more {
+		h.Set("Link", eq.nextLink(r.URL.Path, q, evs))
+	}
+	w.WriteHeader(http.StatusOK)
+	return writeEventArray(w, evs)
 }
 
-// appendEventArray appends evs as a JSON array in wire form, one line.
-func appendEventArray(dst []byte, evs []event.Event) []byte {
-	dst = slices.Grow(dst, 320*len(evs)+2)
-	dst = append(dst, '[')
+// scanLimitProblem explains a query stopped by the scan cap, and how to go on.
+func scanLimitProblem(eq *eventQuery, lim *store.ScanLimitError) *Problem {
+	var what []string
+	if eq.f.Text != "" {
+		what = append(what, "q")
+	}
+	for _, m := range eq.f.Payload {
+		what = append(what, payloadParam+strings.Join(m.Path, "."))
+	}
+	resume := "before=" + strconv.FormatInt(lim.Last, 10)
+	if eq.order == orderAsc {
+		resume = "after=" + strconv.FormatInt(lim.Last, 10)
+	}
+	return problem(http.StatusUnprocessableEntity, strings.Join(what, ", ")+": checked event by event, this query examined "+
+		strconv.Itoa(lim.Examined)+" events (the scan limit) without filling the page; narrow it with kind, source, since/until or after/before, "+
+		"index the payload key (--index-payload), or continue from "+resume)
+}
+
+// writeEventArray writes evs as a JSON array in wire form, one line, in
+// chunks as it encodes them rather than building the whole body first.
+func writeEventArray(w io.Writer, evs []event.Event) error {
+	const chunk = 64 << 10
+	buf := make([]byte, 0, chunk+4<<10)
+	buf = append(buf, '[')
 	for i := range evs {
 		if i > 0 {
-			dst = append(dst, ',')
+			buf = append(buf, ',')
 		}
-		dst = evs[i].AppendJSON(dst)
+		buf = evs[i].AppendJSON(buf)
+		if len(buf) >= chunk {
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
 	}
-	return append(dst, "]\n"...)
+	buf = append(buf, "]\n"...)
+	_, err := w.Write(buf)
+	return err
 }
 
 // kinds serves GET /kinds: every accepted kind with its one-line

@@ -17,7 +17,7 @@ func (s *Server) heavyRead() (release func(), err error) {
 	case s.heavy <- struct{}{}:
 		return func() { <-s.heavy }, nil
 	default:
-		p := problem(http.StatusServiceUnavailable, "too many whole-log reads (/verify, /export) in progress (--max-heavy-reads); retry later")
+		p := problem(http.StatusServiceUnavailable, "too many whole-log reads (/verify, /export, payload and text queries) in progress (--max-heavy-reads); retry later")
 		p.retryAfter = 2
 		return nil, p
 	}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/suggest"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Version is the service version reported by GET /.
@@ -69,12 +69,27 @@ type Options struct {
 	MaxHeavyReads int
 	// BatchBodyLimit caps POST /events/batch bodies; default 16 MiB.
 	BatchBodyLimit int64
+	// QueryScanLimit bounds the events one GET /events examines one by
+	// one for filters no index answers (q, unindexed payload paths);
+	// default 200,000, negative: no bound.
+	QueryScanLimit int
 	Logger         *slog.Logger
+}
+
+// Store is what the HTTP layer reads: events, the tree and tokens. It never
+// appends (that is the ledger's) nor touches meta (the checkpointer's).
+type Store interface {
+	store.Tokens
+	Head(ctx context.Context) (store.Head, error)
+	Get(ctx context.Context, id int64) (event.Event, error)
+	Latest(ctx context.Context, f store.Filter, limit int) ([]event.Event, error)
+	Scan(ctx context.Context, f store.Filter, limit int, fn func(*event.Event) error) error
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
 }
 
 // Server is the HTTP API. It holds no log state of its own.
 type Server struct {
-	st    store.Store
+	st    Store
 	led   *ledger.Ledger
 	opt   Options
 	log   *slog.Logger
@@ -89,10 +104,11 @@ type Server struct {
 	auth    *authState
 	metrics *metrics
 	handler http.Handler // the mux, instrumented
+	table   []Route      // what routes() registered, in order
 }
 
 // New returns the API over a store and its ledger.
-func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
+func New(st Store, led *ledger.Ledger, opt Options) *Server {
 	if opt.BodyLimit <= 0 {
 		opt.BodyLimit = 1 << 20
 	}
@@ -122,6 +138,9 @@ func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.QueryScanLimit == 0 {
+		opt.QueryScanLimit = 200000
 	}
 	if opt.MaxHeavyReads <= 0 {
 		opt.MaxHeavyReads = runtime.GOMAXPROCS(0)
@@ -163,21 +182,35 @@ const (
 // everything. The browsers' cache-buster "_" is accepted everywhere.
 type query []string
 
+// has reports whether the route takes name; "prefix.*" declares a family.
+func (q query) has(name string) bool {
+	for _, p := range q {
+		if p == name || strings.HasSuffix(p, ".*") && strings.HasPrefix(name, p[:len(p)-1]) {
+			return true
+		}
+	}
+	return false
+}
+
 // routes is the whole route table: pattern, access, query parameters,
 // handler.
 func (s *Server) routes() *http.ServeMux {
 	m := http.NewServeMux()
 	route := func(pattern string, a access, params query, h func(http.ResponseWriter, *http.Request) error) {
 		m.Handle(pattern, s.guard(a, s.handle(checkQuery(pattern, params, h))))
+		s.table = append(s.table, Route{Pattern: pattern, Query: params})
 	}
 	route("GET /{$}", public, nil, s.index)
 	route("GET /healthz", public, nil, s.healthz)
 	route("GET /kinds", public, nil, s.kinds)
+	route("GET /openapi.json", public, nil, s.openAPI)
+	route("GET /docs", public, nil, s.docs)
+	route("GET /docs/{file}", public, nil, s.docs)
 	route("POST /events", producer, nil, s.appendEvent)
-	route("GET /events", reader, query{"kind", "source", "limit"}, s.queryEvents)
+	route("GET /events", reader, query{"kind", "source", "limit", "since", "until", "after", "before", "order", "q", payloadParam + "*"}, s.queryEvents)
 	route("GET /events/{id}", reader, nil, s.getEvent)
 	// access_token: browsers cannot set headers on an EventSource (auth.go).
-	route("GET /stream", reader, query{"after", "kind", "source", "access_token"}, s.stream)
+	route("GET /stream", reader, query{"after", "kind", "source", "since", "until", "q", payloadParam + "*", "access_token"}, s.stream)
 	route("GET /verify", reader, nil, s.verify)
 	route("GET /stats", reader, nil, s.stats)
 	route("GET /metrics", reader, nil, func(w http.ResponseWriter, r *http.Request) error {
@@ -260,7 +293,7 @@ func checkQuery(pattern string, params query, h func(http.ResponseWriter, *http.
 		}
 		sort.Strings(names)
 		for _, name := range names {
-			if name == "_" || slices.Contains(params, name) {
+			if name == "_" || params.has(name) {
 				continue
 			}
 			shown := name
@@ -361,30 +394,18 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 	} else if on {
 		authMode = "on"
 	}
+	endpoints := make(map[string]string, len(s.table))
+	for _, rt := range s.table {
+		endpoints[rt.Pattern] = summary(rt.Pattern)
+	}
 	return writeJSON(w, http.StatusOK, map[string]any{
 		"name":        "audit-stream",
 		"version":     Version,
 		"auth":        authMode,
 		"description": "Append-only governance event stream: gap-free ids, a SHA-256 hash chain, durable storage, live tail and verification.",
-		"endpoints": map[string]string{
-			"POST /events":             "append an event {kind, source, payload?, timestamp?} (Idempotency-Key header for safe retries)",
-			"POST /events/batch":       "append a JSON array (or NDJSON) of events, all or nothing",
-			"/admin/tokens":            "POST to create, GET to list, DELETE /admin/tokens/{id} to revoke API tokens",
-			"GET /events":              "query recent events (?kind=&source=&limit=)",
-			"GET /events/{id}":         "one event by id",
-			"GET /stream":              "live tail over Server-Sent Events (Last-Event-ID or ?after= to resume; ?kind=&source= filters)",
-			"GET /verify":              "re-walk and re-hash the whole chain and rebuild the Merkle root",
-			"GET /stats":               "event count, last id and latest hash",
-			"GET /healthz":             "liveness",
-			"GET /kinds":               "the accepted event kinds, each with a one-line description",
-			"GET /checkpoint":          "the latest signed checkpoint (C2SP tlog-checkpoint, signed note)",
-			"GET /checkpoint/key":      "the checkpoint verifier key (trust on first use; pin it)",
-			"GET /events/{id}/proof":   "inclusion proof (?tree_size=)",
-			"GET /proof/consistency":   "consistency proof (?from=&to=)",
-			"GET /events/{id}/receipt": "the event, its inclusion proof and a signed checkpoint (C2SP tlog-proof)",
-			"GET /tile/{L}/{N}":        "C2SP tlog-tiles: Merkle tiles and /tile/entries/{N} bundles",
-			"GET /export":              "NDJSON export (?after=&until=)",
-		},
+		"docs":        "/docs",
+		"openapi":     "/openapi.json",
+		"endpoints":   endpoints,
 	})
 }
 

@@ -29,7 +29,7 @@ import (
 // sequencer skips that work, and a reader who arrives later encodes what it
 // reads.
 type Feed struct {
-	st store.Store
+	st store.Scanner
 
 	// ring[id % len(ring)] points to event id while it has not been
 	// overwritten. Published entries are never modified.
@@ -82,7 +82,7 @@ const entryOverhead = 256
 // storage over large events must not load hundreds of megabytes at once.
 const readBytes = 4 << 20
 
-func newFeed(st store.Store, head store.Head, size int, maxBytes int64) *Feed {
+func newFeed(st store.Scanner, head store.Head, size int, maxBytes int64) *Feed {
 	f := &Feed{st: st, ring: make([]atomic.Pointer[entry], size), maxBytes: maxBytes, oldest: head.ID + 1}
 	f.last.Store(&head)
 	ch := make(chan struct{})
@@ -277,7 +277,7 @@ func (f *Feed) read(ctx context.Context, head int64, flt store.Filter, max int, 
 				// storage.
 				break
 			}
-			if matches(flt, &e.ev) {
+			if flt.Matches(&e.ev) {
 				ringFn(e)
 				got++
 				bytes += len(e.ev.Payload)
@@ -292,6 +292,11 @@ func (f *Feed) read(ctx context.Context, head int64, flt store.Filter, max int, 
 	// Fallen behind the ring: read from storage, up to the head we saw.
 	f.storeReads.Add(1)
 	flt.Until = head
+	flt.Desc = false
+	// A filter the store checks row by row (a payload path without an
+	// index, a text search) may pass many events per match: one read
+	// examines a bounded number and reports how far it got.
+	flt.MaxScan = readScanLimit
 	seen := flt.After
 	full := false
 	err := f.st.Scan(ctx, flt, max-got, func(e *event.Event) error {
@@ -304,6 +309,10 @@ func (f *Feed) read(ctx context.Context, head int64, flt store.Filter, max int, 
 		}
 		return nil
 	})
+	var lim *store.ScanLimitError
+	if errors.As(err, &lim) {
+		return lim.Last, nil
+	}
 	if err != nil && err != errReadFull {
 		return flt.After, err
 	}
@@ -314,25 +323,12 @@ func (f *Feed) read(ctx context.Context, head int64, flt store.Filter, max int, 
 	return seen, nil
 }
 
+// readScanLimit bounds the events one storage read examines.
+const readScanLimit = 1 << 16
+
 // errReadFull stops a scan that has read readBytes.
 var errReadFull = errors.New("ledger: read is full")
 
 // StoreReads counts the reads that fell back to storage because the reader
 // was behind the ring (or the ring had a hole).
 func (f *Feed) StoreReads() int64 { return f.storeReads.Load() }
-
-func matches(flt store.Filter, e *event.Event) bool {
-	return in(flt.Kinds, e.Kind) && in(flt.Sources, e.Source)
-}
-
-func in(set []string, v string) bool {
-	if len(set) == 0 {
-		return true
-	}
-	for _, s := range set {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/audit-stream/audit-stream/event"
 	"golang.org/x/mod/sumdb/tlog"
@@ -24,6 +25,9 @@ var (
 	ErrKeyExists = errors.New("store: idempotency key exists")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("store: closed")
+	// ErrConflict is returned by SwapMeta when the stored value is not the
+	// expected previous one: another writer replaced it first.
+	ErrConflict = errors.New("store: meta value changed by another writer")
 )
 
 // Head is the last event of the log: ID 0 and the zero hash when it is empty.
@@ -42,15 +46,40 @@ type Record struct {
 	Tree []tlog.Hash
 }
 
-// Filter selects events. Empty Kinds or Sources match everything; several
-// values within one field are alternatives (OR) and the fields combine with
-// AND. After and Until bound the event ids to (After, Until]; Until 0 means no
-// upper bound.
+// Filter selects events; Matches is its reference meaning. Empty Kinds or
+// Sources match everything; several values within one field are alternatives
+// (OR) and the fields combine with AND. After and Until bound the event ids to
+// (After, Until]; Until 0 means no upper bound. TimeFrom and TimeTo bound the
+// event's timestamp to [TimeFrom, TimeTo); a zero time is no bound, and an
+// event whose timestamp does not parse is outside every time range. Payload
+// equalities all hold (AND); Text, if set, is a substring of the canonical
+// payload (see TextNeedle).
 type Filter struct {
 	Kinds   []string
 	Sources []string
 	After   int64
 	Until   int64
+
+	TimeFrom time.Time
+	TimeTo   time.Time
+	Payload  []PayloadMatch
+	Text     string
+
+	// Desc makes Scan deliver events newest first, from Until (or the
+	// head) down to After.
+	Desc bool
+	// MaxScan, if positive, bounds how many events a backend examines
+	// one by one for conditions its indexes cannot answer (an unindexed
+	// payload path, Text): past it Scan stops with *ScanLimitError.
+	MaxScan int
+}
+
+// PayloadIndexer is a store that can index payload paths, so that payload
+// equality on them is an index lookup rather than a row-by-row check.
+// IndexPayload makes exactly the listed dotted paths indexed: it creates
+// missing indexes and drops those it made for paths no longer listed.
+type PayloadIndexer interface {
+	IndexPayload(ctx context.Context, paths []string) error
 }
 
 // Tx is the log as seen inside one write transaction. It is valid only during
@@ -102,7 +131,8 @@ type Store interface {
 	// Latest returns the last limit events matching f, oldest first.
 	Latest(ctx context.Context, f Filter, limit int) ([]event.Event, error)
 
-	// Scan calls fn for each event matching f in ascending id order, at most
+	// Scan calls fn for each event matching f in ascending id order
+	// (descending with f.Desc), at most
 	// limit of them (limit <= 0: no limit), without holding them all in
 	// memory. The *event.Event is reused between calls, so fn must copy the
 	// struct to keep it; its Payload, though, is fresh for every event and
@@ -113,10 +143,26 @@ type Store interface {
 	// ReadHashes returns stored Merkle hashes by stored-hash index, as Tx does.
 	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
 
-	// Meta returns a value stored with SetMeta, or ErrNotFound.
+	// Meta returns a value stored with SetMeta or SwapMeta, or ErrNotFound.
 	Meta(ctx context.Context, key string) ([]byte, error)
-	// SetMeta durably stores a small value (log id, latest checkpoint).
+	// SetMeta durably stores a small value, replacing whatever is there.
 	SetMeta(ctx context.Context, key string, value []byte) error
+	// SwapMeta durably replaces the value of key with value only if the
+	// stored value is exactly old (old nil: only if there is none), in one
+	// atomic step across every instance sharing the storage; otherwise it
+	// writes nothing and returns ErrConflict. Checkpoints and the log id
+	// are published with it, so two instances can never both replace the
+	// same checkpoint.
+	SwapMeta(ctx context.Context, key string, old, value []byte) error
+
+	// WatchHead returns a channel that receives the head after every
+	// commit by any writer sharing the storage, this store included, in
+	// commit order. Heads may be coalesced (a slow receiver sees only the
+	// newest) but never go backwards. After the backend lost track of
+	// other writers (a dropped database connection) it sends the head as
+	// it reads it once it is back. The channel is closed when ctx ends or
+	// the store closes.
+	WatchHead(ctx context.Context) <-chan Head
 
 	// Close releases the store. It does not wait for in-flight readers
 	// beyond what the backend needs for a clean shutdown.

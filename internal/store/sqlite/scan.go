@@ -1,13 +1,11 @@
 package sqlite
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"math"
 
 	"github.com/audit-stream/audit-stream/event"
-	"github.com/audit-stream/audit-stream/internal/store"
 )
 
 // scanColumn packs a whole event row into one blob: a header of decimal
@@ -109,64 +107,4 @@ func (sc *scanner) unpack(blob []byte, e *event.Event) (ok bool, err error) {
 	e.Source = sc.name(b[lt+lk : lt+lk+ls])
 	e.Payload = sc.payload(b[lt+lk+ls:])
 	return true, nil
-}
-
-// Scan implements store.Store. It reads in pages keyed by event id so that
-// no statement stays open for the whole scan.
-func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*event.Event) error) error {
-	var e event.Event
-	var sc scanner
-	seen := 0
-	for {
-		page := scanPage
-		if limit > 0 {
-			page = min(page, limit-seen)
-		}
-		if page <= 0 {
-			return nil
-		}
-		w, args := where(f)
-		rows, err := s.r.QueryContext(ctx, "SELECT "+scanColumn+" FROM events"+w+" ORDER BY event_id LIMIT ?", append(args, page)...)
-		if err != nil {
-			return fmt.Errorf("sqlite: scan: %w", err)
-		}
-		n, odd := 0, int64(0)
-		for rows.Next() {
-			ok, err := sc.decode(rows, &e)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("sqlite: scan: %w", err)
-			}
-			if !ok {
-				odd = e.ID
-				break
-			}
-			n++
-			if err := fn(&e); err != nil {
-				rows.Close()
-				return err
-			}
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return fmt.Errorf("sqlite: scan: %w", err)
-		}
-		if odd != 0 {
-			// Read the row that does not pack on its own and go on
-			// after it with a new page.
-			if e, err = s.Get(ctx, odd); err != nil {
-				return fmt.Errorf("sqlite: scan: %w", err)
-			}
-			n++
-			if err := fn(&e); err != nil {
-				return err
-			}
-		}
-		seen += n
-		if n < page && odd == 0 {
-			return nil
-		}
-		f.After = e.ID
-	}
 }

@@ -44,6 +44,10 @@ type Store struct {
 	dir  string
 
 	tokens tokenCache
+	heads  store.HeadWatchers
+
+	imu            sync.RWMutex
+	payloadIndexes []string // dotted payload paths with an expression index
 
 	wmu    sync.Mutex
 	closed bool
@@ -128,10 +132,16 @@ func openDB(path string, readOnly bool) (*sql.DB, error) {
 	return db, nil
 }
 
+// A migration is SQL, then optionally Go code, in one transaction.
+type migration struct {
+	sql  string
+	fill func(ctx context.Context, tx *sql.Tx) error
+}
+
 // migrations run in order; user_version records how many have run. Append
 // only: a released migration never changes.
-var migrations = []string{
-	`CREATE TABLE events (
+var migrations = []migration{
+	{sql: `CREATE TABLE events (
 		event_id  INTEGER PRIMARY KEY,
 		timestamp TEXT NOT NULL,
 		kind      TEXT NOT NULL,
@@ -152,10 +162,10 @@ var migrations = []string{
 	CREATE TABLE meta (
 		key   TEXT PRIMARY KEY,
 		value BLOB NOT NULL
-	);`,
+	);`},
 	// 2: API tokens (only the SHA-256 digest of each secret) and
 	// idempotency keys, written in the transaction of their events.
-	`CREATE TABLE tokens (
+	{sql: `CREATE TABLE tokens (
 		id      TEXT PRIMARY KEY,
 		name    TEXT NOT NULL,
 		roles   TEXT NOT NULL,
@@ -174,7 +184,58 @@ var migrations = []string{
 		created     INTEGER NOT NULL,
 		PRIMARY KEY (scope, key)
 	) WITHOUT ROWID;
-	CREATE INDEX idempotency_keys_created ON idempotency_keys(created);`,
+	CREATE INDEX idempotency_keys_created ON idempotency_keys(created);`},
+	// 3: the event time as Unix microseconds, for time-range queries. The
+	// timestamp column keeps the text as sent (the hash covers it); ts is
+	// its instant, NULL if it does not parse. Existing rows are filled in
+	// place.
+	{sql: `ALTER TABLE events ADD COLUMN ts INTEGER;
+	CREATE INDEX events_ts ON events(ts);`, fill: fillTimes},
+}
+
+// fillTimes sets ts for every row that lacks it, in batches so that memory
+// stays bounded on a large log.
+func fillTimes(ctx context.Context, tx *sql.Tx) error {
+	upd, err := tx.PrepareContext(ctx, "UPDATE events SET ts = ? WHERE event_id = ?")
+	if err != nil {
+		return err
+	}
+	defer upd.Close()
+	type row struct {
+		id int64
+		ts string
+	}
+	batch := make([]row, 0, 10000)
+	for after := int64(0); ; {
+		rows, err := tx.QueryContext(ctx, "SELECT event_id, timestamp FROM events WHERE event_id > ? ORDER BY event_id LIMIT ?", after, cap(batch))
+		if err != nil {
+			return err
+		}
+		batch = batch[:0]
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.id, &r.ts); err != nil {
+				rows.Close()
+				return err
+			}
+			batch = append(batch, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, r := range batch {
+			if t, ok := store.TimeOf(r.ts); ok {
+				if _, err := upd.ExecContext(ctx, t, r.id); err != nil {
+					return err
+				}
+			}
+		}
+		if len(batch) < cap(batch) {
+			return nil
+		}
+		after = batch[len(batch)-1].id
+	}
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -198,9 +259,15 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		if i == len(migrations) {
 			return tx.Rollback()
 		}
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+		if _, err := tx.ExecContext(ctx, migrations[i].sql); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+		}
+		if fill := migrations[i].fill; fill != nil {
+			if err := fill(ctx, tx); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
 			tx.Rollback()
@@ -220,6 +287,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.heads.Close()
 	err := errors.Join(s.r.Close(), s.w.Close())
 	if s.lock != nil {
 		s.lock.Close()
@@ -299,13 +367,22 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) (_ []store.Re
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("sqlite: commit: %w", err)
 	}
+	if n := len(recs); n > 0 {
+		s.heads.Publish(store.Head{ID: recs[n-1].ID, Hash: recs[n-1].Hash})
+	}
 	return recs, nil
+}
+
+// WatchHead implements store.Store. The data directory's lock makes this
+// process the only writer, so the heads are those of its own commits.
+func (s *Store) WatchHead(ctx context.Context) <-chan store.Head {
+	return s.heads.Watch(ctx)
 }
 
 // insert writes recs with one prepared single-row statement: measured as
 // fast as multi-row VALUES statements in SQLite, and simpler.
 func insert(ctx context.Context, tx *sql.Tx, recs []store.Record) error {
-	stmt, err := tx.PrepareContext(ctx, "INSERT INTO events (event_id, timestamp, kind, source, payload, prev_hash, hash, tree) VALUES (?,?,?,?,?,?,?,?)")
+	stmt, err := tx.PrepareContext(ctx, "INSERT INTO events (event_id, timestamp, kind, source, payload, prev_hash, hash, tree, ts) VALUES (?,?,?,?,?,?,?,?,?)")
 	if err != nil {
 		return fmt.Errorf("sqlite: prepare insert: %w", err)
 	}
@@ -319,7 +396,11 @@ func insert(ctx context.Context, tx *sql.Tx, recs []store.Record) error {
 		}
 		// The payload goes in as TEXT so that SQLite's JSON functions
 		// (and future payload indexes) can read it.
-		if _, err := stmt.ExecContext(ctx, r.ID, r.Timestamp, r.Kind, r.Source, string(r.Payload), r.PrevHash[:], r.Hash[:], tree); err != nil {
+		var ts any // NULL: a timestamp that does not parse is in no time range
+		if t, ok := store.TimeOf(r.Timestamp); ok {
+			ts = t
+		}
+		if _, err := stmt.ExecContext(ctx, r.ID, r.Timestamp, r.Kind, r.Source, string(r.Payload), r.PrevHash[:], r.Hash[:], tree, ts); err != nil {
 			return fmt.Errorf("sqlite: insert event %d: %w", r.ID, err)
 		}
 	}
@@ -442,75 +523,6 @@ func (s *Store) Get(ctx context.Context, id int64) (event.Event, error) {
 	return e, nil
 }
 
-// where builds the WHERE clause for f. Every shape it produces is served by
-// the primary key or by the (kind, event_id) and (source, event_id) indexes.
-func where(f store.Filter) (string, []any) {
-	var conds []string
-	var args []any
-	in := func(col string, vals []string) {
-		if len(vals) == 0 {
-			return
-		}
-		if len(vals) == 1 {
-			conds = append(conds, col+" = ?")
-			args = append(args, vals[0])
-			return
-		}
-		conds = append(conds, col+" IN (?"+strings.Repeat(",?", len(vals)-1)+")")
-		for _, v := range vals {
-			args = append(args, v)
-		}
-	}
-	in("kind", f.Kinds)
-	in("source", f.Sources)
-	if f.After > 0 {
-		conds = append(conds, "event_id > ?")
-		args = append(args, f.After)
-	}
-	if f.Until > 0 {
-		conds = append(conds, "event_id <= ?")
-		args = append(args, f.Until)
-	}
-	if len(conds) == 0 {
-		return "", nil
-	}
-	return " WHERE " + strings.Join(conds, " AND "), args
-}
-
-// Latest implements store.Store.
-func (s *Store) Latest(ctx context.Context, f store.Filter, limit int) ([]event.Event, error) {
-	w, args := where(f)
-	rows, err := s.r.QueryContext(ctx, "SELECT "+scanColumn+" FROM events"+w+" ORDER BY event_id DESC LIMIT ?", append(args, limit)...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: query: %w", err)
-	}
-	defer rows.Close()
-	var sc scanner
-	out := make([]event.Event, 0, min(limit, 1024))
-	for rows.Next() {
-		out = append(out, event.Event{})
-		e := &out[len(out)-1]
-		ok, err := sc.decode(rows, e)
-		if err == nil && !ok {
-			// A damaged row: reading it column by column names the
-			// problem.
-			if _, err = s.Get(ctx, e.ID); err == nil {
-				err = fmt.Errorf("event %d: %w", e.ID, errHashSize)
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: query: %w", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: query: %w", err)
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out, nil
-}
-
 // Meta implements store.Store.
 func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
 	var v []byte
@@ -535,6 +547,34 @@ func (s *Store) SetMeta(ctx context.Context, key string, value []byte) (err erro
 	_, err = s.w.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value)
 	if err != nil {
 		return fmt.Errorf("sqlite: set meta %q: %w", key, err)
+	}
+	return nil
+}
+
+// SwapMeta implements store.Store. The statement is atomic in SQLite, also
+// against a token-admin process writing the same file.
+func (s *Store) SwapMeta(ctx context.Context, key string, old, value []byte) (err error) {
+	defer func() { err = wrapFull(err) }()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	var res sql.Result
+	if old == nil {
+		res, err = s.w.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", key, value)
+	} else {
+		res, err = s.w.ExecContext(ctx, "UPDATE meta SET value = ? WHERE key = ? AND value = ?", value, key, old)
+	}
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: swap meta %q: %w", key, err)
+	}
+	if n == 0 {
+		return store.ErrConflict
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/ledger"
@@ -16,17 +17,21 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) (store.Store, func() store.Store) {
+	storetest.Run(t, func(t *testing.T) storetest.Storage {
 		dir := t.TempDir()
-		open := func() store.Store {
-			st, err := sqlite.Open(context.Background(), dir)
-			if err != nil {
-				t.Fatal(err)
+		open := func(f func(context.Context, string) (*sqlite.Store, error)) func() store.Store {
+			return func() store.Store {
+				st, err := f(context.Background(), dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() })
+				return st
 			}
-			t.Cleanup(func() { st.Close() })
-			return st
 		}
-		return open(), open
+		// The token command's store is the peer: the data directory has
+		// one sequencer, but tokens and meta are shared.
+		return storetest.Storage{Store: open(sqlite.Open)(), Reopen: open(sqlite.Open), Peer: open(sqlite.OpenAdmin)}
 	})
 }
 
@@ -94,4 +99,84 @@ func TestScanReportsDamagedHash(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestQueriesIndexed runs the query cases again with the payload paths they
+// filter on indexed, so that both plans (index lookup, row-by-row check) meet
+// the same expectations.
+func TestQueriesIndexed(t *testing.T) {
+	storetest.RunQueries(t, func(t *testing.T) storetest.Storage {
+		st, err := sqlite.Open(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if err := st.IndexPayload(context.Background(), storetest.QueryPayloadPaths); err != nil {
+			t.Fatal(err)
+		}
+		return storetest.Storage{Store: st}
+	})
+}
+
+// TestMigrateTimeColumn: a data directory written before the time column
+// existed opens in place, its events get their instants, and time ranges
+// find them.
+func TestMigrateTimeColumn(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	led, err := ledger.Open(ctx, st, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamps := []string{"2026-05-15T03:00:00Z", "2026-05-15T05:00:00+02:00", "2026-05-15T04:00:00.5+00:00", "2026-05-15T01:00:00-03:00"}
+	var reqs []event.Request
+	for _, ts := range stamps {
+		reqs = append(reqs, event.Request{Kind: "other", Source: "s", Timestamp: ts, Payload: []byte(`{}`)})
+	}
+	if _, err := led.Append(ctx, reqs); err != nil {
+		t.Fatal(err)
+	}
+	led.Close(ctx)
+	st.Close()
+
+	// Take the file back to schema version 2, as an older binary left it.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"DROP INDEX events_ts", "ALTER TABLE events DROP COLUMN ts", "PRAGMA user_version = 2"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	st, err = sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	from, _ := time.Parse(time.RFC3339, "2026-05-15T03:00:00Z")
+	to, _ := time.Parse(time.RFC3339, "2026-05-15T04:00:00.5Z")
+	evs, err := st.Latest(ctx, store.Filter{TimeFrom: from, TimeTo: to}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 03:00Z, 05:00+02:00 (= 03:00Z) and 01:00-03:00 (= 04:00Z); 04:00:00.5Z is the
+	// exclusive upper bound.
+	if got := idsOf(evs); !slices.Equal(got, []int64{1, 2, 4}) {
+		t.Fatalf("time range after migration: %v, want [1 2 4]", got)
+	}
+}
+
+func idsOf(evs []event.Event) []int64 {
+	var out []int64
+	for _, e := range evs {
+		out = append(out, e.ID)
+	}
+	return out
 }

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/audit-stream/audit-stream/internal/loadgen"
+)
+
+func benchUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage: audit-stream bench <workload> [flags]
+
+Drive a server on this machine and measure it; with no --url, start one on a
+temporary directory (the same wiring as serve, in this process). Each run also
+measures the same client against a bare net/http handler that only decodes
+the JSON and answers 201 (--baseline), and prints the ratio to it.
+
+Workloads:
+  append     single events from --producers clients: events/s, p50/p99/max latency
+  batch      batches of --size events
+  fanout     single appends while --subscribers follow /stream: delivered events/s, lag p99
+  query      GET /events?limit=100 on a log filled to --fill events
+  proof      GET /events/{id}/proof on a log filled to --fill events
+  verify     GET /verify on a log filled to --fill events
+  baseline   only the bare handler, single appends
+
+Examples:
+  audit-stream bench append --producers 64 --duration 10s
+  audit-stream bench batch --size 1000 --producers 4 --json
+  audit-stream bench fanout --subscribers 1000 --producers 16
+  audit-stream bench verify --fill 1000000 --producers 1
+  audit-stream bench append --url http://127.0.0.1:8093 --token "$TOKEN"
+
+Flags:
+`)
+}
+
+func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			benchUsage(stdout)
+			benchFlags(new(benchConfig), stdout).PrintDefaults()
+			return 0
+		}
+		fmt.Fprintln(stderr, "bench: name a workload first: append, batch, fanout, query, proof, verify or baseline (see --help)")
+		return 2
+	}
+	name := args[0]
+	w := loadgen.Workload(name)
+	baselineOnly := name == "baseline"
+	if baselineOnly {
+		w = loadgen.Append
+	}
+	var cfg benchConfig
+	fs := benchFlags(&cfg, stderr)
+	if code, ok := parseFlags(fs, args[1:]); !ok {
+		return code
+	}
+	opt := loadgen.Options{
+		URL: cfg.url, Token: cfg.token, Producers: cfg.producers, Duration: cfg.duration,
+		BatchSize: cfg.size, Subscribers: cfg.subscribers, Fill: cfg.fill,
+	}
+	if err := opt.Check(w); err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		if !baselineOnly && strings.HasPrefix(err.Error(), "unknown workload") {
+			fmt.Fprintln(stderr, "bench: workloads: append, batch, fanout, query, proof, verify, baseline")
+		}
+		return 2
+	}
+	if !cfg.quiet {
+		opt.Progress = stderr
+	}
+	var base *loadgen.Result
+	if cfg.baseline || baselineOnly {
+		b, err := loadgen.RunBaseline(ctx, w, opt)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+		base = &b
+	}
+	var rep loadgen.Report
+	if baselineOnly {
+		rep = loadgen.NewReport(*base, nil)
+	} else {
+		if opt.URL == "" {
+			url, stop, err := startBenchServer(ctx, stderr)
+			if err != nil {
+				fmt.Fprintf(stderr, "bench: starting a server: %v\n", err)
+				return 1
+			}
+			defer stop()
+			opt.URL = url
+		}
+		r, err := loadgen.Run(ctx, w, opt)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+		rep = loadgen.NewReport(r, base)
+	}
+	var err error
+	if cfg.json {
+		err = rep.WriteJSON(stdout)
+	} else {
+		err = rep.WriteTable(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+type benchConfig struct {
+	url, token  string
+	producers   int
+	duration    time.Duration
+	size        int
+	subscribers int
+	fill        int
+	baseline    bool
+	json        bool
+	quiet       bool
+}
+
+func benchFlags(cfg *benchConfig, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&cfg.url, "url", "", "base URL of a running server on this machine (loopback only); default: start one on a temporary directory")
+	fs.StringVar(&cfg.token, "token", os.Getenv("AUDIT_STREAM_TOKEN"), "bearer token, a producer and reader one (env AUDIT_STREAM_TOKEN)")
+	fs.IntVar(&cfg.producers, "producers", 16, "concurrent clients, each sending its next request once the last is answered")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to measure")
+	fs.IntVar(&cfg.size, "size", 1000, "events per batch (batch)")
+	fs.IntVar(&cfg.subscribers, "subscribers", 100, "/stream subscribers (fanout)")
+	fs.IntVar(&cfg.fill, "fill", 100000, "events the log must hold before query, proof and verify, appended in batches of 1,000")
+	fs.BoolVar(&cfg.baseline, "baseline", true, "also measure the bare handler in this run and print the ratio")
+	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
+	fs.BoolVar(&cfg.quiet, "quiet", false, "no progress line on stderr")
+	fs.Usage = func() {
+		benchUsage(fs.Output())
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// startBenchServer runs serve in this process on a new temporary data
+// directory and a free loopback port, with nothing taken from the
+// environment, and returns its URL and a function that stops it and
+// removes the directory.
+func startBenchServer(ctx context.Context, stderr io.Writer) (string, func(), error) {
+	dir, err := os.MkdirTemp("", "audit-stream-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	lw := &listenWatcher{found: make(chan string, 1), out: stderr}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan int, 1)
+	go func() {
+		done <- runServe(sctx, []string{
+			"--addr", "127.0.0.1:0", "--data", dir, "--auth", "auto", "--tokens-file", "",
+			"--signing-key", "", "--origin", "", "--checkpoint-copy", "", "--log-format", "text",
+		}, nil, io.Discard, lw)
+	}()
+	stop := func() {
+		cancel()
+		<-done
+		os.RemoveAll(dir)
+	}
+	select {
+	case addr := <-lw.found:
+		return "http://" + addr, stop, nil
+	case code := <-done:
+		cancel()
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("the server exited with status %d", code)
+	case <-time.After(30 * time.Second):
+		stop()
+		return "", nil, errors.New("the server did not listen within 30 s")
+	}
+}
+
+var listeningLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// listenWatcher is the bench server's log: it catches the address the
+// server listens on and passes on errors only, so that the report is not
+// lost among the server's lines.
+type listenWatcher struct {
+	mu    sync.Mutex
+	buf   []byte
+	found chan string
+	out   io.Writer
+}
+
+func (l *listenWatcher) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := l.buf[:i+1]
+		if m := listeningLine.FindSubmatch(line); m != nil {
+			select {
+			case l.found <- string(m[1]):
+			default:
+			}
+		} else if bytes.Contains(line, []byte("level=ERROR")) {
+			fmt.Fprintf(l.out, "bench: server: %s", line)
+		}
+		l.buf = l.buf[i+1:]
+	}
+	return len(p), nil
+}
