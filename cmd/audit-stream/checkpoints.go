@@ -11,6 +11,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/checkpoint"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/internal/store/backend"
 )
 
 // checkpointConfig is the serve flags of the checkpointer.
@@ -39,7 +40,7 @@ const refusalHelp = "refusing to start: the log does not extend the last checkpo
 
 // openCheckpoints resolves the origin and the key and opens the
 // checkpointer. It logs the verifier key, which clients and witnesses pin.
-func openCheckpoints(ctx context.Context, cfg checkpointConfig, data string, st store.Store, led *ledger.Ledger, log *slog.Logger) (*checkpoint.Checkpointer, error) {
+func openCheckpoints(ctx context.Context, cfg checkpointConfig, spec backend.Spec, st store.Store, led *ledger.Ledger, log *slog.Logger) (*checkpoint.Checkpointer, error) {
 	if cfg.interval <= 0 {
 		return nil, fmt.Errorf("--checkpoint-interval must be positive, got %s", cfg.interval)
 	}
@@ -53,11 +54,16 @@ func openCheckpoints(ctx context.Context, cfg checkpointConfig, data string, st 
 	}
 	var key *checkpoint.Key
 	var err error
-	if cfg.signingKey != "" {
+	switch {
+	case cfg.signingKey != "":
 		key, err = checkpoint.ReadKeyFile(cfg.signingKey)
-	} else {
+	case spec.Shared():
+		// Every instance must sign with the same key, and a private
+		// key does not belong in the database beside the log.
+		return nil, fmt.Errorf("a shared (PostgreSQL) store needs --signing-key, the same file on every instance (make one with audit-stream keygen)")
+	default:
 		var created bool
-		key, created, err = checkpoint.LoadOrCreateKey(data, origin)
+		key, created, err = checkpoint.LoadOrCreateKey(spec.Dir, origin)
 		if created {
 			log.Info("generated a checkpoint signing key", "file", checkpoint.KeyFile)
 		}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
-	"github.com/audit-stream/audit-stream/internal/store/sqlite"
+	"github.com/audit-stream/audit-stream/internal/store/backend"
 )
 
 func runExport(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -20,20 +20,23 @@ func runExport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	after := fs.Int64("after", 0, "export events after this id")
 	until := fs.Int64("until", 0, "export events up to and including this id (default: the head)")
 	rawURL := fs.String("url", "", "export from a running server at this URL")
-	data := fs.String("data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "without --url: the data directory of a stopped server (env AUDIT_STREAM_DATA)")
+	var sc storeConfig
+	sc.flags(fs)
 	out := fs.String("out", "", "write to this file instead of stdout")
 	token := tokenFlag(fs)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: audit-stream export [--after N] [--until M] [--url URL | --data DIR] [--out FILE]
+		fmt.Fprint(fs.Output(), `Usage: audit-stream export [--after N] [--until M] [--url URL | --store STORE] [--out FILE]
 
 Write events (N, M] as NDJSON, one event a line in wire form, from a running
-server (GET /export) or from the data directory of a stopped one. The output
+server (GET /export), from the data directory of a stopped one, or from a
+PostgreSQL store (while its servers run). The output
 is what audit-stream verify --file checks.
 
 Examples:
   audit-stream export --url http://127.0.0.1:8093 --out events.ndjson
   audit-stream export --url http://127.0.0.1:8093 --after 1000 --until 2000
   audit-stream export --data /var/lib/audit-stream > events.ndjson
+  audit-stream export --store postgres://audit@db/audit --out events.ndjson
 
 Flags:
 `)
@@ -61,7 +64,7 @@ Flags:
 	if *rawURL != "" {
 		err = exportRemote(ctx, *rawURL, *token, *after, *until, bw)
 	} else {
-		err = exportLocal(ctx, *data, *after, *until, bw)
+		err = exportLocal(ctx, sc, *after, *until, bw)
 	}
 	if err == nil {
 		err = bw.Flush()
@@ -93,11 +96,17 @@ func exportRemote(ctx context.Context, rawURL, token string, after, until int64,
 	return err
 }
 
-func exportLocal(ctx context.Context, dir string, after, until int64, w io.Writer) error {
-	if _, err := os.Stat(dir); err != nil {
+func exportLocal(ctx context.Context, sc storeConfig, after, until int64, w io.Writer) error {
+	spec, err := sc.spec()
+	if err != nil {
 		return err
 	}
-	st, err := sqlite.Open(ctx, dir)
+	if spec.Dir != "" {
+		if _, err := os.Stat(spec.Dir); err != nil {
+			return err
+		}
+	}
+	st, err := backend.Open(ctx, spec, backend.Serve, nil)
 	if err != nil {
 		return err
 	}

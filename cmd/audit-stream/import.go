@@ -15,6 +15,7 @@ import (
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/internal/store/backend"
 	"github.com/audit-stream/audit-stream/verify"
 )
 
@@ -27,14 +28,16 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	var cp checkpointConfig
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := fs.String("data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "data directory to import into; it must hold no events (env AUDIT_STREAM_DATA)")
+	var sc storeConfig
+	sc.flags(fs) // the store must hold no events
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
 	cp.flags(fs)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: audit-stream import FILE [--data DIR] [--origin NAME] [--signing-key FILE]
+		fmt.Fprint(fs.Output(), `Usage: audit-stream import FILE [--store STORE | --data DIR] [--origin NAME] [--signing-key FILE]
 
-Load an existing log into an empty store, offline (the server must not run on
-DIR). FILE is an NDJSON export (audit-stream export, GET /export) or the
+Load an existing log into an empty store, offline (no server may run on the
+store). The store is a data directory or a PostgreSQL URL: an export of a
+SQLite log imported into PostgreSQL (or back) verifies to the same root. FILE is an NDJSON export (audit-stream export, GET /export) or the
 original service's JSON array dump (GET /events?limit=100000); a leading UTF-8
 byte-order mark is ignored.
 
@@ -49,6 +52,7 @@ error.
 Examples:
   audit-stream import events.ndjson --data /var/lib/audit-stream
   audit-stream import original-dump.json --data ./audit-stream-data --origin example.com/audit
+  audit-stream import events.ndjson --store postgres://audit@db/audit --signing-key signing.key
 
 Flags:
 `)
@@ -63,7 +67,12 @@ Flags:
 		progress = io.Discard
 	}
 	log := slog.New(slog.NewTextHandler(progress, nil))
-	rep, err := importFile(ctx, file, *data, cp, progress, log)
+	spec, err := sc.spec()
+	if err != nil {
+		fmt.Fprintf(stderr, "import: %v\n", err)
+		return 2
+	}
+	rep, err := importFile(ctx, file, spec, cp, progress, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "import: %v\n", err)
 		return 2
@@ -102,7 +111,7 @@ func parseWithArg(fs *flag.FlagSet, args []string) (arg string, code int, ok boo
 
 // importFile verifies file, then loads it into the store in data. A broken
 // chain is a report with Valid false and nothing written.
-func importFile(ctx context.Context, file, data string, cp checkpointConfig, progress io.Writer, log *slog.Logger) (rep verify.TreeReport, err error) {
+func importFile(ctx context.Context, file string, spec backend.Spec, cp checkpointConfig, progress io.Writer, log *slog.Logger) (rep verify.TreeReport, err error) {
 	in, err := os.Open(file)
 	if err != nil {
 		return rep, err
@@ -113,9 +122,12 @@ func importFile(ctx context.Context, file, data string, cp checkpointConfig, pro
 	} else if !fi.Mode().IsRegular() {
 		return rep, fmt.Errorf("%s is not a regular file: import reads it twice (verify, then load)", file)
 	}
-	_, statErr := os.Stat(data)
-	created := errors.Is(statErr, os.ErrNotExist)
-	st, err := openStore(ctx, data)
+	created := false
+	if spec.Dir != "" {
+		_, statErr := os.Stat(spec.Dir)
+		created = errors.Is(statErr, os.ErrNotExist)
+	}
+	st, err := backend.Open(ctx, spec, backend.Serve, log)
 	if err != nil {
 		return rep, err
 	}
@@ -125,9 +137,9 @@ func importFile(ctx context.Context, file, data string, cp checkpointConfig, pro
 		// Leave no trace of a refused or failed import in a directory
 		// that did not exist before it.
 		if created && (err != nil || !rep.Valid) {
-			os.RemoveAll(data)
+			os.RemoveAll(spec.Dir)
 		} else if err != nil && written {
-			err = fmt.Errorf("%w\nthe store in %s holds part of the import: remove it and import again", err, data)
+			err = fmt.Errorf("%w\nthe store in %s holds part of the import: remove it and import again", err, spec)
 		}
 	}()
 	head, err := st.Head(ctx)
@@ -135,7 +147,7 @@ func importFile(ctx context.Context, file, data string, cp checkpointConfig, pro
 		return rep, err
 	}
 	if head.ID != 0 {
-		return rep, fmt.Errorf("%w: %s already holds %d events; import needs an empty store", errUsage, data, head.ID)
+		return rep, fmt.Errorf("%w: %s already holds %d events; import needs an empty store", errUsage, spec, head.ID)
 	}
 
 	// Pass 1: verify, writing nothing.
@@ -161,7 +173,7 @@ func importFile(ctx context.Context, file, data string, cp checkpointConfig, pro
 	// The empty log's checkpoint first: the start-up check of serve
 	// (and of this import's final signature) then finds a log that grew
 	// from a signed empty tree, not events with no checkpoint at all.
-	if _, err := signCheckpoint(ctx, cp, data, st, log); err != nil {
+	if _, err := signCheckpoint(ctx, cp, spec, st, log); err != nil {
 		return rep, err
 	}
 
@@ -225,7 +237,7 @@ func importFile(ctx context.Context, file, data string, cp checkpointConfig, pro
 	p.done()
 
 	// Sign over the imported events as serve would, with the key it will use.
-	got, err := signCheckpoint(ctx, cp, data, st, log)
+	got, err := signCheckpoint(ctx, cp, spec, st, log)
 	if err != nil {
 		return rep, err
 	}
@@ -237,13 +249,13 @@ func importFile(ctx context.Context, file, data string, cp checkpointConfig, pro
 
 // signCheckpoint signs a checkpoint for the store's tree as it stands, the
 // way serve does at start-up, and returns it.
-func signCheckpoint(ctx context.Context, cp checkpointConfig, data string, st store.Store, log *slog.Logger) (verify.Checkpoint, error) {
+func signCheckpoint(ctx context.Context, cp checkpointConfig, spec backend.Spec, st store.Store, log *slog.Logger) (verify.Checkpoint, error) {
 	led, err := ledger.Open(ctx, st, ledger.Options{Logger: log})
 	if err != nil {
 		return verify.Checkpoint{}, err
 	}
 	defer led.Close(context.Background())
-	cps, err := openCheckpoints(ctx, cp, data, st, led, log)
+	cps, err := openCheckpoints(ctx, cp, spec, st, led, log)
 	if err != nil {
 		return verify.Checkpoint{}, err
 	}

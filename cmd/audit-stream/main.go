@@ -42,6 +42,7 @@ func commands() []command {
 		{"keygen", "generate a checkpoint signing key", runKeygen},
 		{"key", "key show: print the checkpoint verifier key", runKey},
 		{"token", "create, list and revoke API tokens", runToken},
+		{"migrate", "bring a store's schema up to date, or print the PostgreSQL schema", runMigrate},
 		{"bench", "measure a server: appends, batches, fan-out, reads, against a bare baseline", runBench},
 		{"version", "print the version", runVersion},
 	}

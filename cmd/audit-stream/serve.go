@@ -18,6 +18,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/internal/store/backend"
 )
 
 // version is the module version the binary was built from (set by
@@ -31,7 +32,7 @@ func version() string {
 
 type serveConfig struct {
 	addr       string
-	data       string
+	store      storeConfig
 	bodyLimit  int64
 	bodyWait   time.Duration
 	maxConns   int
@@ -87,7 +88,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.addr, "addr", defaultAddr(), "listen address HOST:PORT (env HOST, PORT)")
-	fs.StringVar(&cfg.data, "data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "data directory (env AUDIT_STREAM_DATA)")
+	cfg.store.flags(fs)
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "maximum request body in bytes")
 	fs.DurationVar(&cfg.bodyWait, "body-timeout", 30*time.Second, "how long a client may take to send a whole request body, from the start of the request (408 after)")
 	fs.IntVar(&cfg.maxConns, "max-conns", 12000, "maximum open client connections, streams included; beyond it a connection gets an immediate 503 (lowered to what the open-file limit allows)")
@@ -110,11 +111,13 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream serve [flags]
 
-Serve the audit-stream HTTP API with the embedded SQLite store.
+Serve the audit-stream HTTP API, on the embedded SQLite store (a data
+directory) or on PostgreSQL, which several instances may share.
 
 Examples:
   audit-stream                                  # 0.0.0.0:8093, data in ./audit-stream-data
   audit-stream serve --addr 127.0.0.1:9000 --data /var/lib/audit-stream
+  audit-stream serve --store postgres://audit@db/audit --signing-key /etc/audit-stream/signing.key
   audit-stream serve --auth required --tls-cert cert.pem --tls-key key.pem
   audit-stream serve --tokens-file /etc/audit-stream/tokens.json --tls-client-ca clients.pem
 
@@ -154,7 +157,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	start := time.Now()
-	st, err := openStore(ctx, cfg.data)
+	st, spec, err := cfg.store.open(ctx, backend.Serve, log)
 	if err != nil {
 		return err
 	}
@@ -180,7 +183,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	// gets half the shutdown time at most, so the rest of the shutdown
 	// still fits in --shutdown-timeout.
 	cfg.checkpoint.final = max(cfg.shutdown/2, time.Millisecond)
-	cps, err := openCheckpoints(ctx, cfg.checkpoint, cfg.data, st, led, log)
+	cps, err := openCheckpoints(ctx, cfg.checkpoint, spec, st, led, log)
 	if err != nil {
 		led.Close(context.Background())
 		return err
@@ -253,7 +256,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		// per write instead.
 	}
 	head := led.Head()
-	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.sec.tlsMode(), "data", cfg.data, "events", head.ID, "startup", time.Since(start).Round(time.Microsecond))
+	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.sec.tlsMode(), "store", spec.String(), "events", head.ID, "startup", time.Since(start).Round(time.Microsecond))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

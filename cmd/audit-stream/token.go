@@ -17,6 +17,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/auth"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/internal/store/backend"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
 
@@ -25,9 +26,9 @@ const tokenUsage = `Usage:
   audit-stream token list [--json]
   audit-stream token revoke ID
 
-Manage API tokens in the data directory. It works while the server runs:
-the server checks tokens on every request, so a new token or a revocation
-takes effect on the next request.
+Manage API tokens in the store (--store or --data). It works while the
+servers run: every instance checks tokens on every request, so a new token
+or a revocation takes effect on the next request.
 
 Roles: producer (append, only as the token's --source values), reader (the
 read endpoints), admin (everything, including /admin/tokens).
@@ -54,7 +55,8 @@ Flags:
 func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := fs.String("data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "data directory (env AUDIT_STREAM_DATA)")
+	var sc storeConfig
+	sc.flags(fs)
 	var roles, sources multiFlag
 	fs.Var(&roles, "role", "create: a role to grant, repeatable: producer, reader, admin")
 	fs.Var(&sources, "source", "create: a source the token may append as, repeatable")
@@ -91,19 +93,28 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		pos = append(pos, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
-	// open opens the data directory's store, or says why not and returns
-	// the exit status: 2 when --data holds no log and --init was not given
-	// (most likely a wrong --data or working directory), 1 otherwise.
-	open := func() (*sqlite.Store, int) {
-		if abs, err := filepath.Abs(*data); err == nil {
-			fmt.Fprintf(stderr, "data directory: %s\n", abs)
-		}
-		if !*initData && !holdsLog(*data) {
-			fmt.Fprintf(stderr, "token: %s holds no audit-stream log (no %s): check --data (env AUDIT_STREAM_DATA), "+
-				"or pass --init to create one there before the server's first start\n", *data, sqlite.FileName)
+	// open opens the store, or says why not and returns the exit status:
+	// 2 when the data directory holds no log and --init was not given
+	// (most likely a wrong --data or working directory), 1 otherwise. A
+	// PostgreSQL store is a log once its schema exists, which opening
+	// creates.
+	open := func() (store.Store, int) {
+		spec, err := sc.spec()
+		if err != nil {
+			fmt.Fprintf(stderr, "token: %v\n", err)
 			return nil, 2
 		}
-		st, err := sqlite.OpenAdmin(ctx, *data)
+		if spec.Dir != "" {
+			if abs, err := filepath.Abs(spec.Dir); err == nil {
+				fmt.Fprintf(stderr, "data directory: %s\n", abs)
+			}
+			if !*initData && !holdsLog(spec.Dir) {
+				fmt.Fprintf(stderr, "token: %s holds no audit-stream log (no %s): check --data (env AUDIT_STREAM_DATA) or --store, "+
+					"or pass --init to create one there before the server's first start\n", spec.Dir, sqlite.FileName)
+				return nil, 2
+			}
+		}
+		st, err := backend.Open(ctx, spec, backend.Admin, nil)
 		if err != nil {
 			fmt.Fprintf(stderr, "token: %v\n", err)
 			return nil, 1

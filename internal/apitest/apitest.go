@@ -1,5 +1,7 @@
-// Package apitest starts a real audit-stream API for tests: a real SQLite
-// file in a temporary directory, the real ledger, and a real TCP listener.
+// Package apitest starts a real audit-stream API for tests: a real store (a
+// SQLite file in a temporary directory by default, or any store name the
+// server takes, such as a PostgreSQL URL), the real ledger, and a real TCP
+// listener.
 package apitest
 
 import (
@@ -16,14 +18,15 @@ import (
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
-	"github.com/audit-stream/audit-stream/internal/store/sqlite"
+	"github.com/audit-stream/audit-stream/internal/store/backend"
 )
 
 // Env is a running server.
 type Env struct {
-	URL    string
+	URL string
+	// Dir is the SQLite data directory ("" on a PostgreSQL store).
 	Dir    string
-	Store  *sqlite.Store
+	Store  store.Store
 	Ledger *ledger.Ledger
 	API    *httpapi.Server
 	HTTP   *httptest.Server
@@ -39,6 +42,9 @@ type Env struct {
 // Options tunes Start.
 type Options struct {
 	Dir string // data directory; default t.TempDir()
+	// Store, if set, names the store instead of Dir (a postgres:// URL:
+	// several Envs on one URL are instances sharing the database).
+	Store string
 	// Addr is the listen address; default a free port on 127.0.0.1. Tests
 	// that stop a server and start another on the same data directory pass
 	// the first one's address, so that clients reconnect to the same URL.
@@ -66,8 +72,16 @@ type Options struct {
 // Start runs a server until the test ends.
 func Start(t testing.TB, opt Options) *Env {
 	t.Helper()
-	if opt.Dir == "" {
+	if opt.Dir == "" && opt.Store == "" {
 		opt.Dir = t.TempDir()
+	}
+	name := opt.Store
+	if name == "" {
+		name = opt.Dir
+	}
+	spec, err := backend.Parse(name)
+	if err != nil {
+		t.Fatal(err)
 	}
 	var w io.Writer = tWriter{t}
 	if opt.Log != nil {
@@ -75,12 +89,17 @@ func Start(t testing.TB, opt Options) *Env {
 	}
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, opt.Dir)
+	st, err := backend.Open(ctx, spec, backend.Serve, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if opt.IndexPayload != nil {
-		if err := st.IndexPayload(ctx, opt.IndexPayload); err != nil {
+		ix, ok := st.(store.PayloadIndexer)
+		if !ok {
+			st.Close()
+			t.Fatalf("%T does not index payload paths", st)
+		}
+		if err := ix.IndexPayload(ctx, opt.IndexPayload); err != nil {
 			st.Close()
 			t.Fatal(err)
 		}
@@ -138,7 +157,7 @@ func Start(t testing.TB, opt Options) *Env {
 		srv.Listener = ln
 	}
 	srv.Start()
-	e := &Env{URL: srv.URL, Dir: opt.Dir, Store: st, Ledger: led, API: api, HTTP: srv, Log: log,
+	e := &Env{URL: srv.URL, Dir: spec.Dir, Store: st, Ledger: led, API: api, HTTP: srv, Log: log,
 		Checkpoints: cps, Key: opt.Key, stopCheckpoints: cancel, checkpointsDone: done}
 	t.Cleanup(e.Stop)
 	return e

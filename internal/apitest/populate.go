@@ -12,7 +12,7 @@ import (
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/checkpoint"
 	"github.com/audit-stream/audit-stream/internal/ledger"
-	"github.com/audit-stream/audit-stream/internal/store/sqlite"
+	"github.com/audit-stream/audit-stream/internal/store/backend"
 )
 
 // Populate appends n events to the store in dir through the real ledger, in
@@ -22,7 +22,7 @@ func Populate(tb testing.TB, dir string, n int) time.Duration {
 	tb.Helper()
 	ctx := context.Background()
 	start := time.Now()
-	st, err := sqlite.Open(ctx, dir)
+	st, err := backend.Open(ctx, backend.Spec{Dir: dir}, backend.Serve, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

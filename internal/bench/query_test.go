@@ -60,7 +60,7 @@ func warm(b *testing.B, urls ...string) {
 // time range (1 event in 30 of the middle half matches) and limit=1000.
 func BenchmarkQueryKindSourceTime1M(b *testing.B) {
 	env := apitest.Start(b, apitest.Options{Dir: bigStore(b), IndexPayload: bigIndexes})
-	since, until := bigTimeRange(b, env.Store)
+	since, until := bigTimeRange(b, env.Store.(*sqlite.Store))
 	urls := make([]string, 0, 30)
 	for i := range 30 {
 		q := url.Values{"kind": {benchKinds[i%len(benchKinds)]}, "source": {fmt.Sprintf("service-%d", i%10)}, "since": {since}, "until": {until}, "limit": {"1000"}}

@@ -24,6 +24,17 @@ import (
 // metaKey is the store meta key of the latest signed checkpoint.
 const metaKey = "checkpoint"
 
+// Store is what the checkpointer needs of the store: the tree, and the meta
+// values it publishes checkpoints in with compare-and-swap (so that several
+// instances sharing one database publish one sequence of checkpoints) and
+// records recoveries in.
+type Store interface {
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	Meta(ctx context.Context, key string) ([]byte, error)
+	SetMeta(ctx context.Context, key string, value []byte) error
+	SwapMeta(ctx context.Context, key string, old, value []byte) error
+}
+
 // Heads tells the checkpointer when the log grows; *ledger.Feed is one.
 type Heads interface {
 	// Head is the id of the last committed event.
@@ -59,7 +70,7 @@ type Options struct {
 
 // Checkpointer signs and serves checkpoints.
 type Checkpointer struct {
-	st    store.Store
+	st    Store
 	heads Heads
 	opt   Options
 	log   *slog.Logger
@@ -83,7 +94,7 @@ var ErrUnsigned = errors.New("checkpoint: the log holds events but no signed che
 // Open loads the latest checkpoint from st and checks that the stored tree
 // still matches it, and the copy outside the data directory if there is
 // one. Call Run to sign new ones.
-func Open(ctx context.Context, st store.Store, heads Heads, opt Options) (*Checkpointer, error) {
+func Open(ctx context.Context, st Store, heads Heads, opt Options) (*Checkpointer, error) {
 	if opt.Interval <= 0 {
 		opt.Interval = time.Second
 	}
@@ -226,7 +237,7 @@ func (c *Checkpointer) recordRecovery(ctx context.Context, head int64, why error
 }
 
 // Recoveries returns the recovery starts recorded in st, one JSON line each.
-func Recoveries(ctx context.Context, st store.Store) ([]byte, error) {
+func Recoveries(ctx context.Context, st MetaStore) ([]byte, error) {
 	b, err := st.Meta(ctx, recoveriesKey)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -254,27 +265,85 @@ func (c *Checkpointer) checkAgainst(ctx context.Context, head int64, old verify.
 }
 
 // sign signs a checkpoint for the tree of size n and makes it the latest.
+//
+// It publishes with compare-and-swap, replacing only the checkpoint this
+// checkpointer holds. If another instance published one first, sign takes
+// that one instead when it covers n (a checkpoint never goes backwards),
+// or signs n again on top of it.
 func (c *Checkpointer) sign(ctx context.Context, n int64) error {
-	root, err := tlog.TreeHash(n, hashReader{ctx, c.st})
+	for {
+		c.mu.Lock()
+		prev := c.signed
+		c.mu.Unlock()
+		root, err := tlog.TreeHash(n, hashReader{ctx, c.st})
+		if err != nil {
+			return fmt.Errorf("checkpoint: tree hash at %d: %w", n, err)
+		}
+		cp := verify.Checkpoint{Origin: c.opt.Origin, Size: n, Hash: root}
+		signed, err := verify.SignCheckpoint(cp, c.opt.Key.Signer)
+		if err != nil {
+			return fmt.Errorf("checkpoint: sign: %w", err)
+		}
+		err = c.st.SwapMeta(ctx, metaKey, prev, signed)
+		if err == nil {
+			c.keepCopy(signed)
+			c.publish(cp, signed)
+			c.log.Debug("signed checkpoint", "size", n)
+			return nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("checkpoint: store: %w", err)
+		}
+		// Another instance published a checkpoint since we read ours.
+		theirs, err := c.st.Meta(ctx, metaKey)
+		if err != nil {
+			return fmt.Errorf("checkpoint: read the checkpoint another instance published: %w", err)
+		}
+		other, err := noteBody(theirs)
+		if err != nil {
+			return fmt.Errorf("checkpoint: stored checkpoint: %w", err)
+		}
+		// It must be of our tree: one log, one tree, whoever signed.
+		if err := c.checkAgainst(ctx, max(n, other.Size), other, "the checkpoint another instance published"); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.signed = theirs // the value to swap from next time
+		c.mu.Unlock()
+		if other.Size >= n && c.ours(theirs, other) {
+			c.keepCopy(theirs)
+			c.publish(other, theirs)
+			return nil
+		}
+		n = max(n, other.Size) // sign no less than what is published
+	}
+}
+
+// ours reports whether a published note verifies under this checkpointer's
+// key and origin, so that it may be served as it is.
+func (c *Checkpointer) ours(signed []byte, cp verify.Checkpoint) bool {
+	if cp.Origin != c.opt.Origin {
+		return false
+	}
+	v, err := verify.ParseVerifierKey(c.opt.Key.VerifierKey)
 	if err != nil {
-		return fmt.Errorf("checkpoint: tree hash at %d: %w", n, err)
+		return false
 	}
-	cp := verify.Checkpoint{Origin: c.opt.Origin, Size: n, Hash: root}
-	signed, err := verify.SignCheckpoint(cp, c.opt.Key.Signer)
-	if err != nil {
-		return fmt.Errorf("checkpoint: sign: %w", err)
-	}
-	if err := c.st.SetMeta(ctx, metaKey, signed); err != nil {
-		return fmt.Errorf("checkpoint: store: %w", err)
-	}
-	c.keepCopy(signed)
+	_, err = verify.OpenCheckpoint(signed, v, cp.Origin)
+	return err == nil
+}
+
+// publish makes cp the checkpoint served, unless a later one already is.
+func (c *Checkpointer) publish(cp verify.Checkpoint, signed []byte) {
 	c.mu.Lock()
-	c.latest, c.signed = cp, signed
+	defer c.mu.Unlock()
+	c.signed = signed
+	if cp.Size < c.latest.Size {
+		return
+	}
+	c.latest = cp
 	close(c.changed)
 	c.changed = make(chan struct{})
-	c.mu.Unlock()
-	c.log.Debug("signed checkpoint", "size", n)
-	return nil
 }
 
 // Run signs a checkpoint whenever the log has grown, at most once per
@@ -398,7 +467,7 @@ func (c *Checkpointer) Origin() string { return c.opt.Origin }
 // hashReader reads the stored tree.
 type hashReader struct {
 	ctx context.Context
-	st  store.Store
+	st  Store
 }
 
 func (r hashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {

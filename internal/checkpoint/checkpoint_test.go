@@ -1,17 +1,23 @@
 package checkpoint_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/checkpoint"
 	"github.com/audit-stream/audit-stream/internal/ledger"
+	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/internal/store/faultstore"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 	"github.com/audit-stream/audit-stream/verify"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 type logUnderTest struct {
@@ -141,5 +147,157 @@ func TestRotatedKeyResigns(t *testing.T) {
 	v, _ := verify.ParseVerifierKey(k2.VerifierKey)
 	if _, err := verify.OpenCheckpoint(signed, v, ""); err != nil || cp.Size != 3 {
 		t.Fatalf("after key rotation the checkpoint (size %d) does not verify under the new key: %v", cp.Size, err)
+	}
+}
+
+// recordingStore records every checkpoint published with SwapMeta, in the
+// order the store accepted them.
+type recordingStore struct {
+	checkpoint.Store
+	mu        sync.Mutex
+	published [][]byte
+	conflicts int
+}
+
+func (r *recordingStore) SwapMeta(ctx context.Context, key string, old, value []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.Store.SwapMeta(ctx, key, old, value)
+	if key == "checkpoint" {
+		if err == nil {
+			r.published = append(r.published, value)
+		} else if errors.Is(err, store.ErrConflict) {
+			r.conflicts++
+		}
+	}
+	return err
+}
+
+// Two checkpointers publishing over one store, as two instances sharing a
+// database do, both signing as fast as they can while the log grows: the
+// published checkpoints form one sequence that never goes backwards, each
+// one's root is the stored tree's, and each is consistent with the one it
+// replaced.
+func TestTwoCheckpointersNeverFork(t *testing.T) {
+	ctx := context.Background()
+	_, key, err := checkpoint.GenerateKey("example.com/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := verify.ParseVerifierKey(key.VerifierKey)
+	st, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	led, err := ledger.Open(ctx, st, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer led.Close(ctx)
+	l := &logUnderTest{st: st, led: led}
+	rec := &recordingStore{Store: l.st}
+	second, err := checkpoint.Open(ctx, rec, l.led.Feed(), checkpoint.Options{Origin: "example.com/log", Key: key, Interval: time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first checkpointer publishes through the recording store too.
+	first, err := checkpoint.Open(ctx, rec, l.led.Feed(), checkpoint.Options{Origin: "example.com/log", Key: key, Interval: time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, c := range []*checkpoint.Checkpointer{first, second} {
+		wg.Go(func() { c.Run(rctx) })
+	}
+	for range 100 {
+		l.append(t, 3)
+	}
+	for _, c := range []*checkpoint.Checkpointer{first, second} {
+		if _, _, err := c.Wait(ctx, 300); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	wg.Wait()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.conflicts == 0 {
+		t.Log("no conflicting publication happened in this run")
+	}
+	hr := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return l.st.ReadHashes(ctx, idx) })
+	var prev verify.Checkpoint
+	for i, signed := range rec.published {
+		cp, err := verify.OpenCheckpoint(signed, v, "")
+		if err != nil {
+			t.Fatalf("published checkpoint %d: %v", i, err)
+		}
+		if cp.Size < prev.Size {
+			t.Fatalf("checkpoint %d went backwards: size %d after %d", i, cp.Size, prev.Size)
+		}
+		root, err := tlog.TreeHash(cp.Size, hr)
+		if err != nil || root != cp.Hash {
+			t.Fatalf("checkpoint %d (size %d) is not of the stored tree: %v", i, cp.Size, err)
+		}
+		if prev.Size > 0 {
+			p, err := tlog.ProveTree(cp.Size, prev.Size, hr)
+			if err != nil || tlog.CheckTree(p, cp.Size, cp.Hash, prev.Size, prev.Hash) != nil {
+				t.Fatalf("checkpoint %d is not consistent with %d: %v", i, i-1, err)
+			}
+		}
+		prev = cp
+	}
+	if prev.Size != 300 {
+		t.Fatalf("last published checkpoint covers %d events, want 300", prev.Size)
+	}
+	t.Logf("%d checkpoints published, %d conflicting attempts", len(rec.published), rec.conflicts)
+}
+
+// A checkpoint that cannot be stored is not served: the checkpointer keeps
+// serving the last stored one and stores a new one once the store heals.
+func TestCheckpointStoreFailure(t *testing.T) {
+	ctx := context.Background()
+	_, key, err := checkpoint.GenerateKey("example.com/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fs := faultstore.New(st)
+	led, err := ledger.Open(ctx, fs, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer led.Close(ctx)
+	cps, err := checkpoint.Open(ctx, fs, led.Feed(), checkpoint.Options{Origin: "example.com/log", Key: key, Interval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); cps.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	fs.Fail(faultstore.SetMeta, faultstore.ErrDiskFull)
+	l := &logUnderTest{st: st, led: led}
+	l.append(t, 5)
+	for fs.Failed(faultstore.SetMeta) < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	if got := cps.Latest().Size; got != 0 {
+		t.Fatalf("a checkpoint that was never stored is served: size %d", got)
+	}
+	fs.Heal(faultstore.SetMeta)
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if cp, _, err := cps.Wait(wctx, 5); err != nil || cp.Size != 5 {
+		t.Fatalf("after healing: %+v, %v", cp, err)
+	}
+	stored, err := st.Meta(ctx, "checkpoint")
+	if err != nil || !bytes.Contains(stored, []byte("\n5\n")) {
+		t.Fatalf("stored checkpoint %q, %v; want size 5", stored, err)
 	}
 }

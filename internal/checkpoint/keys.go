@@ -22,23 +22,36 @@ const KeyFile = "checkpoint-signing.key"
 // logIDKey is the store meta key of the random log id.
 const logIDKey = "log_id"
 
+// MetaStore is the part of the store LogID uses.
+type MetaStore interface {
+	Meta(ctx context.Context, key string) ([]byte, error)
+	SwapMeta(ctx context.Context, key string, old, value []byte) error
+}
+
 // LogID returns the log's random id, creating it on first use. It names the
 // default origin, audit-stream/<log id>, so two logs never share an origin.
-func LogID(ctx context.Context, st store.Store) (string, error) {
-	v, err := st.Meta(ctx, logIDKey)
-	if err == nil {
-		return string(v), nil
+// Instances starting together on one database agree on one id: the first
+// to store its id wins and the others read it.
+func LogID(ctx context.Context, st MetaStore) (string, error) {
+	for {
+		v, err := st.Meta(ctx, logIDKey)
+		if err == nil {
+			return string(v), nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return "", err
+		}
+		b := make([]byte, 8)
+		rand.Read(b)
+		id := hex.EncodeToString(b)
+		err = st.SwapMeta(ctx, logIDKey, nil, []byte(id))
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return "", err
+		}
 	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return "", err
-	}
-	b := make([]byte, 8)
-	rand.Read(b)
-	id := hex.EncodeToString(b)
-	if err := st.SetMeta(ctx, logIDKey, []byte(id)); err != nil {
-		return "", err
-	}
-	return id, nil
 }
 
 // Key is a note signing key with its verifier key.

@@ -32,12 +32,24 @@ var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
 // waits until it listens. addr may be "" for a free port.
 func Start(t testing.TB, dir, addr string, args ...string) *Process {
 	t.Helper()
+	return start(t, append([]string{"--data", dir}, args...), addr)
+}
+
+// StartStore is Start with --store: a data directory, or a PostgreSQL URL
+// that several processes may serve at once.
+func StartStore(t testing.TB, store, addr string, args ...string) *Process {
+	t.Helper()
+	return start(t, append([]string{"--store", store}, args...), addr)
+}
+
+func start(t testing.TB, args []string, addr string) *Process {
+	t.Helper()
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	args = append([]string{"serve", "--data", dir, "--addr", addr}, args...)
+	args = append([]string{"serve", "--addr", addr}, args...)
 	cmd := exec.Command(Binary(t), args...)
-	cmd.Env = append(os.Environ(), "HOST=", "PORT=", "AUDIT_STREAM_DATA=")
+	cmd.Env = append(os.Environ(), "HOST=", "PORT=", "AUDIT_STREAM_DATA=", "AUDIT_STREAM_STORE=")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +59,9 @@ func Start(t testing.TB, dir, addr string, args ...string) *Process {
 	}
 	p := &Process{cmd: cmd, done: make(chan struct{})}
 	found := make(chan string, 1)
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
@@ -63,7 +77,9 @@ func Start(t testing.TB, dir, addr string, args ...string) *Process {
 		}
 		io.Copy(io.Discard, stderr)
 	}()
-	go func() { cmd.Wait(); close(p.done) }()
+	// Wait closes the pipe: read the whole log first, so that what a
+	// process said before exiting is never lost.
+	go func() { <-read; cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { p.Kill() })
 	select {
 	case a := <-found:

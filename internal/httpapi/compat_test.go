@@ -38,6 +38,14 @@ import (
 //
 // Where we answer differently on purpose, note says why; otherwise the
 // status must be the original's.
+//
+// Items of the table that are not one request to a default server live
+// beside it: item 3 (--timestamp-precision=seconds) in
+// TestTimestampPrecisionSeconds below, item 2's full grammar in
+// event.TestTimestampsAgreeWithPython (thousands of strings with
+// fromisoformat's verdict), and item 11 (the verify CLI: the original had
+// none, so the reference is "never valid:false for bad input") in
+// cmd/audit-stream's TestVerifyTellsInputErrorsFromTampering.
 
 // compatAnswer is one side of a row: a status and the shape of the body.
 type compatAnswer struct {
@@ -147,6 +155,8 @@ func compatCases() []compatCase {
 			original: pydantic, ours: ourProblem, check: hasErrors(`["body",8] json_invalid`)},
 		{item: 5, name: "payload not an object", method: "POST", path: "/events", body: ev(`,"payload":[1]`),
 			original: pydantic, ours: ourProblem, check: hasErrors(`["body","payload"] dict_type`)},
+		{item: 5, name: "batch not an array", method: "POST", path: "/events/batch", body: `{"kind":"other"}`,
+			original: noRoute, ours: ourProblem, check: hasErrors(`["body"] value_error`), note: "the original had no batch endpoint"},
 		{item: 5, name: "batch items located by index", method: "POST", path: "/events/batch", body: "[" + ev(``) + `,{"kind":"other"},{"kind":"nope","source":"s"}]`,
 			original: noRoute, ours: ourProblem, check: hasErrors(`["body",1,"source"] missing`, `["body",2,"kind"] value_error`),
 			note: "the original had no batch endpoint"},

@@ -86,6 +86,10 @@ func toProblem(err error) *Problem {
 		p := problem(http.StatusServiceUnavailable, "the server is shutting down; retry against another instance or after restart")
 		p.retryAfter = 1
 		return p
+	case errors.Is(err, store.ErrUnavailable):
+		p := problem(http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
+		p.retryAfter = 1
+		return p
 	case store.IsFull(err):
 		p := problem(http.StatusServiceUnavailable, "the disk is full: appends are refused until space is freed; reads keep working")
 		p.retryAfter = 30
@@ -98,6 +102,13 @@ func toProblem(err error) *Problem {
 }
 
 func writeProblem(w http.ResponseWriter, p *Problem) {
+	if p.Status == http.StatusUnprocessableEntity && len(p.Errors) == 0 {
+		// Every 422 carries errors, as the original's all did; one the
+		// handler did not locate more precisely is about the body.
+		c := *p
+		c.Errors = []FieldError{{Loc: []any{"body"}, Msg: p.Detail, Type: "value_error"}}
+		p = &c
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")

@@ -27,7 +27,7 @@ func (s *Server) checkpoints() (*checkpoint.Checkpointer, error) {
 // hashReader reads the stored Merkle tree for the tlog proof functions.
 type hashReader struct {
 	ctx context.Context
-	st  store.Store
+	st  Store
 }
 
 func (r hashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {

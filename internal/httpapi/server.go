@@ -20,6 +20,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/suggest"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Version is the service version reported by GET /.
@@ -75,9 +76,20 @@ type Options struct {
 	Logger         *slog.Logger
 }
 
+// Store is what the HTTP layer reads: events, the tree and tokens. It never
+// appends (that is the ledger's) nor touches meta (the checkpointer's).
+type Store interface {
+	store.Tokens
+	Head(ctx context.Context) (store.Head, error)
+	Get(ctx context.Context, id int64) (event.Event, error)
+	Latest(ctx context.Context, f store.Filter, limit int) ([]event.Event, error)
+	Scan(ctx context.Context, f store.Filter, limit int, fn func(*event.Event) error) error
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+}
+
 // Server is the HTTP API. It holds no log state of its own.
 type Server struct {
-	st    store.Store
+	st    Store
 	led   *ledger.Ledger
 	opt   Options
 	log   *slog.Logger
@@ -96,7 +108,7 @@ type Server struct {
 }
 
 // New returns the API over a store and its ledger.
-func New(st store.Store, led *ledger.Ledger, opt Options) *Server {
+func New(st Store, led *ledger.Ledger, opt Options) *Server {
 	if opt.BodyLimit <= 0 {
 		opt.BodyLimit = 1 << 20
 	}

@@ -29,7 +29,7 @@ import (
 // sequencer skips that work, and a reader who arrives later encodes what it
 // reads.
 type Feed struct {
-	st store.Store
+	st store.Scanner
 
 	// ring[id % len(ring)] points to event id while it has not been
 	// overwritten. Published entries are never modified.
@@ -77,7 +77,7 @@ const entryOverhead = 256
 // storage over large events must not load hundreds of megabytes at once.
 const readBytes = 4 << 20
 
-func newFeed(st store.Store, head store.Head, size int, maxBytes int64) *Feed {
+func newFeed(st store.Scanner, head store.Head, size int, maxBytes int64) *Feed {
 	f := &Feed{st: st, ring: make([]atomic.Pointer[entry], size), maxBytes: maxBytes, oldest: head.ID + 1}
 	f.last.Store(&head)
 	ch := make(chan struct{})

@@ -41,9 +41,20 @@ type Options struct {
 	Logger    *slog.Logger
 }
 
+// Store is what the ledger needs of the store: the head, the write
+// transaction, reads for replays and lagging subscribers, key expiry, and
+// the heads other instances commit.
+type Store interface {
+	Head(ctx context.Context) (store.Head, error)
+	Append(ctx context.Context, build store.BuildFunc) ([]store.Record, error)
+	Scan(ctx context.Context, f store.Filter, limit int, fn func(*event.Event) error) error
+	PruneKeys(ctx context.Context, before time.Time) (int64, error)
+	WatchHead(ctx context.Context) <-chan store.Head
+}
+
 // Ledger sequences appends. Create it with Open and stop it with Close.
 type Ledger struct {
-	st   store.Store
+	st   Store
 	opt  Options
 	log  *slog.Logger
 	feed *Feed
@@ -51,6 +62,10 @@ type Ledger struct {
 	queue chan *pending
 	stop  chan struct{}
 	done  chan struct{}
+	// heads receives the heads committed by any instance sharing the
+	// store; stopWatch ends it.
+	heads     <-chan store.Head
+	stopWatch context.CancelFunc
 
 	closeOnce sync.Once
 	mu        sync.RWMutex // guards closed against a racing Append
@@ -94,7 +109,7 @@ type result struct {
 }
 
 // Open reads the head from st and starts the sequencer.
-func Open(ctx context.Context, st store.Store, opt Options) (*Ledger, error) {
+func Open(ctx context.Context, st Store, opt Options) (*Ledger, error) {
 	if opt.MaxGroup <= 0 {
 		opt.MaxGroup = 4096
 	}
@@ -110,18 +125,24 @@ func Open(ctx context.Context, st store.Store, opt Options) (*Ledger, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Watch before reading the head, so no move after the read is missed.
+	wctx, stopWatch := context.WithCancel(context.Background())
+	heads := st.WatchHead(wctx)
 	head, err := st.Head(ctx)
 	if err != nil {
+		stopWatch()
 		return nil, err
 	}
 	l := &Ledger{
-		st:    st,
-		opt:   opt,
-		log:   opt.Logger,
-		feed:  newFeed(st, head, opt.RecentEvents, opt.RecentBytes),
-		queue: make(chan *pending, 1024),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		heads:     heads,
+		stopWatch: stopWatch,
+		st:        st,
+		opt:       opt,
+		log:       opt.Logger,
+		feed:      newFeed(st, head, opt.RecentEvents, opt.RecentBytes),
+		queue:     make(chan *pending, 1024),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 
 		inflight: make(map[string]chan struct{}),
 	}
@@ -194,10 +215,23 @@ func (l *Ledger) Close(ctx context.Context) error {
 
 func (l *Ledger) run() {
 	defer close(l.done)
+	defer l.stopWatch()
 	group := make([]*pending, 0, 256)
+	heads := l.heads
 	for {
 		group = group[:0]
 		select {
+		case h, ok := <-heads:
+			// Another instance moved the head (or this one did: its
+			// own commits were published before this select, so the
+			// feed ignores them). Subscribers read the events from
+			// the store.
+			if !ok {
+				heads = nil
+				continue
+			}
+			l.feed.Advance(h)
+			continue
 		case p := <-l.queue:
 			group = append(group, p)
 		case <-l.stop:

@@ -6,12 +6,17 @@ import (
 	"github.com/audit-stream/audit-stream/event"
 )
 
+// Scanner is the part of a store ScanParallel reads.
+type Scanner interface {
+	Scan(ctx context.Context, f Filter, limit int, fn func(*event.Event) error) error
+}
+
 // ScanParallel is Scan over the bounded id range (f.After, f.Until] using
 // several concurrent range scans, delivering events to fn in id order. A
 // single scan is bound to one core by the database driver; verification and
 // export of a large log are not. Memory is bounded by about
 // (workers+2) × chunk events.
-func ScanParallel(ctx context.Context, st Store, f Filter, workers, chunk int, fn func(*event.Event) error) error {
+func ScanParallel(ctx context.Context, st Scanner, f Filter, workers, chunk int, fn func(*event.Event) error) error {
 	if f.Until <= f.After {
 		return nil
 	}

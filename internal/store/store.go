@@ -25,6 +25,9 @@ var (
 	ErrKeyExists = errors.New("store: idempotency key exists")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("store: closed")
+	// ErrConflict is returned by SwapMeta when the stored value is not the
+	// expected previous one: another writer replaced it first.
+	ErrConflict = errors.New("store: meta value changed by another writer")
 )
 
 // Head is the last event of the log: ID 0 and the zero hash when it is empty.
@@ -140,10 +143,26 @@ type Store interface {
 	// ReadHashes returns stored Merkle hashes by stored-hash index, as Tx does.
 	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
 
-	// Meta returns a value stored with SetMeta, or ErrNotFound.
+	// Meta returns a value stored with SetMeta or SwapMeta, or ErrNotFound.
 	Meta(ctx context.Context, key string) ([]byte, error)
-	// SetMeta durably stores a small value (log id, latest checkpoint).
+	// SetMeta durably stores a small value, replacing whatever is there.
 	SetMeta(ctx context.Context, key string, value []byte) error
+	// SwapMeta durably replaces the value of key with value only if the
+	// stored value is exactly old (old nil: only if there is none), in one
+	// atomic step across every instance sharing the storage; otherwise it
+	// writes nothing and returns ErrConflict. Checkpoints and the log id
+	// are published with it, so two instances can never both replace the
+	// same checkpoint.
+	SwapMeta(ctx context.Context, key string, old, value []byte) error
+
+	// WatchHead returns a channel that receives the head after every
+	// commit by any writer sharing the storage, this store included, in
+	// commit order. Heads may be coalesced (a slow receiver sees only the
+	// newest) but never go backwards. After the backend lost track of
+	// other writers (a dropped database connection) it sends the head as
+	// it reads it once it is back. The channel is closed when ctx ends or
+	// the store closes.
+	WatchHead(ctx context.Context) <-chan Head
 
 	// Close releases the store. It does not wait for in-flight readers
 	// beyond what the backend needs for a clean shutdown.

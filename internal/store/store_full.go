@@ -16,3 +16,9 @@ var ErrFull = errors.New("store: storage full")
 func IsFull(err error) bool {
 	return errors.Is(err, ErrFull) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
+
+// ErrUnavailable marks an operation that failed because the storage could
+// not be reached (a database restarting or failing over, a broken
+// connection): nothing is known to be wrong with the log, and a retry after a
+// moment may succeed. The HTTP layer answers 503 with Retry-After.
+var ErrUnavailable = errors.New("store: storage unavailable")

@@ -58,11 +58,14 @@ type Tokens interface {
 	// revoked token keeps the first time. ErrNotFound for an unknown id.
 	RevokeToken(ctx context.Context, id string, at time.Time) error
 	// TokenByDigest returns the token whose secret has this SHA-256
-	// digest, revoked or not, or ErrNotFound. It reads the database on
-	// every call, so a revocation by another process takes effect on the
-	// next lookup.
+	// digest, revoked or not, or ErrNotFound. A token created or revoked
+	// through any store sharing the storage (another instance, or the
+	// token command in another process) counts from the next call: a
+	// backend may cache lookups only behind a check that sees every such
+	// change.
 	TokenByDigest(ctx context.Context, digest [sha256.Size]byte) (Token, error)
-	// HasTokens reports whether any token was ever created.
+	// HasTokens reports whether any token was ever created, with the same
+	// visibility as TokenByDigest.
 	HasTokens(ctx context.Context) (bool, error)
 }
 

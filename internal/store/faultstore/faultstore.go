@@ -28,7 +28,8 @@ const (
 	// committed, returns the error instead of the records: the write is
 	// durable but the caller is told it failed (a lost acknowledgement).
 	AppendAfterCommit
-	// SetMeta fails SetMeta without writing.
+	// SetMeta fails meta writes, SetMeta and SwapMeta (which publishes
+	// checkpoints), without writing.
 	SetMeta
 	// Scan fails Scan at the event set with FailScanAt (the first by
 	// default): events before it are delivered, then the error returned.
@@ -160,6 +161,14 @@ func (s *Store) SetMeta(ctx context.Context, key string, value []byte) error {
 		return err
 	}
 	return s.Store.SetMeta(ctx, key, value)
+}
+
+// SwapMeta implements store.Store; the SetMeta fault covers it.
+func (s *Store) SwapMeta(ctx context.Context, key string, old, value []byte) error {
+	if err := s.take(SetMeta); err != nil {
+		return err
+	}
+	return s.Store.SwapMeta(ctx, key, old, value)
 }
 
 // Scan implements store.Store.

@@ -17,7 +17,7 @@ import (
 // Unarmed, the wrapper is the store it wraps: it passes the whole
 // conformance suite.
 func TestConformanceUnarmed(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) (store.Store, func() store.Store) {
+	storetest.Run(t, func(t *testing.T) storetest.Storage {
 		dir := t.TempDir()
 		open := func() store.Store {
 			st, err := sqlite.Open(context.Background(), dir)
@@ -27,7 +27,7 @@ func TestConformanceUnarmed(t *testing.T) {
 			t.Cleanup(func() { st.Close() })
 			return faultstore.New(st)
 		}
-		return open(), open
+		return storetest.Storage{Store: open(), Reopen: open}
 	})
 }
 
@@ -132,5 +132,25 @@ func TestScanFailsAtEvent(t *testing.T) {
 	got = got[:0]
 	if err := fs.Scan(ctx, store.Filter{}, 0, func(e *event.Event) error { got = append(got, e.ID); return nil }); err != nil || len(got) != 10 {
 		t.Fatalf("healed scan: %v, %v", got, err)
+	}
+}
+
+// An append whose acknowledgement is lost was committed all the same: the
+// ledger must not reuse its id, and the events must still reach the feed's
+// subscribers, through the head the store announces.
+func TestLedgerContinuesAfterLostAcknowledgement(t *testing.T) {
+	ctx := context.Background()
+	fs, led := openLedger(t)
+	fs.FailTimes(faultstore.AppendAfterCommit, errors.New("acknowledgement lost"), 1)
+	if _, err := led.Append(ctx, req()); err == nil {
+		t.Fatal("the failed append succeeded")
+	}
+	evs, err := led.Append(ctx, req())
+	if err != nil || evs[0].ID != 2 {
+		t.Fatalf("append after a lost acknowledgement: %v, %v; want event 2", evs, err)
+	}
+	got, _, err := led.Feed().Read(ctx, store.Filter{}, 10)
+	if err != nil || len(got) != 2 || got[0].ID != 1 || got[1].PrevHash != got[0].Hash {
+		t.Fatalf("feed after a lost acknowledgement: %v, %v; want events 1 and 2 chained", got, err)
 	}
 }

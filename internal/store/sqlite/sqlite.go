@@ -44,6 +44,7 @@ type Store struct {
 	dir  string
 
 	tokens tokenCache
+	heads  store.HeadWatchers
 
 	imu            sync.RWMutex
 	payloadIndexes []string // dotted payload paths with an expression index
@@ -286,6 +287,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.heads.Close()
 	err := errors.Join(s.r.Close(), s.w.Close())
 	if s.lock != nil {
 		s.lock.Close()
@@ -365,7 +367,16 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) (_ []store.Re
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("sqlite: commit: %w", err)
 	}
+	if n := len(recs); n > 0 {
+		s.heads.Publish(store.Head{ID: recs[n-1].ID, Hash: recs[n-1].Hash})
+	}
 	return recs, nil
+}
+
+// WatchHead implements store.Store. The data directory's lock makes this
+// process the only writer, so the heads are those of its own commits.
+func (s *Store) WatchHead(ctx context.Context) <-chan store.Head {
+	return s.heads.Watch(ctx)
 }
 
 // insert writes recs with one prepared single-row statement: measured as
@@ -536,6 +547,34 @@ func (s *Store) SetMeta(ctx context.Context, key string, value []byte) (err erro
 	_, err = s.w.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value)
 	if err != nil {
 		return fmt.Errorf("sqlite: set meta %q: %w", key, err)
+	}
+	return nil
+}
+
+// SwapMeta implements store.Store. The statement is atomic in SQLite, also
+// against a token-admin process writing the same file.
+func (s *Store) SwapMeta(ctx context.Context, key string, old, value []byte) (err error) {
+	defer func() { err = wrapFull(err) }()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	var res sql.Result
+	if old == nil {
+		res, err = s.w.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", key, value)
+	} else {
+		res, err = s.w.ExecContext(ctx, "UPDATE meta SET value = ? WHERE key = ? AND value = ?", value, key, old)
+	}
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: swap meta %q: %w", key, err)
+	}
+	if n == 0 {
+		return store.ErrConflict
 	}
 	return nil
 }

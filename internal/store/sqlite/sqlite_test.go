@@ -17,17 +17,21 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) (store.Store, func() store.Store) {
+	storetest.Run(t, func(t *testing.T) storetest.Storage {
 		dir := t.TempDir()
-		open := func() store.Store {
-			st, err := sqlite.Open(context.Background(), dir)
-			if err != nil {
-				t.Fatal(err)
+		open := func(f func(context.Context, string) (*sqlite.Store, error)) func() store.Store {
+			return func() store.Store {
+				st, err := f(context.Background(), dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() })
+				return st
 			}
-			t.Cleanup(func() { st.Close() })
-			return st
 		}
-		return open(), open
+		// The token command's store is the peer: the data directory has
+		// one sequencer, but tokens and meta are shared.
+		return storetest.Storage{Store: open(sqlite.Open)(), Reopen: open(sqlite.Open), Peer: open(sqlite.OpenAdmin)}
 	})
 }
 
@@ -101,7 +105,7 @@ func TestScanReportsDamagedHash(t *testing.T) {
 // filter on indexed, so that both plans (index lookup, row-by-row check) meet
 // the same expectations.
 func TestQueriesIndexed(t *testing.T) {
-	storetest.RunQueries(t, func(t *testing.T) (store.Store, func() store.Store) {
+	storetest.RunQueries(t, func(t *testing.T) storetest.Storage {
 		st, err := sqlite.Open(context.Background(), t.TempDir())
 		if err != nil {
 			t.Fatal(err)
@@ -110,7 +114,7 @@ func TestQueriesIndexed(t *testing.T) {
 		if err := st.IndexPayload(context.Background(), storetest.QueryPayloadPaths); err != nil {
 			t.Fatal(err)
 		}
-		return st, nil
+		return storetest.Storage{Store: st}
 	})
 }
 

@@ -8,7 +8,6 @@ import (
 
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
-	"github.com/audit-stream/audit-stream/internal/store/storetest"
 )
 
 func openTest(t *testing.T) store.Store {
@@ -19,9 +18,6 @@ func openTest(t *testing.T) store.Store {
 	t.Cleanup(func() { st.Close() })
 	return st
 }
-
-func TestTokens(t *testing.T)      { storetest.RunTokens(t, openTest) }
-func TestIdempotency(t *testing.T) { storetest.RunIdempotency(t, openTest) }
 
 // TestOpenAdmin: token administration works beside a running server (which
 // holds the directory lock), sees the server's schema, and cannot append.

@@ -20,7 +20,7 @@ var QueryPayloadPaths = []string{"decision_id", "args.path", "n", "ok", "score"}
 // RunQueries runs the filter cases: every Filter field alone and combined,
 // in both orders, with limits and the scan cap, against Filter.Matches.
 func RunQueries(t *testing.T, open Open) {
-	st, _ := open(t)
+	st := open(t).Store
 	all := appendQueryLog(t, st)
 	t.Run("Filters", func(t *testing.T) { testQueryFilters(t, st, all) })
 	t.Run("ScanLimit", func(t *testing.T) { testScanLimit(t, st, all) })

@@ -17,12 +17,27 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// Open returns a fresh, empty store. Reopen, if not nil, closes nothing and
-// reopens the same underlying storage after the caller closed the store,
-// to check durability across restarts.
-type Open func(t *testing.T) (st store.Store, reopen func() store.Store)
+// Storage is a fresh, empty store and the ways to reach the same storage
+// again.
+type Storage struct {
+	Store store.Store
+	// Reopen, if not nil, opens the same storage again after the test
+	// closed Store, to check durability across restarts.
+	Reopen func() store.Store
+	// Peer, if not nil, opens a second store on the same storage while
+	// Store stays open, as another instance or process would. A peer may
+	// refuse Append (SQLite's token-administration store does: the data
+	// directory has one sequencer); PeerAppends says whether it can.
+	Peer        func() store.Store
+	PeerAppends bool
+}
 
-// Run runs the whole suite.
+// Open returns a fresh, empty storage; it registers its own cleanup.
+type Open func(t *testing.T) Storage
+
+// Run runs the whole suite: events, tree hashes, tokens, idempotency keys,
+// meta and its compare-and-swap, head notifications, and, when the backend
+// has peers, what several instances sharing the storage must see.
 func Run(t *testing.T, open Open) {
 	tests := []struct {
 		name string
@@ -37,8 +52,13 @@ func Run(t *testing.T, open Open) {
 		{"ScanWholeEvents", testScanWholeEvents},
 		{"TreeHashes", testTreeHashes},
 		{"Meta", testMeta},
+		{"SwapMeta", testSwapMeta},
+		{"WatchHead", testWatchHead},
 		{"Reopen", testReopen},
 		{"ConcurrentReadersDuringAppends", testConcurrentReaders},
+		{"Tokens", runTokens},
+		{"Idempotency", runIdempotency},
+		{"Peers", runPeers},
 		{"Queries", RunQueries},
 	}
 	for _, tc := range tests {
@@ -132,7 +152,7 @@ func ids(evs []event.Event) []int64 {
 }
 
 func testEmptyHead(t *testing.T, open Open) {
-	st, _ := open(t)
+	st := open(t).Store
 	ctx := context.Background()
 	h, err := st.Head(ctx)
 	if err != nil || h != (store.Head{}) {
@@ -148,7 +168,7 @@ func testEmptyHead(t *testing.T, open Open) {
 }
 
 func testAppendAndRead(t *testing.T, open Open) {
-	st, _ := open(t)
+	st := open(t).Store
 	ctx := context.Background()
 	a := appendN(t, st, 3)
 	b := appendN(t, st, 2)
@@ -176,7 +196,7 @@ func testAppendAndRead(t *testing.T, open Open) {
 }
 
 func testRejectsNonExtending(t *testing.T, open Open) {
-	st, _ := open(t)
+	st := open(t).Store
 	ctx := context.Background()
 	appendN(t, st, 2)
 	cases := map[string]func([]store.Record){
@@ -203,7 +223,7 @@ func testRejectsNonExtending(t *testing.T, open Open) {
 }
 
 func testBuildErrorWritesNothing(t *testing.T, open Open) {
-	st, _ := open(t)
+	st := open(t).Store
 	ctx := context.Background()
 	appendN(t, st, 1)
 	boom := errors.New("boom")
@@ -218,7 +238,7 @@ func testBuildErrorWritesNothing(t *testing.T, open Open) {
 }
 
 func testFilters(t *testing.T, open Open) {
-	st, _ := open(t)
+	st := open(t).Store
 	ctx := context.Background()
 	all := appendN(t, st, 30)
 	match := func(f store.Filter) []int64 {
@@ -263,7 +283,7 @@ func testFilters(t *testing.T, open Open) {
 }
 
 func testScanPagesAndLimit(t *testing.T, open Open) {
-	st, _ := open(t)
+	st := open(t).Store
 	ctx := context.Background()
 	appendN(t, st, 5000) // more than one internal page in every backend we have
 	var got []int64
@@ -319,7 +339,7 @@ func testScanPagesAndLimit(t *testing.T, open Open) {
 // empty payload), and that a kept Payload is the event's own: appending to
 // it changes no other event.
 func testScanWholeEvents(t *testing.T, open Open) {
-	st, _ := open(t)
+	st := open(t).Store
 	ctx := context.Background()
 	long := strings.Repeat("k", 2<<20+1) // over any packing a backend may use
 	shapes := []func(*event.Event){
@@ -385,7 +405,7 @@ func testScanWholeEvents(t *testing.T, open Open) {
 }
 
 func testTreeHashes(t *testing.T, open Open) {
-	st, _ := open(t)
+	st := open(t).Store
 	ctx := context.Background()
 	var all []store.Record
 	for _, n := range []int{1, 2, 5, 8, 13, 100} {
@@ -431,7 +451,7 @@ func rootOf(leaves []tlog.Hash) tlog.Hash {
 }
 
 func testMeta(t *testing.T, open Open) {
-	st, _ := open(t)
+	st := open(t).Store
 	ctx := context.Background()
 	if _, err := st.Meta(ctx, "log_id"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Meta of missing key: %v", err)
@@ -448,7 +468,8 @@ func testMeta(t *testing.T, open Open) {
 }
 
 func testReopen(t *testing.T, open Open) {
-	st, reopen := open(t)
+	stg := open(t)
+	st, reopen := stg.Store, stg.Reopen
 	if reopen == nil {
 		t.Skip("backend cannot reopen")
 	}
@@ -473,7 +494,7 @@ func testReopen(t *testing.T, open Open) {
 }
 
 func testConcurrentReaders(t *testing.T, open Open) {
-	st, _ := open(t)
+	st := open(t).Store
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	done := make(chan struct{})

@@ -1,4 +1,3 @@
-// Package storetest is the conformance suite every store.Store backend runs.
 package storetest
 
 import (
@@ -13,8 +12,9 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// RunTokens checks the store.Tokens contract on fresh stores made by open.
-func RunTokens(t *testing.T, open func(t *testing.T) store.Store) {
+// runTokens checks the store.Tokens contract.
+func runTokens(t *testing.T, openStorage Open) {
+	open := func(t *testing.T) store.Store { return openStorage(t).Store }
 	ctx := context.Background()
 	at := time.Date(2026, 5, 1, 12, 0, 0, 123456789, time.UTC)
 	tok := func(id string) store.Token {
@@ -115,10 +115,11 @@ func checkToken(t *testing.T, got, want store.Token) {
 	}
 }
 
-// RunIdempotency checks the idempotency-key part of the contract: keys are
+// runIdempotency checks the idempotency-key part of the contract: keys are
 // written inside the append transaction, durable with it, discarded with
 // it, and pruned by age.
-func RunIdempotency(t *testing.T, open func(t *testing.T) store.Store) {
+func runIdempotency(t *testing.T, openStorage Open) {
+	open := func(t *testing.T) store.Store { return openStorage(t).Store }
 	ctx := context.Background()
 	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	key := func(k string, created time.Time) store.IdempotencyKey {

@@ -1,0 +1,149 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// migrations run in order, each in its own transaction; the table
+// audit_stream_schema records how many have run. Append only: a released
+// migration never changes. They create objects in the connection's current
+// schema (the first of search_path), so one database can hold several logs.
+var migrations = []string{
+	`-- 1: events with their Merkle tree hashes, meta, tokens, idempotency keys.
+-- Hashes are 32 raw bytes. kind and source are bytea because any string a
+-- producer may send must round-trip exactly (text refuses NUL); the view
+-- events_hex shows rows as the API does.
+CREATE TABLE events (
+	event_id  bigint PRIMARY KEY,
+	timestamp text   NOT NULL,
+	kind      bytea  NOT NULL,
+	source    bytea  NOT NULL,
+	payload   text   NOT NULL,
+	prev_hash bytea  NOT NULL,
+	hash      bytea  NOT NULL,
+	tree      bytea  NOT NULL
+);
+-- A btree entry must fit in a third of a page, and a stored kind or source
+-- may be longer than that (an import of another log's export), so the
+-- filter indexes hold their SHA-256; queries compare both the digest and
+-- the value.
+CREATE INDEX events_kind ON events (sha256(kind), event_id);
+CREATE INDEX events_source ON events (sha256(source), event_id);
+CREATE VIEW events_hex AS
+	SELECT event_id, timestamp, encode(kind, 'escape') AS kind, encode(source, 'escape') AS source,
+	       payload, encode(prev_hash, 'hex') AS prev_hash, encode(hash, 'hex') AS hash
+	FROM events;
+CREATE TABLE meta (
+	key   text  PRIMARY KEY,
+	value bytea NOT NULL
+);
+CREATE TABLE tokens (
+	id      text  PRIMARY KEY,
+	name    text  NOT NULL,
+	roles   text  NOT NULL,
+	sources text  NOT NULL,
+	digest  bytea NOT NULL UNIQUE,
+	created text  NOT NULL,
+	expires text,
+	revoked text
+);
+CREATE TABLE idempotency_keys (
+	scope       text   NOT NULL,
+	key         text   NOT NULL,
+	body_digest bytea  NOT NULL,
+	first_id    bigint NOT NULL,
+	count       bigint NOT NULL,
+	created     bigint NOT NULL,
+	PRIMARY KEY (scope, key)
+);
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created);`,
+}
+
+const versionTable = `CREATE TABLE IF NOT EXISTS audit_stream_schema (version integer NOT NULL);`
+
+// MigrationSQL is every migration as one script, for DBAs who apply schema
+// changes themselves (audit-stream migrate --print).
+func MigrationSQL() string {
+	var b strings.Builder
+	b.WriteString("-- audit-stream schema for PostgreSQL; run in the schema the servers use.\nBEGIN;\n")
+	b.WriteString(versionTable + "\n")
+	for i, m := range migrations {
+		fmt.Fprintf(&b, "\n%s\n", m)
+		if i == 0 {
+			b.WriteString("INSERT INTO audit_stream_schema (version) VALUES (1);\n")
+		} else {
+			fmt.Fprintf(&b, "UPDATE audit_stream_schema SET version = %d;\n", i+1)
+		}
+	}
+	b.WriteString("COMMIT;\n")
+	return b.String()
+}
+
+// migrate brings the schema up to date. Instances starting together take
+// turns under a transaction-level advisory lock.
+func migrate(ctx context.Context, pool *pgxpool.Pool, lockKey int64) error {
+	for {
+		done, err := migrateStep(ctx, pool, lockKey)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+func migrateStep(ctx context.Context, pool *pgxpool.Pool, lockKey int64) (done bool, err error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey); err != nil {
+		return false, fmt.Errorf("postgres: migrate: lock: %w", err)
+	}
+	if _, err := tx.Exec(ctx, versionTable); err != nil {
+		return false, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	var v int
+	err = tx.QueryRow(ctx, "SELECT version FROM audit_stream_schema").Scan(&v)
+	switch {
+	case err == pgx.ErrNoRows:
+		if _, err := tx.Exec(ctx, "INSERT INTO audit_stream_schema (version) VALUES (0)"); err != nil {
+			return false, fmt.Errorf("postgres: migrate: %w", err)
+		}
+	case err != nil:
+		return false, fmt.Errorf("postgres: read schema version: %w", err)
+	}
+	if v > len(migrations) {
+		return false, fmt.Errorf("postgres: database schema version %d is newer than this binary knows (%d)", v, len(migrations))
+	}
+	if v == len(migrations) {
+		return true, tx.Commit(ctx)
+	}
+	if _, err := tx.Exec(ctx, migrations[v]); err != nil {
+		return false, fmt.Errorf("postgres: migration %d: %w", v+1, err)
+	}
+	if _, err := tx.Exec(ctx, "UPDATE audit_stream_schema SET version = $1", v+1); err != nil {
+		return false, fmt.Errorf("postgres: migration %d: %w", v+1, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("postgres: migration %d: %w", v+1, err)
+	}
+	return false, nil
+}
+
+// Exec runs a script (such as MigrationSQL) on the database at url.
+func Exec(ctx context.Context, url, script string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, script); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,450 @@
+// Package postgres is the PostgreSQL backend of the store, for several
+// stateless audit-stream instances sharing one database.
+//
+// Appends from every instance serialise on a transaction-level advisory
+// lock: each instance's sequencer takes the lock, reads the head, lets the
+// ledger build the group on top of it, writes it with COPY, announces the
+// new head with NOTIFY and commits, which releases the lock. So the chain
+// stays one chain whichever instance a producer reaches, and a lock is never
+// held beyond one transaction (a killed instance's lock dies with its
+// session). Every instance LISTENs for the heads and wakes its subscribers.
+//
+// Durability is PostgreSQL's: Append returns after COMMIT, which with
+// synchronous_commit = on (the default) means the WAL is flushed on the
+// primary, and with a synchronous standby (synchronous_standby_names and
+// synchronous_commit = on or remote_apply) also on the standby.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Options configures Open.
+type Options struct {
+	Logger *slog.Logger
+}
+
+// Store is the PostgreSQL implementation of store.Store.
+type Store struct {
+	pool    *pgxpool.Pool
+	log     *slog.Logger
+	schema  string
+	channel string // NOTIFY channel of this schema's heads
+	lockKey int64  // advisory lock of this schema's appends
+
+	heads      store.HeadWatchers
+	stopListen context.CancelFunc
+	listenDone chan struct{}
+
+	hasTokens atomic.Bool // see HasTokens
+
+	mu     sync.Mutex
+	closed bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database at url (a postgres:// URL or key=value
+// string; pgxpool's pool_max_conns and the like apply), brings the schema up
+// to date and starts listening for heads. The objects live in the first
+// schema of search_path (pass search_path=NAME in the URL to use another
+// than public).
+func Open(ctx context.Context, url string, opt Options) (*Store, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, classify(fmt.Errorf("postgres: %w", err))
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = 16
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, classify(fmt.Errorf("postgres: %w", err))
+	}
+	s := &Store{pool: pool, log: opt.Logger}
+	var schema *string
+	var syncCommit string
+	if err := pool.QueryRow(ctx, "SELECT current_schema(), current_setting('synchronous_commit')").Scan(&schema, &syncCommit); err != nil {
+		pool.Close()
+		return nil, classify(fmt.Errorf("postgres: connect: %w", err))
+	}
+	if schema == nil {
+		pool.Close()
+		return nil, errors.New("postgres: no schema of search_path exists; create it first")
+	}
+	s.schema = *schema
+	// One log per schema: its lock and channel are named after it.
+	h := fnv.New64a()
+	h.Write([]byte("audit-stream/" + s.schema))
+	s.lockKey = int64(h.Sum64())
+	s.channel = "audit_stream_head." + s.schema
+	if syncCommit == "off" {
+		s.log.Warn("synchronous_commit is off: a 201 is sent before the commit is flushed, so a database crash can lose acknowledged events")
+	}
+	if err := migrate(ctx, pool, s.lockKey+1); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	s.stopListen, s.listenDone = cancel, make(chan struct{})
+	ready := make(chan error, 1)
+	go s.listen(lctx, ready)
+	if err := <-ready; err != nil {
+		cancel()
+		<-s.listenDone
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close stops listening and closes the pool.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.stopListen()
+	<-s.listenDone
+	s.heads.Close()
+	s.pool.Close()
+	return nil
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// listen holds one connection LISTENing on the schema's channel and
+// publishes every head announced on it. After connecting (and after every
+// reconnection, with backoff) it publishes the head as it reads it, since
+// notifications sent while it was away are lost.
+func (s *Store) listen(ctx context.Context, ready chan<- error) {
+	defer close(s.listenDone)
+	backoff := 50 * time.Millisecond
+	first := true
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, func() {
+			if first {
+				first = false
+				ready <- nil
+			}
+			backoff = 50 * time.Millisecond
+		})
+		if ctx.Err() != nil {
+			break
+		}
+		if first {
+			ready <- classify(fmt.Errorf("postgres: listen: %w", err))
+			return
+		}
+		s.log.Warn("head notifications lost; reconnecting", "err", err, "backoff", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+	if first {
+		ready <- ctx.Err()
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context, connected func()) error {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
+		return err
+	}
+	h, err := readHead(ctx, conn)
+	if err != nil {
+		return err
+	}
+	s.heads.Publish(h)
+	connected()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		h, err := parseHead(n.Payload)
+		if err != nil {
+			s.log.Error("bad head notification", "payload", n.Payload, "err", err)
+			continue
+		}
+		s.heads.Publish(h)
+	}
+}
+
+// formatHead and parseHead are the NOTIFY payload: "id hex(hash)".
+func formatHead(h store.Head) string { return fmt.Sprintf("%d %s", h.ID, h.Hash) }
+
+func parseHead(p string) (store.Head, error) {
+	var h store.Head
+	id, hash, ok := strings.Cut(p, " ")
+	if !ok {
+		return h, errors.New("no space")
+	}
+	if _, err := fmt.Sscan(id, &h.ID); err != nil {
+		return h, err
+	}
+	eh, err := event.ParseHash(hash)
+	if err != nil {
+		return h, err
+	}
+	h.Hash = eh
+	return h, nil
+}
+
+// WatchHead implements store.Store.
+func (s *Store) WatchHead(ctx context.Context) <-chan store.Head { return s.heads.Watch(ctx) }
+
+type queryRower interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func readHead(ctx context.Context, q queryRower) (store.Head, error) {
+	var h store.Head
+	var hash []byte
+	err := q.QueryRow(ctx, "SELECT event_id, hash FROM events ORDER BY event_id DESC LIMIT 1").Scan(&h.ID, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Head{}, nil
+	}
+	if err != nil {
+		return h, classify(fmt.Errorf("postgres: read head: %w", err))
+	}
+	if err := setHash(&h.Hash, hash); err != nil {
+		return h, classify(fmt.Errorf("postgres: head event %d: %w", h.ID, err))
+	}
+	return h, nil
+}
+
+var errHashSize = errors.New("stored hash is not 32 bytes")
+
+func setHash(dst *event.Hash, b []byte) error {
+	if len(b) != len(dst) {
+		return errHashSize
+	}
+	copy(dst[:], b)
+	return nil
+}
+
+// Head implements store.Store.
+func (s *Store) Head(ctx context.Context) (store.Head, error) {
+	if s.isClosed() {
+		return store.Head{}, store.ErrClosed
+	}
+	return readHead(ctx, s.pool)
+}
+
+// conn is what a write transaction runs its statements on.
+type conn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error)
+}
+
+type txView struct {
+	ctx  context.Context
+	tx   conn
+	head store.Head
+}
+
+func (v *txView) Head() store.Head { return v.head }
+
+func (v *txView) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	return readHashes(v.ctx, v.tx, indexes)
+}
+
+var eventColumnNames = []string{"event_id", "timestamp", "kind", "source", "payload", "prev_hash", "hash", "tree"}
+
+// Append implements store.Store. The transaction is driven by hand on one
+// pooled connection so that it costs two round trips besides what build
+// asks for: BEGIN, the lock and the head in one pipeline; the rows, the
+// notification and COMMIT in another (COPY adds one for large groups).
+func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Record, error) {
+	if s.isClosed() {
+		return nil, store.ErrClosed
+	}
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, classify(fmt.Errorf("postgres: connect: %w", err))
+	}
+	defer c.Release()
+	open := true
+	defer func() {
+		if !open {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := c.Exec(rctx, "ROLLBACK"); err != nil {
+			// The session is in an unknown state: never reuse it.
+			c.Conn().Close(rctx)
+		}
+	}()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	// The lock is held until the transaction ends, by commit, rollback
+	// or the death of the session (a killed instance holds nothing).
+	b.Queue("SELECT pg_advisory_xact_lock($1)", s.lockKey)
+	b.Queue("SELECT event_id, hash FROM events ORDER BY event_id DESC LIMIT 1")
+	br := c.SendBatch(ctx, b)
+	_, err = br.Exec()
+	if err == nil {
+		_, err = br.Exec()
+	}
+	var head store.Head
+	if err == nil {
+		head, err = readHead(ctx, batchRow{br})
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, classify(fmt.Errorf("postgres: begin: %w", err))
+	}
+	recs, err := build(&txView{ctx: ctx, tx: c, head: head})
+	if err != nil {
+		return nil, err
+	}
+	if err := store.CheckExtends(head, recs); err != nil {
+		return nil, err
+	}
+	b = &pgx.Batch{}
+	if len(recs) > 0 {
+		if err := insert(ctx, c, b, recs); err != nil {
+			return nil, err
+		}
+		last := recs[len(recs)-1]
+		b.Queue("SELECT pg_notify($1, $2)", s.channel, formatHead(store.Head{ID: last.ID, Hash: last.Hash}))
+	}
+	b.Queue("COMMIT")
+	if err := c.SendBatch(ctx, b).Close(); err != nil {
+		return nil, classify(fmt.Errorf("postgres: commit: %w", err))
+	}
+	open = false
+	return recs, nil
+}
+
+// batchRow reads the next result of a batch as a row.
+type batchRow struct{ br pgx.BatchResults }
+
+func (r batchRow) QueryRow(context.Context, string, ...any) pgx.Row { return r.br.QueryRow() }
+
+// insert queues a multi-row INSERT of recs on b for small groups, or
+// writes large ones with COPY at once.
+func insert(ctx context.Context, c conn, b *pgx.Batch, recs []store.Record) error {
+	row := func(r *store.Record) []any {
+		tree := make([]byte, 0, 32*len(r.Tree))
+		for _, h := range r.Tree {
+			tree = append(tree, h[:]...)
+		}
+		return []any{r.ID, r.Timestamp, []byte(r.Kind), []byte(r.Source), string(r.Payload), r.PrevHash[:], r.Hash[:], tree}
+	}
+	if len(recs) <= 64 {
+		var sb strings.Builder
+		sb.WriteString("INSERT INTO events (event_id, timestamp, kind, source, payload, prev_hash, hash, tree) VALUES ")
+		args := make([]any, 0, 8*len(recs))
+		for i := range recs {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			n := 8 * i
+			fmt.Fprintf(&sb, "($%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
+			args = append(args, row(&recs[i])...)
+		}
+		b.Queue(sb.String(), args...)
+		return nil
+	}
+	i := 0
+	_, err := c.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumnNames, pgx.CopyFromFunc(func() ([]any, error) {
+		if i == len(recs) {
+			return nil, nil
+		}
+		i++
+		return row(&recs[i-1]), nil
+	}))
+	if err != nil {
+		return classify(fmt.Errorf("postgres: copy events %d-%d: %w", recs[0].ID, recs[len(recs)-1].ID, err))
+	}
+	return nil
+}
+
+// Meta implements store.Store.
+func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
+	if s.isClosed() {
+		return nil, store.ErrClosed
+	}
+	var v []byte
+	err := s.pool.QueryRow(ctx, "SELECT value FROM meta WHERE key = $1", key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, classify(fmt.Errorf("postgres: meta %q: %w", key, err))
+	}
+	return v, nil
+}
+
+// SetMeta implements store.Store.
+func (s *Store) SetMeta(ctx context.Context, key string, value []byte) error {
+	if s.isClosed() {
+		return store.ErrClosed
+	}
+	_, err := s.pool.Exec(ctx, "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value)
+	if err != nil {
+		return classify(fmt.Errorf("postgres: set meta %q: %w", key, err))
+	}
+	return nil
+}
+
+// SwapMeta implements store.Store: one statement, atomic against every
+// other instance.
+func (s *Store) SwapMeta(ctx context.Context, key string, old, value []byte) error {
+	if s.isClosed() {
+		return store.ErrClosed
+	}
+	var tag pgconn.CommandTag
+	var err error
+	if old == nil {
+		tag, err = s.pool.Exec(ctx, "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", key, value)
+	} else {
+		tag, err = s.pool.Exec(ctx, "UPDATE meta SET value = $3 WHERE key = $1 AND value = $2", key, old, value)
+	}
+	if err != nil {
+		return classify(fmt.Errorf("postgres: swap meta %q: %w", key, err))
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrConflict
+	}
+	return nil
+}

@@ -1,0 +1,223 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/jackc/pgx/v5"
+)
+
+// Token times are RFC 3339 UTC text with nanoseconds, as in SQLite.
+const timeLayout = time.RFC3339Nano
+
+func formatTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(timeLayout)
+	return &s
+}
+
+func parseTime(s *string) (time.Time, error) {
+	if s == nil {
+		return time.Time{}, nil
+	}
+	return time.Parse(timeLayout, *s)
+}
+
+// CreateToken implements store.Tokens.
+func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
+	if t.ID == "" {
+		return errors.New("postgres: create token: empty id")
+	}
+	if s.isClosed() {
+		return store.ErrClosed
+	}
+	sources, err := json.Marshal(t.Sources)
+	if err != nil {
+		return err
+	}
+	if t.Sources == nil {
+		sources = []byte("[]")
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO tokens (id, name, roles, sources, digest, created, expires, revoked)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		t.ID, t.Name, strings.Join(t.Roles, ","), string(sources), t.Digest[:],
+		formatTime(t.Created), formatTime(t.Expires), formatTime(t.Revoked))
+	if err != nil {
+		return classify(fmt.Errorf("postgres: create token %s: %w", t.ID, err))
+	}
+	return nil
+}
+
+const tokenColumns = "id, name, roles, sources, digest, created, expires, revoked"
+
+func scanToken(r pgx.Row) (store.Token, error) {
+	var (
+		t                         store.Token
+		roles, sources            string
+		digest                    []byte
+		created, expires, revoked *string
+	)
+	if err := r.Scan(&t.ID, &t.Name, &roles, &sources, &digest, &created, &expires, &revoked); err != nil {
+		return t, err
+	}
+	if roles != "" {
+		t.Roles = strings.Split(roles, ",")
+	}
+	if err := json.Unmarshal([]byte(sources), &t.Sources); err != nil {
+		return t, fmt.Errorf("token %s sources: %w", t.ID, err)
+	}
+	if len(digest) != sha256.Size {
+		return t, fmt.Errorf("token %s: digest of %d bytes", t.ID, len(digest))
+	}
+	copy(t.Digest[:], digest)
+	var err error
+	if t.Created, err = parseTime(created); err != nil {
+		return t, fmt.Errorf("token %s created: %w", t.ID, err)
+	}
+	if t.Expires, err = parseTime(expires); err != nil {
+		return t, fmt.Errorf("token %s expires: %w", t.ID, err)
+	}
+	if t.Revoked, err = parseTime(revoked); err != nil {
+		return t, fmt.Errorf("token %s revoked: %w", t.ID, err)
+	}
+	return t, nil
+}
+
+// ListTokens implements store.Tokens.
+func (s *Store) ListTokens(ctx context.Context) ([]store.Token, error) {
+	if s.isClosed() {
+		return nil, store.ErrClosed
+	}
+	rows, err := s.pool.Query(ctx, "SELECT "+tokenColumns+" FROM tokens ORDER BY created, id")
+	if err != nil {
+		return nil, classify(fmt.Errorf("postgres: list tokens: %w", err))
+	}
+	defer rows.Close()
+	var out []store.Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, classify(fmt.Errorf("postgres: list tokens: %w", err))
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(fmt.Errorf("postgres: list tokens: %w", err))
+	}
+	return out, nil
+}
+
+// RevokeToken implements store.Tokens.
+func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error {
+	if s.isClosed() {
+		return store.ErrClosed
+	}
+	tag, err := s.pool.Exec(ctx, "UPDATE tokens SET revoked = coalesce(revoked, $1) WHERE id = $2", formatTime(at), id)
+	if err != nil {
+		return classify(fmt.Errorf("postgres: revoke token %s: %w", id, err))
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// TokenByDigest implements store.Tokens. It asks the database every call
+// (one unique-index probe), so a revocation through any instance counts
+// from the next request everywhere.
+func (s *Store) TokenByDigest(ctx context.Context, digest [sha256.Size]byte) (store.Token, error) {
+	if s.isClosed() {
+		return store.Token{}, store.ErrClosed
+	}
+	t, err := scanToken(s.pool.QueryRow(ctx, "SELECT "+tokenColumns+" FROM tokens WHERE digest = $1", digest[:]))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, store.ErrNotFound
+	}
+	if err != nil {
+		return t, classify(fmt.Errorf("postgres: token lookup: %w", err))
+	}
+	return t, nil
+}
+
+// HasTokens implements store.Tokens.
+func (s *Store) HasTokens(ctx context.Context) (bool, error) {
+	if s.hasTokens.Load() {
+		return true, nil
+	}
+	if s.isClosed() {
+		return false, store.ErrClosed
+	}
+	var has bool
+	if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM tokens)").Scan(&has); err != nil {
+		return false, classify(fmt.Errorf("postgres: has tokens: %w", err))
+	}
+	if has {
+		// Tokens are never deleted, only revoked: once there is one,
+		// there always is, and the question costs no more queries.
+		s.hasTokens.Store(true)
+	}
+	return has, nil
+}
+
+// Key implements store.Tx. Appends are serialised by the lock the
+// transaction holds, so it sees every key committed before it.
+func (v *txView) Key(scope, key string) (store.IdempotencyKey, error) {
+	k := store.IdempotencyKey{Scope: scope, Key: key}
+	var digest []byte
+	var created int64
+	err := v.tx.QueryRow(v.ctx, "SELECT body_digest, first_id, count, created FROM idempotency_keys WHERE scope = $1 AND key = $2", scope, key).
+		Scan(&digest, &k.FirstID, &k.Count, &created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return k, store.ErrNotFound
+	}
+	if err != nil {
+		return k, classify(fmt.Errorf("postgres: idempotency key: %w", err))
+	}
+	if len(digest) != sha256.Size {
+		return k, fmt.Errorf("postgres: idempotency key: digest of %d bytes", len(digest))
+	}
+	copy(k.BodyDigest[:], digest)
+	k.Created = time.UnixMilli(created)
+	return k, nil
+}
+
+// PutKey implements store.Tx.
+func (v *txView) PutKey(k store.IdempotencyKey) error {
+	tag, err := v.tx.Exec(v.ctx, "INSERT INTO idempotency_keys (scope, key, body_digest, first_id, count, created) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING",
+		k.Scope, k.Key, k.BodyDigest[:], k.FirstID, k.Count, k.Created.UnixMilli())
+	if err != nil {
+		return classify(fmt.Errorf("postgres: put idempotency key: %w", err))
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrKeyExists
+	}
+	return nil
+}
+
+// PruneKeys implements store.Idempotency, in small chunks so that no
+// statement holds many row locks.
+func (s *Store) PruneKeys(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		if s.isClosed() {
+			return total, store.ErrClosed
+		}
+		tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE ctid IN (
+			SELECT ctid FROM idempotency_keys WHERE created < $1 LIMIT 1000)`, before.UnixMilli())
+		if err != nil {
+			return total, classify(fmt.Errorf("postgres: prune idempotency keys: %w", err))
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < 1000 {
+			return total, nil
+		}
+	}
+}
