@@ -28,8 +28,11 @@ import (
 // after), and the server keeps answering meanwhile.
 func TestSlowBodies(t *testing.T) {
 	// Not parallel: it measures latency, which the other attacks disturb.
-	const conns = 2000
-	raiseNoFile(t, conns+500)
+	conns := 2000
+	if raceEnabled {
+		conns = 300
+	}
+	raiseNoFile(t, uint64(conns+500))
 	s := start(t, "--body-timeout", "3s")
 
 	// Each attacker sends headers and trickles its body a byte a second;
@@ -98,7 +101,7 @@ func TestSlowBodies(t *testing.T) {
 			time.Sleep(100 * time.Millisecond) // no SYN flood: that is not this attack
 		}
 	}
-	for active.Load() < conns*9/10 && time.Since(begun) < 20*time.Second {
+	for active.Load() < int64(conns*9/10) && time.Since(begun) < 20*time.Second {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("%d slow connections open after %v", active.Load(), time.Since(begun).Round(time.Millisecond))
@@ -107,14 +110,18 @@ func TestSlowBodies(t *testing.T) {
 	// The target is p99 < 200 ms, which a quiet machine meets; on a
 	// loaded, shared one the test holds the median to it and the tail only
 	// to "never stalled".
-	p.finish(t, 200*time.Millisecond, 5*time.Second)
+	if raceEnabled {
+		p.finish(t, 2*time.Second, 10*time.Second)
+	} else {
+		p.finish(t, 200*time.Millisecond, 5*time.Second)
+	}
 	close(stop)
 	wg.Wait()
 
 	t.Logf("slow bodies answered 408: %d, otherwise ended: %d, in %v", answered408.Load(), other.Load(), time.Since(begun).Round(time.Millisecond))
 	// Held forever before: every attacker must have been cut off at
 	// least once by the 3 s body timeout.
-	if got := answered408.Load(); got < conns {
+	if got := answered408.Load(); got < int64(conns) {
 		t.Errorf("only %d slow bodies were answered 408, want at least %d", got, conns)
 	}
 }
@@ -281,6 +288,9 @@ var hugeEvents = flag.Int("hostile.huge-events", 300, "events of 1 MiB appended 
 func TestHugeEvents(t *testing.T) {
 	t.Parallel()
 	n := *hugeEvents
+	if raceEnabled {
+		n = min(n, 40)
+	}
 	s := start(t, "--body-limit", "2097152", "--feed-bytes", "67108864")
 	mem := sampleMemory(t, s.Pid())
 	begun := time.Now()
@@ -350,7 +360,7 @@ func TestHugeEvents(t *testing.T) {
 	t.Logf("tailed after %v", time.Since(begun).Round(time.Millisecond))
 	peak := mem.finish()
 	t.Logf("%d events of 1 MiB, %d subscribers: peak anonymous memory of the server %d MiB", n, subs, peak>>20)
-	if peak > 300<<20 {
+	if peak > 300<<20 && !raceEnabled {
 		t.Errorf("server peak anonymous memory %d MiB, want < 300 MiB", peak>>20)
 	}
 }
@@ -413,7 +423,11 @@ func TestUnboundedExport(t *testing.T) {
 func TestConcurrentVerifyBounded(t *testing.T) {
 	// Not parallel: it measures latency, which the other attacks disturb.
 	s := start(t, "--max-heavy-reads", "2")
-	s.fill(t, 100_000)
+	if raceEnabled {
+		s.fill(t, 20_000)
+	} else {
+		s.fill(t, 100_000)
+	}
 	var ok, refused, other atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -449,7 +463,11 @@ func TestConcurrentVerifyBounded(t *testing.T) {
 	}
 	p := startProbe(s)
 	time.Sleep(4 * time.Second)
-	p.finish(t, 500*time.Millisecond, 5*time.Second)
+	if raceEnabled {
+		p.finish(t, 2*time.Second, 10*time.Second)
+	} else {
+		p.finish(t, 500*time.Millisecond, 5*time.Second)
+	}
 	close(stop)
 	wg.Wait()
 	t.Logf("/verify by 8 clients at once: %d verified, %d refused with 503, %d other", ok.Load(), refused.Load(), other.Load())

@@ -190,7 +190,7 @@ func TestRejections(t *testing.T) {
 		{"get negative id", "GET", "/events/-3", "", 404, "no event with id -3"},
 		{"get id beyond int64", "GET", "/events/99999999999999999999", "", 404, "no event"},
 		{"unknown query parameter", "GET", "/events?knd=other", "", 400, `"knd" (did you mean "kind"?)`},
-		{"export takes no kind", "GET", "/export?kind=other", "", 400, `unknown query parameter "kind"`},
+		{"export takes no order", "GET", "/export?order=asc", "", 400, `unknown query parameter "order"`},
 		{"get unknown id", "GET", "/events/99", "", 404, "99"},
 		{"stream after beyond head", "GET", "/stream?after=5", "", 400, "beyond"},
 		{"stream bad after", "GET", "/stream?after=x", "", 400, "after"},

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strconv"
 
@@ -29,6 +30,19 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 		}
 		return n, true, nil
 	}
+	// The content filters of /events (kind, source, payload.<path>, q);
+	// until stays the event-id bound it has always been here, so /export
+	// takes no time range.
+	fq := url.Values{}
+	for k, v := range q {
+		if k != "after" && k != "until" {
+			fq[k] = v
+		}
+	}
+	filter, err := parseFilter(fq, s.opt.Kinds)
+	if err != nil {
+		return err
+	}
 	after, _, err := num("after")
 	if err != nil {
 		return err
@@ -54,6 +68,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 	}
 	after = min(after, until)
 	rearm := s.writeDeadline(w)
+	filter.After, filter.Until = after, until
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
@@ -65,7 +80,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 	const chunk = 256 << 10
 	buf := make([]byte, 0, chunk+16<<10)
 	// Parallel range scans: one scan is bound to one core by the driver.
-	err = store.ScanParallel(r.Context(), s.st, store.Filter{After: after, Until: until}, runtime.GOMAXPROCS(0), 8192, func(e *event.Event) error {
+	err = store.ScanParallel(r.Context(), s.st, filter, runtime.GOMAXPROCS(0), 8192, func(e *event.Event) error {
 		buf = append(e.AppendJSON(buf), '\n')
 		if len(buf) < chunk {
 			return nil

@@ -396,3 +396,42 @@ func TestPaging(t *testing.T) {
 		t.Fatal("no appends ran during the walks")
 	}
 }
+
+// TestExportFilters: /export takes the content filters of /events within its
+// id range, and refuses a time range (its until is an event id).
+func TestExportFilters(t *testing.T) {
+	t.Parallel()
+	env := startSeeded(t, apitest.Options{})
+	cases := []struct {
+		query string
+		match func(s seedEvent, i int) bool
+	}{
+		{"kind=request_denied&source=agent-7", func(s seedEvent, _ int) bool { return s.kind == "request_denied" && s.source == "agent-7" }},
+		{"payload.decision_id=DEC-001&after=10&until=100", func(s seedEvent, i int) bool { return s.decision == "DEC-001" && i > 10 && i <= 100 }},
+		{"payload.args.path=/tmp/2&q=event+1", func(s seedEvent, i int) bool { return s.path == "/tmp/2" && strings.HasPrefix(fmt.Sprint(i), "1") }},
+	}
+	for _, tc := range cases {
+		r := call(t, "GET", env.URL+"/export?"+tc.query, "", "")
+		if r.status != 200 {
+			t.Fatalf("?%s: %d %s", tc.query, r.status, r.body)
+		}
+		var got, want []int64
+		for _, m := range eventIDField.FindAllSubmatch(r.body, -1) {
+			id, _ := strconv.ParseInt(string(m[1]), 10, 64)
+			got = append(got, id)
+		}
+		for i := 1; i <= seedSize; i++ {
+			if tc.match(seed(i), i) {
+				want = append(want, int64(i))
+			}
+		}
+		if len(want) == 0 || !slices.Equal(got, want) {
+			t.Fatalf("/export?%s: %v, want %v", tc.query, got, want)
+		}
+	}
+	for _, q := range []string{"since=2026-05-15", "kind=made_up", "payload.a..b=1", "until=2026-05-15"} {
+		if r := call(t, "GET", env.URL+"/export?"+q, "", ""); r.status/100 != 4 || r.detail() == "" {
+			t.Errorf("/export?%s: %d %q, want a 4xx problem", q, r.status, r.detail())
+		}
+	}
+}

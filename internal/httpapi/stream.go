@@ -122,6 +122,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	token := s.watchStreamToken(r)
 	defer token.Stop()
+	// Woken only by events this subscriber may want: an idle subscriber
+	// costs appends nothing.
+	waiter := feed.Watch(f)
+	defer waiter.Stop()
 	var frames [][]byte
 	for {
 		if why := token.ended(ctx); why != "" {
@@ -130,9 +134,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			s.log.Info("stream ended with its token", "reason", why, "remote", r.RemoteAddr)
 			return nil
 		}
-		// Take the change channel before reading, so a head move between
-		// the read and the wait is never missed.
-		changed := feed.Changed()
+		// The waiter was registered before this read, so an event
+		// published between the read and the wait leaves a wake-up.
 		closed := feed.Closed()
 		f.After = cursor
 		var seen int64
@@ -180,7 +183,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		select {
-		case <-changed:
+		case <-waiter.C():
 		case <-token.C(): // re-checked at the top of the loop
 		case <-heartbeat.C:
 			arm()

@@ -50,6 +50,11 @@ type Feed struct {
 
 	storeReads  atomic.Int64
 	subscribers atomic.Int64
+
+	// Waiters by what wakes them (waiter.go); guarded by wmu, which is
+	// taken after mu, never before.
+	wmu     sync.Mutex
+	waiters map[string]map[*Waiter]struct{}
 }
 
 // Subscribe registers a live reader of frames until release is called: while
@@ -155,6 +160,7 @@ func (f *Feed) publish(events []event.Event) {
 	}
 	f.last.Store(&store.Head{ID: last.ID, Hash: last.Hash})
 	f.announce()
+	f.wake(events)
 }
 
 // evict drops the oldest entries until the ring is within its byte bound;
@@ -184,6 +190,7 @@ func (f *Feed) Advance(head store.Head) {
 	}
 	f.last.Store(&head)
 	f.announce()
+	f.wakeAll() // events this instance never saw: anyone may want them
 }
 
 func (f *Feed) close() {
@@ -192,6 +199,7 @@ func (f *Feed) close() {
 	if !f.closed.Load() {
 		f.closed.Store(true)
 		f.announce()
+		f.wakeAll()
 	}
 }
 
