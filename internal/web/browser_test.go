@@ -331,7 +331,7 @@ func TestDashboardLive(t *testing.T) {
 		chromedp.Click(`#search button[type=submit]`, chromedp.ByQuery))
 	waitRows(t, ctx, 30*time.Second, []int{2})
 	run(t, ctx, 30*time.Second, "search nested",
-		setValue(`#s-payload`, "payload.nested.b.1=2.5"),
+		setValue(`#s-payload`, "payload.user=u-17"),
 		chromedp.Click(`#search button[type=submit]`, chromedp.ByQuery))
 	waitRows(t, ctx, 30*time.Second, []int{1})
 	post(t, srv.URL, `{"kind":"other","source":"ops"}`) // 10, held while searching
