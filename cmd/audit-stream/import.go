@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -153,7 +152,7 @@ func importFile(ctx context.Context, file string, spec backend.Spec, cp checkpoi
 	// Pass 1: verify, writing nothing.
 	p := newRateLine(progress, "verified")
 	var t verify.Tree
-	rep, err = verify.StreamTreeRaw(ctx, eventSource(skipBOM(in)), event.ParseStored, verify.StreamOptions{Visit: func(e *event.Event) error {
+	rep, err = verify.StreamTreeRaw(ctx, eventSource(in), event.ParseStored, verify.StreamOptions{Visit: func(e *event.Event) error {
 		p.tick(e.ID)
 		return nil
 	}}, &t)
@@ -209,7 +208,7 @@ func importFile(ctx context.Context, file string, spec backend.Spec, cp checkpoi
 	}()
 	batch := <-free
 	var t2 verify.Tree
-	rep2, err := verify.StreamTreeRaw(lctx, eventSource(skipBOM(in)), event.ParseStored, verify.StreamOptions{Visit: func(e *event.Event) error {
+	rep2, err := verify.StreamTreeRaw(lctx, eventSource(in), event.ParseStored, verify.StreamOptions{Visit: func(e *event.Event) error {
 		batch = append(batch, *e)
 		if len(batch) == importBatch {
 			full <- batch
@@ -260,16 +259,6 @@ func signCheckpoint(ctx context.Context, cp checkpointConfig, spec backend.Spec,
 		return verify.Checkpoint{}, err
 	}
 	return cps.Latest(), nil
-}
-
-// skipBOM drops a UTF-8 byte-order mark at the start of r: editors and
-// Windows tools add one, and it is not part of the JSON.
-func skipBOM(r io.Reader) io.Reader {
-	br := bufio.NewReaderSize(r, 1<<20)
-	if b, err := br.Peek(3); err == nil && string(b) == "\xef\xbb\xbf" {
-		br.Discard(3)
-	}
-	return br
 }
 
 // rateLine reports progress on stderr every two seconds and at the end.
