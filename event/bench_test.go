@@ -12,7 +12,7 @@ func BenchmarkParseRequest(b *testing.B) {
 	b.SetBytes(int64(len(benchBody)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ParseRequest(benchBody, Default); err != nil {
+		if _, err := ParseRequest(benchBody, DefaultKindSet); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -25,7 +25,7 @@ func BenchmarkCanonicalHash(b *testing.B) {
 	b.ReportAllocs()
 	var buf []byte
 	for b.Loop() {
-		req, err := ParseRequest(benchBody, Default)
+		req, err := ParseRequest(benchBody, DefaultKindSet)
 		if err != nil {
 			b.Fatal(err)
 		}

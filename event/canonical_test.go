@@ -59,7 +59,7 @@ func TestCanonicalVectors(t *testing.T) {
 	prev := ZeroHash
 	for _, v := range loadVectors(t) {
 		t.Run(v.Name, func(t *testing.T) {
-			req, err := ParseRequest([]byte(v.RequestBody), Default)
+			req, err := ParseRequest([]byte(v.RequestBody), DefaultKindSet)
 			if err != nil {
 				t.Fatalf("ParseRequest: %v", err)
 			}
@@ -249,11 +249,11 @@ func TestDepthLimit(t *testing.T) {
 	body := func(payloadDepth int) string {
 		return `{"kind":"other","source":"s","payload":` + nest(payloadDepth-1, `{"a":`, "}", "{}") + "}"
 	}
-	if _, err := ParseRequest([]byte(body(MaxDepth-1)), Default); err != nil {
+	if _, err := ParseRequest([]byte(body(MaxDepth-1)), DefaultKindSet); err != nil {
 		t.Errorf("payload of %d levels (body %d) rejected: %v", MaxDepth-1, MaxDepth, err)
 	}
 	in := body(MaxDepth)
-	_, err := ParseRequest([]byte(in), Default)
+	_, err := ParseRequest([]byte(in), DefaultKindSet)
 	checkRejection(t, in, err, "payload"+strings.Repeat(".a", MaxDepth-1), "nesting deeper than 64 levels")
 	var ve *ValidationError
 	errors.As(err, &ve)

@@ -75,7 +75,7 @@ func FuzzParseRequest(f *testing.F) {
 		f.Add([]byte(`{"kind":"other","source":"s","payload":{"v":` + s + `}}`))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := ParseRequest(body, Default)
+		req, err := ParseRequest(body, DefaultKindSet)
 		if err != nil {
 			if _, ok := err.(*ValidationError); !ok {
 				t.Fatalf("error %v is not a *ValidationError", err)
@@ -85,7 +85,7 @@ func FuzzParseRequest(f *testing.F) {
 		if !json.Valid(body) {
 			t.Fatalf("accepted %q, which encoding/json says is invalid", body)
 		}
-		if !Default.Has(req.Kind) || req.Source == "" || utf8.RuneCountInString(req.Source) > MaxSourceLen {
+		if !DefaultKindSet.Has(req.Kind) || req.Source == "" || utf8.RuneCountInString(req.Source) > MaxSourceLen {
 			t.Fatalf("accepted %+v", req)
 		}
 		if req.Timestamp != "" && checkTimestamp(req.Timestamp) != "" {

@@ -17,10 +17,12 @@ type Kind struct {
 	Description string `json:"description"`
 }
 
-// DefaultKinds are the event kinds the original service accepted, in the
+// defaultKinds are the event kinds the original service accepted, in the
 // order it listed them. They are the one place that lists them, so that a
 // later configuration can replace the set without touching the parser.
-var DefaultKinds = []Kind{
+// Unexported so that nothing can change the default set after start-up;
+// DefaultKindSet.Kinds() hands out a copy.
+var defaultKinds = []Kind{
 	{"decision_card_drafted", "A decision card was drafted: a proposed decision with its rationale, not yet signed."},
 	{"decision_card_signed", "A decision card was signed by its approver and takes effect."},
 	{"decision_card_status_changed", "A decision card moved to another status (superseded, withdrawn, expired, ...)."},
@@ -87,9 +89,9 @@ func NewKindSet(names []string) *KindSet {
 	return s
 }
 
-// Default is the set of DefaultKinds.
-var Default = func() *KindSet {
-	s, err := KindSetOf(DefaultKinds)
+// DefaultKindSet is the set of kinds the original service accepted.
+var DefaultKindSet = func() *KindSet {
+	s, err := KindSetOf(defaultKinds)
 	if err != nil {
 		panic(err)
 	}

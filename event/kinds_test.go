@@ -9,11 +9,11 @@ import (
 )
 
 func TestKindSet(t *testing.T) {
-	if len(Default.Kinds()) != 22 || len(Default.Names()) != 22 {
-		t.Fatalf("%d kinds", len(Default.Kinds()))
+	if len(DefaultKindSet.Kinds()) != 22 || len(DefaultKindSet.Names()) != 22 {
+		t.Fatalf("%d kinds", len(DefaultKindSet.Kinds()))
 	}
-	for _, k := range DefaultKinds {
-		got, ok := Default.Lookup(k.Name)
+	for _, k := range defaultKinds {
+		got, ok := DefaultKindSet.Lookup(k.Name)
 		if !ok || got != k || k.Description == "" || strings.Contains(k.Description, "\n") {
 			t.Errorf("kind %q: %+v, %v", k.Name, got, ok)
 		}
@@ -24,7 +24,7 @@ func TestKindSet(t *testing.T) {
 		"incident":       `"incident_filed"`,
 		"zzzz":           `the closest valid kind is`,
 	} {
-		if got := Default.Unknown(in); !strings.Contains(got, want) || !strings.Contains(got, "GET /kinds") {
+		if got := DefaultKindSet.Unknown(in); !strings.Contains(got, want) || !strings.Contains(got, "GET /kinds") {
 			t.Errorf("Unknown(%q) = %q, want it to contain %q", in, got, want)
 		}
 	}
@@ -42,7 +42,7 @@ func TestReadmeListsKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range DefaultKinds {
+	for _, k := range defaultKinds {
 		if row := "| `" + k.Name + "` | " + k.Description + " |"; !strings.Contains(string(b), row) {
 			t.Errorf("README lacks the row %s", row)
 		}

@@ -128,8 +128,8 @@ type Request struct {
 }
 
 // ParseRequest parses and validates a POST /events body against kinds (nil
-// means Default). The body must be one JSON object, parsed as strictly as by
-// Canonicalize, with the members
+// means DefaultKindSet). The body must be one JSON object, parsed as strictly
+// as by Canonicalize, with the members
 //
 //	kind       string, required, one of kinds
 //	source     string, required, 1 to MaxSourceLen characters
@@ -151,7 +151,7 @@ func ParseRequest(body []byte, kinds *KindSet) (Request, error) {
 // to value.
 func ParseRequestValue(value []byte, kinds *KindSet) (Request, error) {
 	if kinds == nil {
-		kinds = Default
+		kinds = DefaultKindSet
 	}
 	s := getScanner(value)
 	defer putScanner(s)

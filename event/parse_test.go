@@ -35,7 +35,7 @@ func TestParseRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseRequest([]byte(tt.in), Default)
+			got, err := ParseRequest([]byte(tt.in), DefaultKindSet)
 			if err != nil {
 				t.Fatalf("ParseRequest: %v", err)
 			}
@@ -43,7 +43,7 @@ func TestParseRequest(t *testing.T) {
 				string(got.Payload) != string(tt.want.Payload) {
 				t.Errorf("got  %+v (payload %s)\nwant %+v (payload %s)", got, got.Payload, tt.want, tt.want.Payload)
 			}
-			v, err := ParseRequestValue([]byte(tt.in), Default)
+			v, err := ParseRequestValue([]byte(tt.in), DefaultKindSet)
 			if err != nil || v.Kind != got.Kind || string(v.Payload) != string(got.Payload) {
 				t.Errorf("ParseRequestValue differs: %+v, %v", v, err)
 			}
@@ -57,21 +57,21 @@ func TestParseRequestKinds(t *testing.T) {
 	if _, err := ParseRequest(in, custom); err != nil {
 		t.Errorf("custom kind rejected: %v", err)
 	}
-	_, err := ParseRequest(in, Default)
+	_, err := ParseRequest(in, DefaultKindSet)
 	checkRejection(t, string(in), err, "kind", `unknown kind "deploy"`)
 	if _, err := ParseRequest([]byte(`{"kind":"other","source":"s"}`), nil); err != nil {
-		t.Errorf("nil kinds should mean Default: %v", err)
+		t.Errorf("nil kinds should mean DefaultKindSet: %v", err)
 	}
 }
 
 func TestParseRequestPayloadNotAliased(t *testing.T) {
 	body := []byte(`{"kind":"other","source":"s","payload":{"a":"b"}}`)
-	req, err := ParseRequest(body, Default)
+	req, err := ParseRequest(body, DefaultKindSet)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Parse something else: pooled buffers must not show through.
-	if _, err := ParseRequest([]byte(`{"kind":"other","source":"s","payload":{"x":"yyyyyyy"}}`), Default); err != nil {
+	if _, err := ParseRequest([]byte(`{"kind":"other","source":"s","payload":{"x":"yyyyyyy"}}`), DefaultKindSet); err != nil {
 		t.Fatal(err)
 	}
 	for i := range body {
@@ -143,7 +143,7 @@ func TestParseRequestRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := ParseRequest([]byte(tt.in), Default)
+			req, err := ParseRequest([]byte(tt.in), DefaultKindSet)
 			if err == nil {
 				t.Fatalf("accepted: %+v", req)
 			}
@@ -176,7 +176,7 @@ func TestTimestamps(t *testing.T) {
 			t.Errorf("%q rejected: %s", ts, reason)
 		}
 		in := `{"kind":"other","source":"s","timestamp":"` + ts + `"}`
-		if req, err := ParseRequest([]byte(in), Default); err != nil || req.Timestamp != ts {
+		if req, err := ParseRequest([]byte(in), DefaultKindSet); err != nil || req.Timestamp != ts {
 			t.Errorf("ParseRequest with timestamp %q: %+v, %v", ts, req, err)
 		}
 	}
@@ -212,7 +212,7 @@ func TestTimestamps(t *testing.T) {
 			t.Errorf("%q: reason %q shows no accepted example", ts, reason)
 		}
 		in := `{"kind":"other","source":"s","timestamp":` + string(AppendString(nil, ts)) + `}`
-		_, err := ParseRequest([]byte(in), Default)
+		_, err := ParseRequest([]byte(in), DefaultKindSet)
 		var ve *ValidationError
 		if !errors.As(err, &ve) || ve.Field != "timestamp" || ve.Offset != -1 {
 			t.Errorf("timestamp %q: err = %v", ts, err)
@@ -220,7 +220,7 @@ func TestTimestamps(t *testing.T) {
 	}
 	// null and "" ask the server to stamp the event, as the original did.
 	for _, v := range []string{`null`, `""`} {
-		req, err := ParseRequest([]byte(`{"kind":"other","source":"s","timestamp":`+v+`}`), Default)
+		req, err := ParseRequest([]byte(`{"kind":"other","source":"s","timestamp":`+v+`}`), DefaultKindSet)
 		if err != nil || req.Timestamp != "" {
 			t.Errorf("timestamp %s: %+v, %v; want accepted and server-stamped", v, req, err)
 		}
@@ -473,7 +473,7 @@ func TestParseRequestListsEveryFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseRequest([]byte(tt.in), Default)
+			_, err := ParseRequest([]byte(tt.in), DefaultKindSet)
 			var ve *ValidationError
 			if !errors.As(err, &ve) {
 				t.Fatalf("err = %v", err)

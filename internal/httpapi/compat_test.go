@@ -253,11 +253,11 @@ func listsKinds(r resp) error {
 	if err := json.Unmarshal(r.body, &k); err != nil {
 		return err
 	}
-	if len(k.Kinds) != len(event.DefaultKinds) {
-		return fmt.Errorf("%d kinds, want %d", len(k.Kinds), len(event.DefaultKinds))
+	if len(k.Kinds) != len(event.DefaultKindSet.Kinds()) {
+		return fmt.Errorf("%d kinds, want %d", len(k.Kinds), len(event.DefaultKindSet.Kinds()))
 	}
 	for i, kind := range k.Kinds {
-		if kind.Name != event.DefaultKinds[i].Name || kind.Description == "" {
+		if kind.Name != event.DefaultKindSet.Kinds()[i].Name || kind.Description == "" {
 			return fmt.Errorf("kind %d = %+v", i, kind)
 		}
 	}

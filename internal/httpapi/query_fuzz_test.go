@@ -31,7 +31,7 @@ func FuzzParseEventQuery(f *testing.F) {
 		if err != nil {
 			return
 		}
-		eq, err := parseEventQuery(q, event.Default)
+		eq, err := parseEventQuery(q, event.DefaultKindSet)
 		if err != nil {
 			var p *Problem
 			if !errors.As(err, &p) || p.Status != http.StatusBadRequest && p.Status != http.StatusUnprocessableEntity || p.Detail == "" {
@@ -59,7 +59,7 @@ func FuzzParseEventQuery(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%q: next link %q: %v", raw, link, err)
 		}
-		next, err := parseEventQuery(u.Query(), event.Default)
+		next, err := parseEventQuery(u.Query(), event.DefaultKindSet)
 		if err != nil {
 			t.Fatalf("%q: next link %q refused: %v", raw, link, err)
 		}

@@ -34,7 +34,7 @@ type Options struct {
 	// BodyTimeout bounds the time from the start of a request until its
 	// whole body has arrived (body.go); default 30 s.
 	BodyTimeout time.Duration
-	// Kinds is the set of accepted event kinds; default event.Default.
+	// Kinds is the set of accepted event kinds; default event.DefaultKindSet.
 	Kinds *event.KindSet
 	// MaxStreams caps concurrent /stream subscribers; default 10,000.
 	MaxStreams int
@@ -123,7 +123,7 @@ func New(st Store, led *ledger.Ledger, opt Options) *Server {
 		opt.BodyTimeout = 30 * time.Second
 	}
 	if opt.Kinds == nil {
-		opt.Kinds = event.Default
+		opt.Kinds = event.DefaultKindSet
 	}
 	if opt.MaxStreams <= 0 {
 		opt.MaxStreams = 10000

@@ -70,8 +70,8 @@ func TestServesDashboard(t *testing.T) {
 	}
 	json.NewDecoder(resp.Body).Decode(&kinds)
 	resp.Body.Close()
-	if len(kinds) != len(event.DefaultKinds) {
-		t.Fatalf("kinds.json has %d kinds, want %d", len(kinds), len(event.DefaultKinds))
+	if len(kinds) != len(event.DefaultKindSet.Kinds()) {
+		t.Fatalf("kinds.json has %d kinds, want %d", len(kinds), len(event.DefaultKindSet.Kinds()))
 	}
 }
 
