@@ -50,6 +50,7 @@ type serveConfig struct {
 	accessLog  bool
 	precision  event.TimestampPrecision
 	checkpoint checkpointConfig
+	witnesses  witnessConfig  // cosign.go
 	sec        securityConfig // security.go
 	// indexPayload lists the payload paths with an expression index.
 	indexPayload stringList
@@ -109,6 +110,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.IntVar(&cfg.scanLimit, "query-scan-limit", 200000, "how many events one GET /events may examine one by one for q and unindexed payload filters (negative: no limit)")
 	fs.TextVar(&cfg.precision, "timestamp-precision", event.Microseconds, "precision of server timestamps: microseconds (2026-05-15T03:14:15.123456+00:00) or seconds (2026-05-15T03:14:15+00:00, as the original service stamped)")
 	cfg.checkpoint.flags(fs)
+	cfg.witnesses.flags(fs)
 	cfg.sec.flags(fs)
 	showConfig := fs.Bool("print-config", false, "print the effective configuration (secrets redacted) and exit")
 	fs.Usage = func() {
@@ -230,6 +232,14 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 			log.Error("checkpointer stopped", "err", err)
 		}
 	}()
+	served, metrics, cosign, err := cfg.witnesses.open(ctx, cps, st, log)
+	if err != nil {
+		led.Close(context.Background())
+		return err
+	}
+	cosignCtx, stopCosign := context.WithCancel(ctx)
+	defer stopCosign()
+	go cosign(cosignCtx)
 	api := httpapi.New(st, led, httpapi.Options{
 		BodyLimit:      cfg.bodyLimit,
 		BodyTimeout:    cfg.bodyWait,
@@ -244,7 +254,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		StreamBursts:   cfg.bursts,
 		Auth:           authOpt,
 		Logger:         log,
-		Checkpoints:    cps,
+		Checkpoints:    served,
+		Metrics:        metrics,
 		QueryScanLimit: cfg.scanLimit,
 		DataDir:        spec.Dir, // "" for PostgreSQL: the store check is the readiness
 		AccessLog:      cfg.accessLog,
