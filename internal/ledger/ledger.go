@@ -31,7 +31,7 @@ type Options struct {
 	// subscribers. Default 16384.
 	RecentEvents int
 	// RecentBytes bounds the memory the ring keeps alive (payloads and
-	// encoded frames); older events are then served from the store.
+	// their encodings for subscribers); older events are then served from the store.
 	// Default 64 MiB.
 	RecentBytes int64
 	// Now is the clock; default time.Now.
@@ -160,7 +160,7 @@ func (l *Ledger) Commits() (transactions, events int64) {
 func (l *Ledger) Feed() *Feed { return l.feed }
 
 // Head is the last committed event as this instance knows it.
-func (l *Ledger) Head() store.Head { return l.feed.head() }
+func (l *Ledger) Head() store.Head { return *l.feed.last.Load() }
 
 // Append durably appends reqs as consecutive events, all or none, and returns
 // them as stored. It returns only after the events are fsynced. If ctx ends
@@ -230,7 +230,7 @@ func (l *Ledger) run() {
 				heads = nil
 				continue
 			}
-			l.feed.Advance(h)
+			l.feed.advance(h)
 			continue
 		case p := <-l.queue:
 			group = append(group, p)
