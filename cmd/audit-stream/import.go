@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/ledger"
@@ -150,17 +149,11 @@ func importFile(ctx context.Context, file string, spec backend.Spec, cp checkpoi
 	}
 
 	// Pass 1: verify, writing nothing.
-	p := newRateLine(progress, "verified")
-	var t verify.Tree
-	rep, err = verify.StreamTreeRaw(ctx, eventSource(in), event.ParseStored, verify.StreamOptions{Visit: func(e *event.Event) error {
+	p := newProgressLine(progress, "import: verified", 0)
+	rep, err = verify.CheckTreeRaw(ctx, verify.ExportSource(in), event.ParseStored, nil, verify.StreamOptions{Visit: func(e *event.Event) error {
 		p.tick(e.ID)
 		return nil
-	}}, &t)
-	var derr *verify.DecodeError
-	if errors.As(err, &derr) {
-		rep.Fail(derr.At, "%v", derr)
-		err = nil
-	}
+	}})
 	if err != nil || !rep.Valid {
 		return rep, err
 	}
@@ -182,7 +175,7 @@ func importFile(ctx context.Context, file string, spec backend.Spec, cp checkpoi
 		return rep, err
 	}
 	written = true
-	p = newRateLine(progress, "imported")
+	p = newProgressLine(progress, "import: imported", 0)
 	im := ledger.NewImporter(st)
 	full := make(chan []event.Event, 1)
 	free := make(chan []event.Event, 2)
@@ -208,7 +201,7 @@ func importFile(ctx context.Context, file string, spec backend.Spec, cp checkpoi
 	}()
 	batch := <-free
 	var t2 verify.Tree
-	rep2, err := verify.StreamTreeRaw(lctx, eventSource(in), event.ParseStored, verify.StreamOptions{Visit: func(e *event.Event) error {
+	rep2, err := verify.StreamTreeRaw(lctx, verify.ExportSource(in), event.ParseStored, verify.StreamOptions{Visit: func(e *event.Event) error {
 		batch = append(batch, *e)
 		if len(batch) == importBatch {
 			full <- batch
@@ -259,31 +252,4 @@ func signCheckpoint(ctx context.Context, cp checkpointConfig, spec backend.Spec,
 		return verify.Checkpoint{}, err
 	}
 	return cps.Latest(), nil
-}
-
-// rateLine reports progress on stderr every two seconds and at the end.
-type rateLine struct {
-	w     io.Writer
-	what  string
-	start time.Time
-	next  time.Time
-	n     int64
-}
-
-func newRateLine(w io.Writer, what string) *rateLine {
-	now := time.Now()
-	return &rateLine{w: w, what: what, start: now, next: now.Add(2 * time.Second)}
-}
-
-func (p *rateLine) tick(n int64) {
-	p.n = n
-	if now := time.Now(); now.After(p.next) {
-		p.next = now.Add(2 * time.Second)
-		fmt.Fprintf(p.w, "import: %s %d events (%.0f events/s)\n", p.what, n, float64(n)/now.Sub(p.start).Seconds())
-	}
-}
-
-func (p *rateLine) done() {
-	d := time.Since(p.start)
-	fmt.Fprintf(p.w, "import: %s %d events in %s (%.0f events/s)\n", p.what, p.n, d.Round(time.Millisecond), float64(p.n)/d.Seconds())
 }

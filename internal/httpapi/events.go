@@ -32,9 +32,13 @@ func (s *Server) appendEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	// A byte-order mark some editors and Windows tools put first is not
 	// part of the JSON.
-	req, err := event.ParseRequest(event.TrimBOM(body), s.opt.Kinds)
+	req, err := event.ParseRequest(event.TrimBOM(body), s.opt.Kinds.Set())
 	if err != nil {
 		return err
+	}
+	// The kind's payload schema, and whether it is retired.
+	if verr := s.opt.Kinds.Check(&req); verr != nil {
+		return verr
 	}
 	// Source binding and Idempotency-Key: see idempotency.go.
 	evs, replayed, err := s.appendChecked(r, []event.Request{req}, false)
@@ -78,12 +82,12 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) error {
 
 // filterFromQuery reads the filter parameters /stream shares with /events.
 func (s *Server) filterFromQuery(r *http.Request) (store.Filter, error) {
-	return parseFilter(r.URL.Query(), s.opt.Kinds)
+	return parseFilter(r.URL.Query(), s.opt.Kinds.Set())
 }
 
 func (s *Server) queryEvents(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	eq, err := parseEventQuery(q, s.opt.Kinds)
+	eq, err := parseEventQuery(q, s.opt.Kinds.Set())
 	if err != nil {
 		return err
 	}
@@ -172,9 +176,10 @@ func writeEventArray(w io.Writer, evs []event.Event) error {
 	return err
 }
 
-// kinds serves GET /kinds: every accepted kind with its one-line
-// description, in the order of the kind set. It is open, like GET /: a
-// producer needs it and holds no reader role.
-func (s *Server) kinds(w http.ResponseWriter, r *http.Request) error {
+// listKinds serves GET /kinds: every accepted kind with its one-line
+// description, and its payload schema and retirement when the kinds file
+// gives them, built-in kinds first. It is open, like GET /: a producer
+// needs it and holds no reader role.
+func (s *Server) listKinds(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]any{"kinds": s.opt.Kinds.Kinds()})
 }

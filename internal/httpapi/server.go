@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/kinds"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/suggest"
@@ -34,8 +35,9 @@ type Options struct {
 	// BodyTimeout bounds the time from the start of a request until its
 	// whole body has arrived (body.go); default 30 s.
 	BodyTimeout time.Duration
-	// Kinds is the set of accepted event kinds; default event.DefaultKindSet.
-	Kinds *event.KindSet
+	// Kinds is the catalogue of accepted event kinds, with the payload
+	// schemas appends are checked against; default kinds.Builtin().
+	Kinds *kinds.Catalog
 	// MaxStreams caps concurrent /stream subscribers; default 10,000.
 	MaxStreams int
 	// Heartbeat is the interval of SSE keep-alive comments; default 15 s.
@@ -126,7 +128,7 @@ func New(st Store, led *ledger.Ledger, opt Options) *Server {
 		opt.BodyTimeout = 30 * time.Second
 	}
 	if opt.Kinds == nil {
-		opt.Kinds = event.DefaultKindSet
+		opt.Kinds = kinds.Builtin()
 	}
 	if opt.MaxStreams <= 0 {
 		opt.MaxStreams = 10000
@@ -216,7 +218,7 @@ func (s *Server) routes() *http.ServeMux {
 	route("GET /{$}", public, nil, s.index)
 	route("GET /healthz", public, nil, s.healthz)
 	route("GET /readyz", public, nil, s.readyz)
-	route("GET /kinds", public, nil, s.kinds)
+	route("GET /kinds", public, nil, s.listKinds)
 	route("GET /openapi.json", public, nil, s.openAPI)
 	route("GET /docs", public, nil, s.docs)
 	route("GET /docs/{file}", public, nil, s.docs)
@@ -245,7 +247,7 @@ func (s *Server) routes() *http.ServeMux {
 	route("DELETE /admin/tokens/{id}", admin, nil, s.revokeToken)
 	// The dashboard is static and public; the data it shows comes through
 	// the routes above, under their own access rules.
-	ui := web.Handler(s.opt.Kinds.Names())
+	ui := web.Handler(s.opt.Kinds.Set().Names())
 	route("GET "+web.Prefix, public, nil, func(w http.ResponseWriter, r *http.Request) error {
 		ui.ServeHTTP(w, r)
 		return nil
