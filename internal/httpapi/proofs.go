@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/audit-stream/audit-stream/event"
-	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/verify"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -237,11 +236,8 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	e, err := s.st.Get(r.Context(), id)
-	if err == store.ErrNotFound {
-		return problem(http.StatusNotFound, "no event with id "+strconv.FormatInt(id, 10))
-	}
 	if err != nil {
-		return err
+		return missing(err, "no event with id "+strconv.FormatInt(id, 10))
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), receiptWait)
 	defer cancel()

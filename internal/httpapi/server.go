@@ -211,7 +211,20 @@ func (q query) has(name string) bool {
 // handler.
 func (s *Server) routes() *http.ServeMux {
 	m := http.NewServeMux()
+	// Every body is capped at BodyLimit (body.go); these routes take
+	// another size.
+	bodyLimits := map[string]int64{
+		"POST /events/batch": s.opt.BatchBodyLimit,
+		"POST /admin/tokens": tokenBodyLimit,
+	}
 	route := func(pattern string, a access, params query, h func(http.ResponseWriter, *http.Request) error) {
+		if n, ok := bodyLimits[pattern]; ok {
+			next := h
+			h = func(w http.ResponseWriter, r *http.Request) error {
+				limitBody(r, n)
+				return next(w, r)
+			}
+		}
 		m.Handle(pattern, s.guard(a, s.handle(checkQuery(pattern, params, h))))
 		s.table = append(s.table, Route{Pattern: pattern, Query: params})
 	}
