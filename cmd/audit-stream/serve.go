@@ -51,6 +51,7 @@ type serveConfig struct {
 	accessLog  bool
 	precision  event.TimestampPrecision
 	checkpoint checkpointConfig
+	witnesses  witnessConfig  // cosign.go
 	sec        securityConfig // security.go
 	// indexPayload lists the payload paths with an expression index.
 	indexPayload stringList
@@ -112,6 +113,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.StringVar(&cfg.kindsFile, "kinds", "", "a kinds file (YAML, or JSON when named *.json): event kinds beyond the built-in ones, each with a description and optionally a JSON Schema its payloads must satisfy; read at start-up (restart to reload)")
 	fs.TextVar(&cfg.precision, "timestamp-precision", event.Microseconds, "precision of server timestamps: microseconds (2026-05-15T03:14:15.123456+00:00) or seconds (2026-05-15T03:14:15+00:00, as the original service stamped)")
 	cfg.checkpoint.flags(fs)
+	cfg.witnesses.flags(fs)
 	cfg.sec.flags(fs)
 	showConfig := fs.Bool("print-config", false, "print the effective configuration (secrets redacted) and exit")
 	fs.Usage = func() {
@@ -243,6 +245,14 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 			log.Error("checkpointer stopped", "err", err)
 		}
 	}()
+	served, metrics, cosign, err := cfg.witnesses.open(ctx, cps, st, log)
+	if err != nil {
+		led.Close(context.Background())
+		return err
+	}
+	cosignCtx, stopCosign := context.WithCancel(ctx)
+	defer stopCosign()
+	go cosign(cosignCtx)
 	api := httpapi.New(st, led, httpapi.Options{
 		BodyLimit:      cfg.bodyLimit,
 		BodyTimeout:    cfg.bodyWait,
@@ -257,7 +267,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		StreamBursts:   cfg.bursts,
 		Auth:           authOpt,
 		Logger:         log,
-		Checkpoints:    cps,
+		Checkpoints:    served,
+		Metrics:        metrics,
 		QueryScanLimit: cfg.scanLimit,
 		DataDir:        spec.Dir, // "" for PostgreSQL: the store check is the readiness
 		AccessLog:      cfg.accessLog,

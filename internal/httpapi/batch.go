@@ -25,7 +25,7 @@ func (s *Server) appendBatch(w http.ResponseWriter, r *http.Request) error {
 	if p := checkBodyType(r, true); p != nil {
 		return p
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.BatchBodyLimit))
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return err
 	}

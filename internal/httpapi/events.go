@@ -17,16 +17,11 @@ const (
 	maxQueryLimit     = 100000
 )
 
-// readBody reads the whole body, at most BodyLimit bytes.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	return io.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.BodyLimit))
-}
-
 func (s *Server) appendEvent(w http.ResponseWriter, r *http.Request) error {
 	if p := checkBodyType(r, false); p != nil {
 		return p
 	}
-	body, err := s.readBody(w, r)
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return err
 	}
@@ -48,12 +43,6 @@ func (s *Server) appendEvent(w http.ResponseWriter, r *http.Request) error {
 	return writeEvent(w, appendedStatus(w, replayed), &evs[0])
 }
 
-var errDraining = func() *Problem {
-	p := problem(http.StatusServiceUnavailable, "the server is shutting down; retry against another instance or after restart")
-	p.retryAfter = 1
-	return p
-}()
-
 func writeEvent(w http.ResponseWriter, status int, e *event.Event) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Location", "/events/"+strconv.FormatInt(e.ID, 10))
@@ -68,11 +57,8 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	e, err := s.st.Get(r.Context(), id)
-	if err == store.ErrNotFound {
-		return problem(http.StatusNotFound, "no event with id "+strconv.FormatInt(id, 10))
-	}
 	if err != nil {
-		return err
+		return missing(err, "no event with id "+strconv.FormatInt(id, 10))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")

@@ -5,6 +5,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -16,7 +17,6 @@ import (
 	"time"
 
 	"github.com/audit-stream/audit-stream/event"
-	"github.com/audit-stream/audit-stream/internal/checkpoint"
 	"github.com/audit-stream/audit-stream/internal/kinds"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
@@ -62,9 +62,12 @@ type Options struct {
 	// WriteTimeout bounds each write to a stream, so a dead peer frees its
 	// slot; default 30 s.
 	WriteTimeout time.Duration
-	// Checkpoints signs and serves the log's checkpoints; without it the
+	// Checkpoints serves the log's checkpoints: the checkpointer, or the
+	// cosigner that serves what witnesses cosigned. Without it the
 	// verifiable-log routes (checkpoint, proofs, receipts) answer 503.
-	Checkpoints *checkpoint.Checkpointer
+	Checkpoints Checkpoints
+	// Metrics are more Prometheus series for /metrics (the cosigner's).
+	Metrics []prometheus.Collector
 	// Auth configures access control (auth.go).
 	Auth AuthOptions
 	// MaxHeavyReads caps concurrent whole-log reads (/verify, /export);
@@ -208,7 +211,20 @@ func (q query) has(name string) bool {
 // handler.
 func (s *Server) routes() *http.ServeMux {
 	m := http.NewServeMux()
+	// Every body is capped at BodyLimit (body.go); these routes take
+	// another size.
+	bodyLimits := map[string]int64{
+		"POST /events/batch": s.opt.BatchBodyLimit,
+		"POST /admin/tokens": tokenBodyLimit,
+	}
 	route := func(pattern string, a access, params query, h func(http.ResponseWriter, *http.Request) error) {
+		if n, ok := bodyLimits[pattern]; ok {
+			next := h
+			h = func(w http.ResponseWriter, r *http.Request) error {
+				limitBody(r, n)
+				return next(w, r)
+			}
+		}
 		m.Handle(pattern, s.guard(a, s.handle(checkQuery(pattern, params, h))))
 		s.table = append(s.table, Route{Pattern: pattern, Query: params})
 	}
