@@ -22,6 +22,7 @@ type verifyFlags struct {
 	remote                                 clientFlags
 	file, checkpoint, receipt, key, origin string
 	quiet                                  bool
+	witnesses                              witnessKeyFlags // cosign.go
 }
 
 func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -35,11 +36,13 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.StringVar(&f.key, "key", "", "checkpoint verifier key, name+hash+base64, or @FILE (with --url, default: fetched from /checkpoint/key, trust on first use)")
 	fs.StringVar(&f.origin, "origin", "", "expected checkpoint origin (default: the key's name)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
+	f.witnesses.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage:
   audit-stream verify --url URL [--key KEY]
   audit-stream verify --file FILE [--checkpoint FILE --key KEY]
   audit-stream verify --receipt FILE --key KEY [--url URL]
+  (each also with --witness-key KEY... [--quorum N]: the checkpoint must be cosigned)
 
 Re-walk the hash chain, rebuild the Merkle root and compare it with a signed
 checkpoint. Prints the /verify report as JSON on stdout; progress on stderr.
@@ -59,6 +62,10 @@ Flags:
 	}
 	if f.file == "" && f.receipt == "" && f.checkpoint == "" {
 		f.remote.url = f.remote.urlOrEnv()
+	}
+	if err := f.witnesses.parse(); err != nil {
+		fmt.Fprintf(stderr, "verify: %v\n", err)
+		return 2
 	}
 	var progress io.Writer = stderr
 	if f.quiet {
@@ -139,6 +146,11 @@ func verifyURL(ctx context.Context, f verifyFlags, progress io.Writer) (verify.T
 		rep.Fail(0, "checkpoint does not verify: %v", err)
 		return rep, nil
 	}
+	if err := f.witnesses.check(signed); err != nil {
+		rep.Valid = true
+		rep.Fail(0, "the server's checkpoint is not cosigned by the witnesses: %v", err)
+		return rep, nil
+	}
 	if cp.Size == 0 {
 		// Until 0 would mean the head: the empty tree needs no events.
 		return verifyAgainst(ctx, strings.NewReader(""), cp, progress)
@@ -185,8 +197,8 @@ func verifyFileIn(ctx context.Context, f verifyFlags, progress io.Writer) (verif
 	}
 	defer in.Close()
 	if f.checkpoint == "" {
-		if f.key != "" {
-			return rep, fmt.Errorf("%w: --key with --file needs --checkpoint", errUsage)
+		if f.key != "" || len(f.witnesses.verifier) > 0 {
+			return rep, fmt.Errorf("%w: --key or --witness-key with --file needs --checkpoint", errUsage)
 		}
 		return verify.CheckTreeRaw(ctx, verify.ExportSource(in), event.ParseStored, nil, verify.StreamOptions{})
 	}
@@ -205,6 +217,11 @@ func verifyFileIn(ctx context.Context, f verifyFlags, progress io.Writer) (verif
 		}
 		rep.Valid = true
 		rep.Fail(0, "checkpoint does not verify: %v", err)
+		return rep, nil
+	}
+	if err := f.witnesses.check(signed); err != nil {
+		rep.Valid = true
+		rep.Fail(0, "the checkpoint is not cosigned by the witnesses: %v", err)
 		return rep, nil
 	}
 	return verifyAgainst(ctx, in, cp, progress)
@@ -250,6 +267,10 @@ func verifyReceipt(ctx context.Context, f verifyFlags, out io.Writer) (verify.Tr
 			return rep, nil, ierr
 		}
 		rep.Fail(rc.Event.ID, "receipt does not verify: %v", err)
+		return rep, ev, nil
+	}
+	if err := f.witnesses.check(rc.Checkpoint); err != nil {
+		rep.Fail(rc.Event.ID, "the receipt's checkpoint is not cosigned by the witnesses: %v", err)
 		return rep, ev, nil
 	}
 	rep.Checked = 1

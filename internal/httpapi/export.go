@@ -39,7 +39,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 			fq[k] = v
 		}
 	}
-	filter, err := parseFilter(fq, s.opt.Kinds)
+	filter, err := parseFilter(fq, s.opt.Kinds.Set())
 	if err != nil {
 		return err
 	}
