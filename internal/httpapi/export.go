@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"runtime"
 	"strconv"
+	"strings"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
@@ -42,6 +43,12 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 		case k == "after":
 		case k == "until" && len(v) == 1 && isDigits(v[0]):
 			idUntil = true
+		case k == "until" && len(v) == 1:
+			if _, err := timeParam(q, k); err != nil {
+				return qerr(http.StatusBadRequest, k, "value_error", "until must be a non-negative integer event id, or a timestamp: "+
+					strings.TrimPrefix(err.Error(), "until: "))
+			}
+			fq[k] = v
 		default:
 			fq[k] = v
 		}
