@@ -17,6 +17,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/witness"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // witnessConfig is the serve flags of the witnesses the server asks to
@@ -120,4 +121,61 @@ func (c witnessConfig) open(ctx context.Context, cps *checkpoint.Checkpointer, s
 	}
 	log.Info("checkpoints are served once cosigned", "witnesses", len(c.witnesses), "quorum", q)
 	return cs, cs.Collectors(), cs.Run, nil
+}
+
+// witnessKeyFlags are verify's --witness-key and --quorum: the witnesses a
+// verifier trusts and how many of them must have cosigned a checkpoint.
+type witnessKeyFlags struct {
+	keys     repeated
+	quorum   int
+	verifier []note.Verifier
+}
+
+func (w *witnessKeyFlags) flags(fs *flag.FlagSet) {
+	fs.Var(&w.keys, "witness-key", "a witness's cosignature verifier key, or @FILE (repeatable): checkpoints must carry --quorum valid cosignatures by these")
+	fs.IntVar(&w.quorum, "quorum", 0, "with --witness-key: how many of those witnesses must have cosigned (default: all)")
+}
+
+// parse reads the keys; a mistake in them is a usage error.
+func (w *witnessKeyFlags) parse() error {
+	if len(w.keys) == 0 {
+		if w.quorum != 0 {
+			return fmt.Errorf("%w: --quorum needs --witness-key", errUsage)
+		}
+		return nil
+	}
+	var vkeys []string
+	for _, k := range w.keys {
+		if file, ok := strings.CutPrefix(k, "@"); ok {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return fmt.Errorf("%w: --witness-key: %v", errUsage, err)
+			}
+			k = string(b)
+		}
+		vkeys = append(vkeys, k)
+	}
+	vs, err := witness.ParseVerifiers(vkeys)
+	if err != nil {
+		return fmt.Errorf("%w: --witness-key: %v", errUsage, err)
+	}
+	if w.quorum == 0 {
+		w.quorum = len(vs)
+	}
+	if w.quorum < 0 || w.quorum > len(vs) {
+		return fmt.Errorf("%w: --quorum %d with %d witness keys", errUsage, w.quorum, len(vs))
+	}
+	w.verifier = vs
+	return nil
+}
+
+// check reports whether a signed checkpoint carries the quorum; with no
+// witness keys every checkpoint passes. The error says which witnesses did
+// and did not cosign.
+func (w *witnessKeyFlags) check(signed []byte) error {
+	if len(w.verifier) == 0 {
+		return nil
+	}
+	_, err := witness.CheckQuorum(signed, w.verifier, w.quorum)
+	return err
 }

@@ -22,6 +22,7 @@ type verifyFlags struct {
 	url, file, checkpoint, receipt, key, origin string
 	conn                                        *connFlags
 	quiet                                       bool
+	witnesses                                   witnessKeyFlags // cosign.go
 }
 
 func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -36,11 +37,13 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.StringVar(&f.origin, "origin", "", "expected checkpoint origin (default: the key's name)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
 	f.conn = connectionFlags(fs)
+	f.witnesses.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage:
   audit-stream verify --url URL [--key KEY]
   audit-stream verify --file FILE [--checkpoint FILE --key KEY]
   audit-stream verify --receipt FILE --key KEY [--url URL]
+  (each also with --witness-key KEY... [--quorum N]: the checkpoint must be cosigned)
 
 Re-walk the hash chain, rebuild the Merkle root and compare it with a signed
 checkpoint. Prints the /verify report as JSON on stdout; progress on stderr.
@@ -57,6 +60,10 @@ Flags:
 	}
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	if err := f.witnesses.parse(); err != nil {
+		fmt.Fprintf(stderr, "verify: %v\n", err)
+		return 2
 	}
 	var progress io.Writer = stderr
 	if f.quiet {
@@ -137,6 +144,11 @@ func verifyURL(ctx context.Context, f verifyFlags, progress io.Writer) (verify.T
 		rep.Fail(0, "checkpoint does not verify: %v", err)
 		return rep, nil
 	}
+	if err := f.witnesses.check(signed); err != nil {
+		rep.Valid = true
+		rep.Fail(0, "the server's checkpoint is not cosigned by the witnesses: %v", err)
+		return rep, nil
+	}
 	r.http.Timeout = 0
 	body, err := r.open(ctx, "/export?until="+strconv.FormatInt(cp.Size, 10))
 	if err != nil {
@@ -176,8 +188,8 @@ func verifyFileIn(ctx context.Context, f verifyFlags, progress io.Writer) (verif
 	}
 	defer in.Close()
 	if f.checkpoint == "" {
-		if f.key != "" {
-			return rep, fmt.Errorf("%w: --key with --file needs --checkpoint", errUsage)
+		if f.key != "" || len(f.witnesses.verifier) > 0 {
+			return rep, fmt.Errorf("%w: --key or --witness-key with --file needs --checkpoint", errUsage)
 		}
 		return verify.CheckTreeRaw(ctx, verify.ExportSource(in), event.ParseStored, nil, verify.StreamOptions{})
 	}
@@ -196,6 +208,11 @@ func verifyFileIn(ctx context.Context, f verifyFlags, progress io.Writer) (verif
 		}
 		rep.Valid = true
 		rep.Fail(0, "checkpoint does not verify: %v", err)
+		return rep, nil
+	}
+	if err := f.witnesses.check(signed); err != nil {
+		rep.Valid = true
+		rep.Fail(0, "the checkpoint is not cosigned by the witnesses: %v", err)
 		return rep, nil
 	}
 	return verifyAgainst(ctx, in, cp, progress)
@@ -241,6 +258,10 @@ func verifyReceipt(ctx context.Context, f verifyFlags, out io.Writer) (verify.Tr
 			return rep, nil, ierr
 		}
 		rep.Fail(rc.Event.ID, "receipt does not verify: %v", err)
+		return rep, ev, nil
+	}
+	if err := f.witnesses.check(rc.Checkpoint); err != nil {
+		rep.Fail(rc.Event.ID, "the receipt's checkpoint is not cosigned by the witnesses: %v", err)
 		return rep, ev, nil
 	}
 	rep.Checked = 1

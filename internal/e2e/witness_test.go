@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -145,6 +146,26 @@ func TestWitnessCosigning(t *testing.T) {
 	if _, err := witness.CheckQuorum(r.Checkpoint, all, 2); err != nil {
 		t.Fatalf("receipt's checkpoint: %v", err)
 	}
+	// The CLI's verdicts: quorum 2 of the three keys holds, 3 does not.
+	wkeys := []string{"--witness-key", ws[0].vkey, "--witness-key", ws[1].vkey, "--witness-key", ws[2].vkey}
+	receiptFile := filepath.Join(t.TempDir(), "e20.proof")
+	os.WriteFile(receiptFile, b, 0o600)
+	for _, c := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{append([]string{"--url", p.URL, "--key", key.VerifierKey, "--quorum", "2"}, wkeys...), 0, `"valid":true`},
+		{append([]string{"--url", p.URL, "--key", key.VerifierKey}, wkeys...), 1, "the quorum is 3"},
+		{append([]string{"--receipt", receiptFile, "--key", key.VerifierKey, "--quorum", "2"}, wkeys...), 0, `"valid":true`},
+		{append([]string{"--receipt", receiptFile, "--key", key.VerifierKey, "--quorum", "3"}, wkeys...), 1, "cosigned by witness.test/w1, witness.test/w2"},
+		{[]string{"--receipt", receiptFile, "--key", key.VerifierKey, "--quorum", "1"}, 2, "--quorum needs --witness-key"},
+		{[]string{"--receipt", receiptFile, "--key", key.VerifierKey, "--witness-key", key.VerifierKey}, 2, "algorithm 0x01"},
+	} {
+		if code, out := runVerifyCLI(t, c.args...); code != c.code || !strings.Contains(out, c.says) {
+			t.Errorf("verify %s: exit %d, want %d saying %q:\n%s", strings.Join(c.args, " "), code, c.code, c.says, out)
+		}
+	}
 	metric := func(name string) float64 {
 		_, b := getStatus(p.URL + "/metrics")
 		sc := bufio.NewScanner(bytes.NewReader(b))
@@ -229,6 +250,15 @@ func TestWitnessCosigning(t *testing.T) {
 	if _, err := witness.CheckQuorum(rr.Checkpoint, all, 2); !errors.As(err, &qe) || len(qe.Valid) != 1 {
 		t.Fatalf("the forked checkpoint reached a quorum of 2: %v", err)
 	}
+	forgedFile := filepath.Join(t.TempDir(), "forged.proof")
+	os.WriteFile(forgedFile, forgedReceipt, 0o600)
+	if code, out := runVerifyCLI(t, "--receipt", forgedFile, "--key", key.VerifierKey); code != 0 {
+		t.Errorf("without witness keys the insider's receipt should pass (that is the attack): exit %d\n%s", code, out)
+	}
+	if code, out := runVerifyCLI(t, append([]string{"--receipt", forgedFile, "--key", key.VerifierKey, "--quorum", "2"}, wkeys...)...); code != 1 ||
+		!strings.Contains(out, "1 valid cosignature(s) from trusted witnesses, the quorum is 2") {
+		t.Errorf("verify of the forged receipt with quorum 2: exit %d\n%s", code, out)
+	}
 	// The poisoned witness, back on its address, now refuses the real log;
 	// w1 and w2 still make the quorum, and the server logs the refusal as
 	// an alert.
@@ -252,6 +282,19 @@ func TestWitnessCosigning(t *testing.T) {
 		_, b := getStatus(p.URL + "/checkpoint")
 		t.Fatalf("after a restart with the witnesses down, /checkpoint serves:\n%s", b)
 	}
+}
+
+// runVerifyCLI runs `audit-stream verify args...` and returns its exit
+// status with stdout and stderr together.
+func runVerifyCLI(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(e2e.Binary(t), append([]string{"verify", "--quiet"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
 }
 
 // forkLog re-chains an export with event id rewritten.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/apitest"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
+	"github.com/audit-stream/audit-stream/internal/pgtest"
 	"github.com/audit-stream/audit-stream/internal/store"
 )
 
@@ -88,10 +90,36 @@ func getIDs(t *testing.T, rawURL string) ([]int64, resp) {
 	return ids, r
 }
 
+// queryBackends are the stores the query tests run on: SQLite, and
+// PostgreSQL when AUDIT_STREAM_TEST_POSTGRES names a server.
+func queryBackends() []string {
+	if os.Getenv(pgtest.Env) != "" {
+		return []string{"sqlite", "postgres"}
+	}
+	return []string{"sqlite"}
+}
+
+// storeFor is the apitest store of backend: "" (a fresh data directory) or
+// a fresh PostgreSQL schema.
+func storeFor(t *testing.T, backend string) string {
+	if backend == "postgres" {
+		return pgtest.Schema(t)
+	}
+	return ""
+}
+
 func TestQueryFilters(t *testing.T) {
 	t.Parallel()
-	for _, indexed := range []bool{false, true} {
-		opt := apitest.Options{}
+	for _, backend := range queryBackends() {
+		for _, indexed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/indexed=%v", backend, indexed), func(t *testing.T) { testQueryFilters(t, backend, indexed) })
+		}
+	}
+}
+
+func testQueryFilters(t *testing.T, backend string, indexed bool) {
+	{
+		opt := apitest.Options{Store: storeFor(t, backend)}
 		if indexed {
 			opt.IndexPayload = []string{"decision_id", "args.path", "n", "flag"}
 		}
@@ -136,7 +164,7 @@ func TestQueryFilters(t *testing.T) {
 				}, "desc", 7},
 		}
 		for _, tc := range cases {
-			t.Run(fmt.Sprintf("indexed=%v/%s", indexed, tc.name), func(t *testing.T) {
+			t.Run(tc.name, func(t *testing.T) {
 				var want []int64
 				for i := 1; i <= seedSize; i++ {
 					if tc.match(seed(i), i) {
@@ -229,7 +257,14 @@ func TestQueryRejections(t *testing.T) {
 // a 422 that says so and where to go on; an indexed one does not.
 func TestQueryScanLimit(t *testing.T) {
 	t.Parallel()
+	for _, backend := range queryBackends() {
+		t.Run(backend, func(t *testing.T) { testQueryScanLimit(t, backend) })
+	}
+}
+
+func testQueryScanLimit(t *testing.T, backend string) {
 	env := startSeeded(t, apitest.Options{
+		Store:        storeFor(t, backend),
 		IndexPayload: []string{"decision_id"},
 		API:          httpapi.Options{QueryScanLimit: 50},
 	})
@@ -248,6 +283,10 @@ func TestQueryScanLimit(t *testing.T) {
 	ids, _ := getIDs(t, env.URL+"/events?payload.decision_id=DEC-001")
 	if len(ids) != seedSize/4 {
 		t.Fatalf("indexed payload filter under a scan limit of 50: %d events", len(ids))
+	}
+	// A time range is indexed too.
+	if ids, _ := getIDs(t, env.URL+"/events?since=2026-05-15T03:01:00Z&until=2026-05-15T04:41:00Z&limit=1000"); len(ids) != 100 {
+		t.Fatalf("time range under a scan limit of 50: %d events", len(ids))
 	}
 }
 
