@@ -110,6 +110,8 @@ func open(ctx context.Context, dir string) (*Store, error) {
 	return s, nil
 }
 
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
 func openDB(path string, readOnly bool) (*sql.DB, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
@@ -125,7 +127,10 @@ func openDB(path string, readOnly bool) (*sql.DB, error) {
 		// a transaction never fails half-way with SQLITE_BUSY.
 		q.Set("_txlock", "immediate")
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	// In a file: URI, '?' starts the parameters and '#' a fragment: a data
+	// directory named with either would open another file. SQLite decodes
+	// %HH escapes in the path.
+	db, err := sql.Open("sqlite", "file:"+uriPath.Replace(path)+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}

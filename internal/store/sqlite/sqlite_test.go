@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -179,4 +180,44 @@ func idsOf(evs []event.Event) []int64 {
 		out = append(out, e.ID)
 	}
 	return out
+}
+
+// A data directory whose name holds the characters a file: URI gives a
+// meaning ('?', '#', '%') opens the database inside it, not another file.
+func TestOddDirectoryName(t *testing.T) {
+	ctx := context.Background()
+	parent := t.TempDir()
+	for _, name := range []string{"a#b", "c?d", "e%41f", "g%23h"} {
+		dir := filepath.Join(parent, name)
+		st, err := sqlite.Open(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetMeta(ctx, "probe", []byte(name)); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if _, err := os.Stat(filepath.Join(dir, sqlite.FileName)); err != nil {
+			t.Fatalf("%q: the database is not in its directory: %v", name, err)
+		}
+	}
+	entries, _ := os.ReadDir(parent)
+	if len(entries) != 4 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("files beside the data directories: %v", names)
+	}
+	for _, name := range []string{"a#b", "c?d", "e%41f", "g%23h"} {
+		st, err := sqlite.Open(ctx, filepath.Join(parent, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := st.Meta(ctx, "probe")
+		st.Close()
+		if err != nil || string(v) != name {
+			t.Fatalf("%q holds %q, %v", name, v, err)
+		}
+	}
 }
