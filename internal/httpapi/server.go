@@ -73,6 +73,11 @@ type Options struct {
 	// MaxHeavyReads caps concurrent whole-log reads (/verify, /export);
 	// default GOMAXPROCS (heavy.go).
 	MaxHeavyReads int
+	// MaxHeavyChecks caps concurrent appends whose payloads of kinds with
+	// a schema reach HeavyCheckBytes: checking a large payload against a
+	// schema may take far longer than parsing it (heavy.go). Default
+	// GOMAXPROCS.
+	MaxHeavyChecks int
 	// BatchBodyLimit caps POST /events/batch bodies; default 16 MiB.
 	BatchBodyLimit int64
 	// AccessLog writes one INFO line per request (accesslog.go).
@@ -100,13 +105,14 @@ type Store interface {
 
 // Server is the HTTP API. It holds no log state of its own.
 type Server struct {
-	st    Store
-	led   *ledger.Ledger
-	opt   Options
-	log   *slog.Logger
-	mux   *http.ServeMux
-	sema  chan struct{} // one token per open stream
-	heavy chan struct{} // one token per whole-log read
+	st     Store
+	led    *ledger.Ledger
+	opt    Options
+	log    *slog.Logger
+	mux    *http.ServeMux
+	sema   chan struct{} // one token per open stream
+	heavy  chan struct{} // one token per whole-log read
+	checks chan struct{} // one token per large schema check
 
 	mu       sync.Mutex
 	draining bool
@@ -157,10 +163,14 @@ func New(st Store, led *ledger.Ledger, opt Options) *Server {
 	if opt.MaxHeavyReads <= 0 {
 		opt.MaxHeavyReads = runtime.GOMAXPROCS(0)
 	}
+	if opt.MaxHeavyChecks <= 0 {
+		opt.MaxHeavyChecks = runtime.GOMAXPROCS(0)
+	}
 	if opt.BatchBodyLimit <= 0 {
 		opt.BatchBodyLimit = 16 << 20
 	}
-	s := &Server{st: st, led: led, opt: opt, log: opt.Logger, sema: make(chan struct{}, opt.MaxStreams), heavy: make(chan struct{}, opt.MaxHeavyReads)}
+	s := &Server{st: st, led: led, opt: opt, log: opt.Logger, sema: make(chan struct{}, opt.MaxStreams), heavy: make(chan struct{}, opt.MaxHeavyReads),
+		checks: make(chan struct{}, opt.MaxHeavyChecks)}
 	s.auth = newAuthState(opt.Auth)
 	s.metrics = newMetrics(s)
 	s.mux = s.routes()
