@@ -5,9 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/audit-stream/audit-stream/internal/checkpoint"
+	"github.com/audit-stream/audit-stream/verify"
+	"golang.org/x/mod/sumdb/note"
 )
 
 func runKeygen(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -89,3 +93,15 @@ Examples:
   audit-stream key show --data /var/lib/audit-stream
   audit-stream key show --signing-key /etc/audit-stream/signing.key
 `
+
+// verifierKey resolves a --key value: the key itself or @FILE.
+func verifierKey(val string) (note.Verifier, error) {
+	if rest, ok := strings.CutPrefix(val, "@"); ok {
+		b, err := os.ReadFile(rest)
+		if err != nil {
+			return nil, fmt.Errorf("--key: %w", err)
+		}
+		val = string(b)
+	}
+	return verify.ParseVerifierKey(val)
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/audit-stream/audit-stream/client"
 	"github.com/audit-stream/audit-stream/internal/e2e"
 
 	"github.com/audit-stream/audit-stream/event"
@@ -41,13 +43,25 @@ func stop(t *testing.T, p *e2e.Process) {
 }
 
 func postEvent(url string, i int) (int, error) {
-	resp, err := http.Post(url+"/events", "application/json", strings.NewReader(fmt.Sprintf(`{"kind":"request_denied","source":"svc","payload":{"i":%d,"note":"n%d"}}`, i, i)))
+	c, err := client.New(url)
 	if err != nil {
 		return 0, err
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	return appendStatus(c, client.AppendRequest{Kind: "request_denied", Source: "svc", Payload: json.RawMessage(fmt.Sprintf(`{"i":%d,"note":"n%d"}`, i, i))})
+}
+
+// appendStatus appends r and returns the status the server answered with:
+// 201, or the status of its refusal. A transport failure is an error.
+func appendStatus(c *client.Client, r client.AppendRequest) (int, error) {
+	_, err := c.Append(context.Background(), r)
+	var e *client.Error
+	switch {
+	case err == nil:
+		return http.StatusCreated, nil
+	case errors.As(err, &e):
+		return e.Status, nil
+	}
+	return 0, err
 }
 
 func fetch(t *testing.T, url string) []byte {
@@ -68,9 +82,16 @@ func fetch(t *testing.T, url string) []byte {
 func waitCheckpoint(t *testing.T, url string, n int64) verify.Checkpoint {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
+	c, err := client.New(url)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for {
-		b := fetch(t, url+"/checkpoint")
-		text, _, _ := bytes.Cut(b, []byte("\n\n"))
+		signed, err := c.Checkpoint(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, _, _ := bytes.Cut(signed, []byte("\n\n"))
 		cp, err := verify.ParseCheckpoint(append(text, '\n'))
 		if err != nil {
 			t.Fatal(err)

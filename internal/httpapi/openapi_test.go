@@ -176,6 +176,8 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{"GET", "/checkpoint", "", "", 200, nil},
 		{"GET", "/checkpoint/key", "", "", 200, nil},
 		{"GET", "/export?after=0", "", "", 200, nil},
+		{"GET", "/export?since=2026-01-01&until=2030-01-01T00:00:00Z", "", "", 200, nil},
+		{"GET", "/export?after=0&until=2", "", "", 200, nil},
 		{"GET", "/tile/entries/000.p/2", "", "", 200, nil},
 		{"GET", "/admin/tokens", "", "", 0, nil}, // closed while the server runs open
 		{"DELETE", "/admin/tokens/tok_nope", "", "", 0, nil},

@@ -84,6 +84,7 @@ func toProblem(err error) *Problem {
 	var verr *event.ValidationError
 	var body *bodyError
 	var miss *missingError
+	var batch *event.BatchError
 	switch {
 	case errors.As(err, &p):
 		return p
@@ -93,6 +94,14 @@ func toProblem(err error) *Problem {
 		return body.problem()
 	case errors.As(err, &maxBytes):
 		return problem(http.StatusRequestEntityTooLarge, "request body exceeds the limit of "+strconv.FormatInt(maxBytes.Limit, 10)+" bytes")
+	case errors.As(err, &batch):
+		p := problem(http.StatusUnprocessableEntity, batch.Error())
+		for _, f := range batch.Failures {
+			p.Errors = append(p.Errors, FieldError{Loc: append([]any{"body", f.Item}, f.Location()...), Msg: f.Message(), Type: f.ErrorType()})
+		}
+		return p
+	case errors.Is(err, event.ErrBatchTooLarge):
+		return problem(http.StatusRequestEntityTooLarge, err.Error())
 	case errors.As(err, &verr):
 		p := problem(http.StatusUnprocessableEntity, verr.Error())
 		p.Errors = bodyErrors(nil, verr)

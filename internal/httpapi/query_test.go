@@ -436,11 +436,19 @@ func TestPaging(t *testing.T) {
 	}
 }
 
-// TestExportFilters: /export takes the content filters of /events within its
-// id range, and refuses a time range (its until is an event id).
+// TestExportFilters: /export takes the filters of /events within its id
+// range, its time range included: since, and until when it is not an event
+// id (digits alone keep the id meaning until has always had here).
 func TestExportFilters(t *testing.T) {
 	t.Parallel()
-	env := startSeeded(t, apitest.Options{})
+	for _, backend := range queryBackends() {
+		t.Run(backend, func(t *testing.T) { testExportFilters(t, backend) })
+	}
+}
+
+func testExportFilters(t *testing.T, backend string) {
+	env := startSeeded(t, apitest.Options{Store: storeFor(t, backend)})
+	at := func(m int) time.Time { return seedBase.Add(time.Duration(m) * time.Minute) }
 	cases := []struct {
 		query string
 		match func(s seedEvent, i int) bool
@@ -448,6 +456,12 @@ func TestExportFilters(t *testing.T) {
 		{"kind=request_denied&source=agent-7", func(s seedEvent, _ int) bool { return s.kind == "request_denied" && s.source == "agent-7" }},
 		{"payload.decision_id=DEC-001&after=10&until=100", func(s seedEvent, i int) bool { return s.decision == "DEC-001" && i > 10 && i <= 100 }},
 		{"payload.args.path=/tmp/2&q=event+1", func(s seedEvent, i int) bool { return s.path == "/tmp/2" && strings.HasPrefix(fmt.Sprint(i), "1") }},
+		{"since=2026-05-15T03:30:00Z", func(s seedEvent, _ int) bool { return !s.at.Before(at(30)) }},
+		{"since=2026-05-15T03:30:00Z&until=2026-05-15T04:00:00Z", func(s seedEvent, _ int) bool { return !s.at.Before(at(30)) && s.at.Before(at(60)) }},
+		{"until=2026-05-15T05:10:00%2B02:00", func(s seedEvent, _ int) bool { return s.at.Before(at(10)) }},
+		{"until=2026-05-15%2003:20:00", func(s seedEvent, _ int) bool { return s.at.Before(at(20)) }},
+		{"since=2026-05-15T03:30:00&until=50", func(s seedEvent, i int) bool { return !s.at.Before(at(30)) && i <= 50 }},
+		{"since=2026-05-15T03:30:00&after=40&kind=request_allowed", func(s seedEvent, i int) bool { return !s.at.Before(at(30)) && i > 40 && s.kind == "request_allowed" }},
 	}
 	for _, tc := range cases {
 		r := call(t, "GET", env.URL+"/export?"+tc.query, "", "")
@@ -468,9 +482,25 @@ func TestExportFilters(t *testing.T) {
 			t.Fatalf("/export?%s: %v, want %v", tc.query, got, want)
 		}
 	}
-	for _, q := range []string{"since=2026-05-15", "kind=made_up", "payload.a..b=1", "until=2026-05-15"} {
-		if r := call(t, "GET", env.URL+"/export?"+q, "", ""); r.status/100 != 4 || r.detail() == "" {
-			t.Errorf("/export?%s: %d %q, want a 4xx problem", q, r.status, r.detail())
+	for _, tc := range []struct {
+		query  string
+		status int
+		names  string
+	}{
+		{"since=yesterday", 400, "since"},
+		{"until=tomorrow", 400, "until"},
+		{"until=-1", 400, "until"},
+		{"until=99999999999999999999", 400, "until"},
+		{"since=2026-05-15&since=2026-05-16", 400, "since"},
+		{"until=2026-05-15T04:00:00Z&until=2026-05-15T05:00:00Z", 400, "until"},
+		{"since=2026-05-16&until=2026-05-15T00:00:00Z", 400, "since"},
+		{"after=5&until=4", 400, "until"},
+		{"kind=made_up", 422, "kind"},
+		{"payload.a..b=1", 400, "payload.a..b"},
+	} {
+		r := call(t, "GET", env.URL+"/export?"+tc.query, "", "")
+		if r.status != tc.status || r.header.Get("Content-Type") != "application/problem+json" || !strings.Contains(r.detail(), tc.names) {
+			t.Errorf("/export?%s: %d %q, want %d naming %q", tc.query, r.status, r.detail(), tc.status, tc.names)
 		}
 	}
 }

@@ -255,7 +255,7 @@ func (s *Server) routes() *http.ServeMux {
 	route("GET /proof/consistency", verifierOpen, query{"from", "to"}, s.consistencyProof)
 	route("GET /tile/{path...}", verifierOpen, nil, s.tile)
 	route("GET /events/{id}/receipt", reader, nil, s.receipt)
-	route("GET /export", reader, query{"after", "until", "kind", "source", "q", payloadParam + "*"}, s.export)
+	route("GET /export", reader, query{"after", "until", "since", "kind", "source", "q", payloadParam + "*"}, s.export)
 	route("POST /events/batch", producer, nil, s.appendBatch)
 	route("POST /admin/tokens", admin, nil, s.createToken)
 	route("GET /admin/tokens", admin, nil, s.listTokens)
