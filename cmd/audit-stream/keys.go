@@ -66,7 +66,8 @@ func runKey(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	fs := flag.NewFlagSet("key show", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "data directory holding the generated key (env AUDIT_STREAM_DATA)")
-	file := fs.String("signing-key", envOr("AUDIT_STREAM_SIGNING_KEY", ""), "signing key file instead of the data directory's (env AUDIT_STREAM_SIGNING_KEY)")
+	file := fs.String("signing-key", envOr("AUDIT_STREAM_SIGNING_KEY", ""), "signing key file (or env:NAME) instead of the data directory's (env AUDIT_STREAM_SIGNING_KEY)")
+	origin := fs.String("origin", envOr("AUDIT_STREAM_ORIGIN", ""), "the log's origin, which names a PKCS#8 key (env AUDIT_STREAM_ORIGIN)")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), keyShowUsage+"\nFlags:\n"); fs.PrintDefaults() }
 	if code, ok := parseFlags(fs, args[1:]); !ok {
 		return code
@@ -75,7 +76,7 @@ func runKey(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if path == "" {
 		path = filepath.Join(*data, checkpoint.KeyFile)
 	}
-	k, err := checkpoint.ReadKeyFile(path)
+	k, err := checkpoint.LoadKey(path, *origin)
 	if err != nil {
 		fmt.Fprintf(stderr, "key show: %v\n", err)
 		return 2

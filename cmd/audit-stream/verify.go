@@ -100,7 +100,7 @@ Flags:
 	return 0
 }
 
-// key resolves --key; required says whether it may be absent.
+// verifier resolves --key; required says whether it may be absent.
 func (f *verifyFlags) verifier(required bool) (note.Verifier, error) {
 	if f.key == "" {
 		if required {
@@ -135,21 +135,9 @@ func verifyURL(ctx context.Context, f verifyFlags, progress io.Writer) (verify.T
 	if err != nil {
 		return rep, err
 	}
-	cp, err := verify.OpenCheckpoint(signed, v, f.origin)
-	if err != nil {
-		// A checkpoint that does not verify is a broken log, not an
-		// I/O error, unless it is the wrong key or origin that is given.
-		if ierr := checkpointInputError("the server's checkpoint", err, v); ierr != nil {
-			return rep, ierr
-		}
-		rep.Valid = true
-		rep.Fail(0, "checkpoint does not verify: %v", err)
-		return rep, nil
-	}
-	if err := f.witnesses.check(signed); err != nil {
-		rep.Valid = true
-		rep.Fail(0, "the server's checkpoint is not cosigned by the witnesses: %v", err)
-		return rep, nil
+	cp, broken, err := f.openCheckpoint(signed, v, "the server's checkpoint", "the server's checkpoint")
+	if err != nil || broken != nil {
+		return *broken, err
 	}
 	if cp.Size == 0 {
 		// Until 0 would mean the head: the empty tree needs no events.
@@ -166,6 +154,29 @@ func verifyURL(ctx context.Context, f verifyFlags, progress io.Writer) (verify.T
 // remoteTimeout bounds each request of verify and witness but the export:
 // a checkpoint, a key, a proof, an event.
 const remoteTimeout = 30 * time.Second
+
+// openCheckpoint checks a signed checkpoint with the key, --origin and the
+// witnesses' cosignatures. One that fails them is a broken log, reported
+// in broken; a key or origin that does not fit it is an input error (what
+// names the checkpoint in it, whose in the witnesses' reason).
+func (f *verifyFlags) openCheckpoint(signed []byte, v note.Verifier, what, whose string) (cp verify.Checkpoint, broken *verify.TreeReport, err error) {
+	fail := func(format string, err error) (verify.Checkpoint, *verify.TreeReport, error) {
+		rep := &verify.TreeReport{Report: verify.Report{Valid: true}}
+		rep.Fail(0, format, err)
+		return cp, rep, nil
+	}
+	cp, err = verify.OpenCheckpoint(signed, v, f.origin)
+	if err != nil {
+		if ierr := checkpointInputError(what, err, v); ierr != nil {
+			return cp, &verify.TreeReport{}, ierr
+		}
+		return fail("checkpoint does not verify: %v", err)
+	}
+	if err := f.witnesses.check(signed); err != nil {
+		return fail(whose+" is not cosigned by the witnesses: %v", err)
+	}
+	return cp, nil, nil
+}
 
 // verifyAgainst walks the events read from in and compares the Merkle root
 // of the first cp.Size of them with cp.
@@ -210,19 +221,9 @@ func verifyFileIn(ctx context.Context, f verifyFlags, progress io.Writer) (verif
 	if err != nil {
 		return rep, err
 	}
-	cp, err := verify.OpenCheckpoint(signed, v, f.origin)
-	if err != nil {
-		if ierr := checkpointInputError(f.checkpoint, err, v); ierr != nil {
-			return rep, ierr
-		}
-		rep.Valid = true
-		rep.Fail(0, "checkpoint does not verify: %v", err)
-		return rep, nil
-	}
-	if err := f.witnesses.check(signed); err != nil {
-		rep.Valid = true
-		rep.Fail(0, "the checkpoint is not cosigned by the witnesses: %v", err)
-		return rep, nil
+	cp, broken, err := f.openCheckpoint(signed, v, f.checkpoint, "the checkpoint")
+	if err != nil || broken != nil {
+		return *broken, err
 	}
 	return verifyAgainst(ctx, in, cp, progress)
 }

@@ -64,6 +64,28 @@ func appendStatus(c *client.Client, r client.AppendRequest) (int, error) {
 	return 0, err
 }
 
+// testClient is a client for the server at url.
+func testClient(t *testing.T, url string) *client.Client {
+	t.Helper()
+	c, err := client.New(url, client.WithTimeout(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// serverVerify is the server's own GET /verify.
+func serverVerify(t *testing.T, url string) verify.TreeReport {
+	t.Helper()
+	rep, err := testClient(t, url).Verify(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// fetch GETs the raw bytes a user would save with curl: an export, a
+// checkpoint, a receipt.
 func fetch(t *testing.T, url string) []byte {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -82,10 +104,7 @@ func fetch(t *testing.T, url string) []byte {
 func waitCheckpoint(t *testing.T, url string, n int64) verify.Checkpoint {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	c, err := client.New(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testClient(t, url)
 	for {
 		signed, err := c.Checkpoint(context.Background())
 		if err != nil {
@@ -204,7 +223,7 @@ func TestInsiderAttackIsCaught(t *testing.T) {
 		t.Fatalf("key show: %d %s", code, errs)
 	}
 	vkey = strings.TrimSpace(vkey)
-	if served := strings.TrimSpace(string(fetch(t, srv.URL+"/checkpoint/key"))); served != vkey {
+	if served, err := testClient(t, srv.URL).VerifierKey(context.Background()); err != nil || served != vkey {
 		t.Fatalf("served key %q, key show %q", served, vkey)
 	}
 	state := filepath.Join(t.TempDir(), "witness.state")
@@ -247,8 +266,7 @@ func TestInsiderAttackIsCaught(t *testing.T) {
 	}
 	postEvent(srv.URL, 31)
 	waitCheckpoint(t, srv.URL, 31)
-	var rep verify.TreeReport
-	json.Unmarshal(fetch(t, srv.URL+"/verify"), &rep)
+	rep := serverVerify(t, srv.URL)
 	if !rep.Valid {
 		t.Fatalf("the rewrite was meant to fool /verify: %+v", rep)
 	}
@@ -301,8 +319,7 @@ func TestCrashKeepsTreeChainAndCheckpointInStep(t *testing.T) {
 	wg.Wait()
 
 	srv = startServer(t, dir)
-	var rep verify.TreeReport
-	json.Unmarshal(fetch(t, srv.URL+"/verify"), &rep)
+	rep := serverVerify(t, srv.URL)
 	if !rep.Valid || rep.Checked < acked.Load() || rep.TreeSize != rep.Checked {
 		t.Fatalf("after kill -9: /verify %+v, %d appends acknowledged", rep, acked.Load())
 	}
