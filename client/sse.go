@@ -57,9 +57,6 @@ func newSSEReader(r io.Reader, maxFrame int) *sseReader {
 // Retry returns the last valid retry field, if any.
 func (p *sseReader) Retry() (time.Duration, bool) { return p.retry, p.retrySet }
 
-// LastID is the last event ID as of the last dispatched frame.
-func (p *sseReader) LastID() string { return p.lastID }
-
 // Next returns the next dispatched frame. At the end of the input it returns
 // io.EOF (or the reader's error), discarding an unterminated frame as the
 // specification requires. The returned Data is valid until the next call.

@@ -43,9 +43,18 @@ func TestParseRequest(t *testing.T) {
 				string(got.Payload) != string(tt.want.Payload) {
 				t.Errorf("got  %+v (payload %s)\nwant %+v (payload %s)", got, got.Payload, tt.want, tt.want.Payload)
 			}
-			v, err := ParseRequestValue([]byte(tt.in), DefaultKindSet)
-			if err != nil || v.Kind != got.Kind || string(v.Payload) != string(got.Payload) {
-				t.Errorf("ParseRequestValue differs: %+v, %v", v, err)
+			// As an item of a batch, in an array and as a line.
+			for _, b := range []struct {
+				body   string
+				ndjson bool
+			}{{"[" + tt.in + "," + tt.in + "]", false}, {" [ " + tt.in + " ] ", false}, {tt.in + "\n" + tt.in, true}} {
+				if b.ndjson && strings.Contains(tt.in, "\n") {
+					continue // one line is one request
+				}
+				reqs, err := ParseBatch([]byte(b.body), b.ndjson, DefaultKindSet, nil)
+				if err != nil || !reflect.DeepEqual(reqs[0], got) || !reflect.DeepEqual(reqs[len(reqs)-1], got) {
+					t.Errorf("ParseBatch(%q) differs: %+v, %v", b.body, reqs, err)
+				}
 			}
 		})
 	}

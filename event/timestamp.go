@@ -346,3 +346,25 @@ func (s isoInput) hms(start, end int, hour, minute, second, usec *int) int {
 	}
 	return 0
 }
+
+// checkTimestamp returns why ts is not a timestamp we accept, or "".
+func checkTimestamp(ts string) string {
+	if _, ok := parseISO(ts); ok {
+		return ""
+	}
+	return "must be an ISO 8601 date-time as Python's datetime.fromisoformat reads it, such as " +
+		TimestampExample + " or 2026-05-15 03:14:15 (got " + quoteShort(ts) + ")"
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}

@@ -41,11 +41,6 @@ type Chain struct {
 // NewChain returns a walker expecting event 1 with the all-zero prev_hash.
 func NewChain() *Chain { return &Chain{next: 1} }
 
-// ResumeChain returns a walker that continues after a trusted head.
-func ResumeChain(afterID int64, afterHash event.Hash) *Chain {
-	return &Chain{next: afterID + 1, prev: afterHash}
-}
-
 // Checked is how many events passed.
 func (c *Chain) Checked() int64 { return c.next - 1 }
 

@@ -20,8 +20,7 @@ type TreeReport struct {
 
 // StreamTree walks src as Stream does and also adds every event that passes
 // to t, so that t's root can be compared with a stored tree or a signed
-// checkpoint. opt.Visit, if set, runs after the event is added to t. t may
-// already hold the events before opt.Start.
+// checkpoint. opt.Visit, if set, runs after the event is added to t.
 func StreamTree(ctx context.Context, src Source, opt StreamOptions, t *Tree) (TreeReport, error) {
 	rep, err := Stream(ctx, src, treeOptions(opt, t))
 	return TreeReport{Report: rep, TreeSize: t.Size(), RootHash: event.Hash(t.Root()).String()}, err

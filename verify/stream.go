@@ -40,8 +40,6 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 type StreamOptions struct {
 	// Workers re-hash events in parallel; 0 means GOMAXPROCS.
 	Workers int
-	// Start continues a walk after a trusted head instead of from event 1.
-	Start *Chain
 	// Visit, if set, sees every event that passed, in order, with its hash.
 	// An error from it stops the walk and is returned.
 	Visit func(e *event.Event) error
@@ -107,10 +105,7 @@ func stream(ctx context.Context, fill func(ctx context.Context, add func() *hash
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	chain := opt.Start
-	if chain == nil {
-		chain = NewChain()
-	}
+	chain := NewChain()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 

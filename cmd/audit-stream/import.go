@@ -200,8 +200,8 @@ func loadSQLite(ctx context.Context, in io.Reader, st *sqlite.Store, progress io
 			ld.Abort()
 		}
 	}()
-	p := newRateLine(progress, "imported")
-	rep, err = ledger.Import(ctx, eventSource(in), event.ParseStored, ledger.ImportOptions{Write: ld.Append, Progress: p.tick})
+	p := newProgressLine(progress, "import: imported", 0)
+	rep, err = ledger.Import(ctx, verify.ExportSource(in), event.ParseStored, ledger.ImportOptions{Write: ld.Append, Progress: p.tick})
 	if err != nil || !rep.Valid || rep.Checked == 0 {
 		return rep, err
 	}
@@ -223,8 +223,8 @@ func loadSQLite(ctx context.Context, in io.Reader, st *sqlite.Store, progress io
 // PostgreSQL database), checking the chain again so that what is written is
 // what was verified even if the file changed in between.
 func loadAppending(ctx context.Context, in io.ReadSeeker, st store.Store, progress io.Writer, signEmpty func() error, written *bool) (rep verify.TreeReport, err error) {
-	p := newRateLine(progress, "verified")
-	rep, err = ledger.Import(ctx, eventSource(in), event.ParseStored, ledger.ImportOptions{Progress: p.tick})
+	p := newProgressLine(progress, "import: verified", 0)
+	rep, err = ledger.Import(ctx, verify.ExportSource(in), event.ParseStored, ledger.ImportOptions{Progress: p.tick})
 	if err != nil || !rep.Valid || rep.Checked == 0 {
 		return rep, err
 	}
@@ -236,8 +236,8 @@ func loadAppending(ctx context.Context, in io.ReadSeeker, st store.Store, progre
 		return rep, err
 	}
 	*written = true
-	p = newRateLine(progress, "imported")
-	rep2, err := ledger.Import(ctx, eventSource(in), event.ParseStored, ledger.ImportOptions{
+	p = newProgressLine(progress, "import: imported", 0)
+	rep2, err := ledger.Import(ctx, verify.ExportSource(in), event.ParseStored, ledger.ImportOptions{
 		Write: func(ctx context.Context, recs []store.Record) error {
 			_, err := st.Append(ctx, func(store.Tx) ([]store.Record, error) { return recs, nil })
 			return err
@@ -267,31 +267,4 @@ func signCheckpoint(ctx context.Context, cp checkpointConfig, spec backend.Spec,
 		return verify.Checkpoint{}, err
 	}
 	return cps.Latest(), nil
-}
-
-// rateLine reports progress on stderr every two seconds and at the end.
-type rateLine struct {
-	w     io.Writer
-	what  string
-	start time.Time
-	next  time.Time
-	n     int64
-}
-
-func newRateLine(w io.Writer, what string) *rateLine {
-	now := time.Now()
-	return &rateLine{w: w, what: what, start: now, next: now.Add(2 * time.Second)}
-}
-
-func (p *rateLine) tick(n int64) {
-	p.n = n
-	if now := time.Now(); now.After(p.next) {
-		p.next = now.Add(2 * time.Second)
-		fmt.Fprintf(p.w, "import: %s %d events (%.0f events/s)\n", p.what, n, float64(n)/now.Sub(p.start).Seconds())
-	}
-}
-
-func (p *rateLine) done() {
-	d := time.Since(p.start)
-	fmt.Fprintf(p.w, "import: %s %d events in %s (%.0f events/s)\n", p.what, p.n, d.Round(time.Millisecond), float64(p.n)/d.Seconds())
 }

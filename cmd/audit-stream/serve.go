@@ -16,6 +16,7 @@ import (
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
+	"github.com/audit-stream/audit-stream/internal/kinds"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/backend"
@@ -50,10 +51,12 @@ type serveConfig struct {
 	accessLog  bool
 	precision  event.TimestampPrecision
 	checkpoint checkpointConfig
+	witnesses  witnessConfig  // cosign.go
 	sec        securityConfig // security.go
 	// indexPayload lists the payload paths with an expression index.
 	indexPayload stringList
 	scanLimit    int
+	kindsFile    string // kinds beyond the built-in ones (internal/kinds)
 }
 
 // stringList is a repeatable flag; each use may also list values separated
@@ -107,8 +110,10 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.BoolVar(&cfg.accessLog, "access-log", true, "log one INFO line per request: method, route, status, duration, token id")
 	fs.Var(&cfg.indexPayload, "index-payload", "a payload path (dotted, such as decision_id or args.path) to index for payload.<path>= queries; repeatable or comma-separated")
 	fs.IntVar(&cfg.scanLimit, "query-scan-limit", 200000, "how many events one GET /events may examine one by one for q and unindexed payload filters (negative: no limit)")
+	fs.StringVar(&cfg.kindsFile, "kinds", "", "a kinds file (YAML, or JSON when named *.json): event kinds beyond the built-in ones, each with a description and optionally a JSON Schema its payloads must satisfy; read at start-up (restart to reload)")
 	fs.TextVar(&cfg.precision, "timestamp-precision", event.Microseconds, "precision of server timestamps: microseconds (2026-05-15T03:14:15.123456+00:00) or seconds (2026-05-15T03:14:15+00:00, as the original service stamped)")
 	cfg.checkpoint.flags(fs)
+	cfg.witnesses.flags(fs)
 	cfg.sec.flags(fs)
 	showConfig := fs.Bool("print-config", false, "print the effective configuration (secrets redacted) and exit")
 	fs.Usage = func() {
@@ -174,6 +179,16 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	start := time.Now()
+	// Before the store opens: a bad kinds file is a configuration error,
+	// refused before anything else happens.
+	cat := kinds.Builtin()
+	if cfg.kindsFile != "" {
+		var err error
+		if cat, err = kinds.Load(cfg.kindsFile); err != nil {
+			return err
+		}
+		log.Info("kinds file loaded", "file", cfg.kindsFile, "kinds", len(cat.Kinds()), "schemas", cat.Schemas())
+	}
 	st, spec, err := cfg.store.open(ctx, backend.Serve, log)
 	if err != nil {
 		return err
@@ -230,6 +245,14 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 			log.Error("checkpointer stopped", "err", err)
 		}
 	}()
+	served, metrics, cosign, err := cfg.witnesses.open(ctx, cps, st, log)
+	if err != nil {
+		led.Close(context.Background())
+		return err
+	}
+	cosignCtx, stopCosign := context.WithCancel(ctx)
+	defer stopCosign()
+	go cosign(cosignCtx)
 	api := httpapi.New(st, led, httpapi.Options{
 		BodyLimit:      cfg.bodyLimit,
 		BodyTimeout:    cfg.bodyWait,
@@ -244,10 +267,12 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		StreamBursts:   cfg.bursts,
 		Auth:           authOpt,
 		Logger:         log,
-		Checkpoints:    cps,
+		Checkpoints:    served,
+		Metrics:        metrics,
 		QueryScanLimit: cfg.scanLimit,
 		DataDir:        spec.Dir, // "" for PostgreSQL: the store check is the readiness
 		AccessLog:      cfg.accessLog,
+		Kinds:          cat,
 	})
 	if err := cfg.sec.checkAuth(ctx, api, log); err != nil {
 		led.Close(context.Background())

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,10 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/verify"
@@ -25,6 +22,7 @@ type verifyFlags struct {
 	url, file, checkpoint, receipt, key, origin string
 	conn                                        *connFlags
 	quiet                                       bool
+	witnesses                                   witnessKeyFlags // cosign.go
 }
 
 func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -39,11 +37,13 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.StringVar(&f.origin, "origin", "", "expected checkpoint origin (default: the key's name)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
 	f.conn = connectionFlags(fs)
+	f.witnesses.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage:
   audit-stream verify --url URL [--key KEY]
   audit-stream verify --file FILE [--checkpoint FILE --key KEY]
   audit-stream verify --receipt FILE --key KEY [--url URL]
+  (each also with --witness-key KEY... [--quorum N]: the checkpoint must be cosigned)
 
 Re-walk the hash chain, rebuild the Merkle root and compare it with a signed
 checkpoint. Prints the /verify report as JSON on stdout; progress on stderr.
@@ -60,6 +60,10 @@ Flags:
 	}
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	if err := f.witnesses.parse(); err != nil {
+		fmt.Fprintf(stderr, "verify: %v\n", err)
+		return 2
 	}
 	var progress io.Writer = stderr
 	if f.quiet {
@@ -140,6 +144,11 @@ func verifyURL(ctx context.Context, f verifyFlags, progress io.Writer) (verify.T
 		rep.Fail(0, "checkpoint does not verify: %v", err)
 		return rep, nil
 	}
+	if err := f.witnesses.check(signed); err != nil {
+		rep.Valid = true
+		rep.Fail(0, "the server's checkpoint is not cosigned by the witnesses: %v", err)
+		return rep, nil
+	}
 	r.http.Timeout = 0
 	body, err := r.open(ctx, "/export?until="+strconv.FormatInt(cp.Size, 10))
 	if err != nil {
@@ -152,43 +161,19 @@ func verifyURL(ctx context.Context, f verifyFlags, progress io.Writer) (verify.T
 // verifyAgainst walks the events read from in and compares the Merkle root
 // of the first cp.Size of them with cp.
 func verifyAgainst(ctx context.Context, in io.Reader, cp verify.Checkpoint, progress io.Writer) (verify.TreeReport, error) {
-	var t verify.Tree
-	var atSize *verify.TreeReport
-	p := newProgress(progress, cp.Size)
-	rep, err := verify.StreamTreeRaw(ctx, eventSource(in), event.ParseStored, verify.StreamOptions{Visit: func(e *event.Event) error {
+	p := newProgressLine(progress, "verify:", cp.Size)
+	want := &verify.Target{Size: cp.Size, What: "the checkpoint", Root: func() (tlog.Hash, error) { return cp.Hash, nil }}
+	rep, err := verify.CheckTreeRaw(ctx, verify.ExportSource(in), event.ParseStored, want, verify.StreamOptions{Visit: func(e *event.Event) error {
 		p.tick(e.ID)
-		if t.Size() == cp.Size {
-			atSize = &verify.TreeReport{TreeSize: t.Size(), RootHash: event.Hash(t.Root()).String()}
-		}
 		return nil
-	}}, &t)
+	}})
 	p.done()
-	var derr *verify.DecodeError
-	if errors.As(err, &derr) {
-		rep.Fail(derr.At, "%v", derr)
-		return rep, nil
-	}
-	if err != nil {
-		return rep, err
-	}
-	if cp.Size == 0 {
-		atSize = &verify.TreeReport{TreeSize: 0, RootHash: event.Hash(verify.EmptyTreeHash).String()}
-	}
-	if rep.Valid && atSize == nil {
-		rep.Fail(rep.Checked+1, "events end at %d but the checkpoint covers %d", rep.Checked, cp.Size)
-	}
-	if rep.Valid {
-		rep.TreeSize, rep.RootHash = atSize.TreeSize, atSize.RootHash
-		if want := event.Hash(cp.Hash).String(); rep.RootHash != want {
-			rep.Fail(0, "Merkle root mismatch at tree size %d: the checkpoint has %s, the events give %s", cp.Size, want, rep.RootHash)
-		}
-	}
-	return rep, nil
+	return rep, err
 }
 
 func verifyFile(ctx context.Context, f verifyFlags, progress io.Writer) (verify.TreeReport, error) {
 	rep, err := verifyFileIn(ctx, f, progress)
-	var ierr *inputError
+	var ierr *verify.InputError
 	if errors.As(err, &ierr) {
 		return rep, fmt.Errorf("%s: %w", f.file, err)
 	}
@@ -203,17 +188,10 @@ func verifyFileIn(ctx context.Context, f verifyFlags, progress io.Writer) (verif
 	}
 	defer in.Close()
 	if f.checkpoint == "" {
-		if f.key != "" {
-			return rep, fmt.Errorf("%w: --key with --file needs --checkpoint", errUsage)
+		if f.key != "" || len(f.witnesses.verifier) > 0 {
+			return rep, fmt.Errorf("%w: --key or --witness-key with --file needs --checkpoint", errUsage)
 		}
-		var t verify.Tree
-		rep, err := verify.StreamTreeRaw(ctx, eventSource(in), event.ParseStored, verify.StreamOptions{}, &t)
-		var derr *verify.DecodeError
-		if errors.As(err, &derr) {
-			rep.Fail(derr.At, "%v", derr)
-			err = nil
-		}
-		return rep, err
+		return verify.CheckTreeRaw(ctx, verify.ExportSource(in), event.ParseStored, nil, verify.StreamOptions{})
 	}
 	v, err := f.verifier(true)
 	if err != nil {
@@ -230,6 +208,11 @@ func verifyFileIn(ctx context.Context, f verifyFlags, progress io.Writer) (verif
 		}
 		rep.Valid = true
 		rep.Fail(0, "checkpoint does not verify: %v", err)
+		return rep, nil
+	}
+	if err := f.witnesses.check(signed); err != nil {
+		rep.Valid = true
+		rep.Fail(0, "the checkpoint is not cosigned by the witnesses: %v", err)
 		return rep, nil
 	}
 	return verifyAgainst(ctx, in, cp, progress)
@@ -265,7 +248,7 @@ func verifyReceipt(ctx context.Context, f verifyFlags, out io.Writer) (verify.Tr
 	}
 	rc, err := verify.ParseReceipt(event.TrimBOM(data))
 	if err != nil {
-		return rep, nil, &inputError{fmt.Sprintf("%s is not an audit-stream receipt (GET /events/{id}/receipt): %v", f.receipt, err)}
+		return rep, nil, &verify.InputError{Reason: fmt.Sprintf("%s is not an audit-stream receipt (GET /events/{id}/receipt): %v", f.receipt, err)}
 	}
 	ev := &provenEvent{ID: rc.Event.ID, Hash: rc.Event.Hash.String(), Kind: rc.Event.Kind, Source: rc.Event.Source, Timestamp: rc.Event.Timestamp}
 	cp, err := rc.Verify(v, f.origin)
@@ -275,6 +258,10 @@ func verifyReceipt(ctx context.Context, f verifyFlags, out io.Writer) (verify.Tr
 			return rep, nil, ierr
 		}
 		rep.Fail(rc.Event.ID, "receipt does not verify: %v", err)
+		return rep, ev, nil
+	}
+	if err := f.witnesses.check(rc.Checkpoint); err != nil {
+		rep.Fail(rc.Event.ID, "the receipt's checkpoint is not cosigned by the witnesses: %v", err)
 		return rep, ev, nil
 	}
 	rep.Checked = 1
@@ -326,17 +313,9 @@ func verifyReceipt(ctx context.Context, f verifyFlags, out io.Writer) (verify.Tr
 	return rep, ev, nil
 }
 
-// inputError is input that is not what the command verifies: a file that
-// is not an export, a receipt that is not one, a key that did not sign the
-// checkpoint. It exits 2, never valid:false, which an auditor would read
-// as tampering.
-type inputError struct{ msg string }
-
-func (e *inputError) Error() string { return e.msg }
-
 // checkpointInputError tells a checkpoint that the given key or origin does
 // not fit (the caller's mistake) from one that fails verification (a
-// broken log): it returns an *inputError for the first, nil for the second.
+// broken log): it returns a *verify.InputError for the first, nil for the second.
 func checkpointInputError(what string, err error, v note.Verifier) error {
 	var unverified *note.UnverifiedNoteError
 	switch {
@@ -349,153 +328,12 @@ func checkpointInputError(what string, err error, v note.Verifier) error {
 		if len(by) > 0 {
 			signers = "signatures by " + strings.Join(by, ", ")
 		}
-		return &inputError{fmt.Sprintf("%s is not signed by --key %s (key hash %08x): it carries %s; is --key this log's verifier key (GET /checkpoint/key)?",
+		return &verify.InputError{Reason: fmt.Sprintf("%s is not signed by --key %s (key hash %08x): it carries %s; is --key this log's verifier key (GET /checkpoint/key)?",
 			what, v.Name(), v.KeyHash(), signers)}
 	case errors.Is(err, verify.ErrOrigin):
-		return &inputError{fmt.Sprintf("%s: %v; check --origin", what, err)}
+		return &verify.InputError{Reason: fmt.Sprintf("%s: %v; check --origin", what, err)}
 	case strings.Contains(err.Error(), "malformed note"):
-		return &inputError{fmt.Sprintf("%s is not a signed checkpoint (a C2SP signed note, as GET /checkpoint serves it)", what)}
+		return &verify.InputError{Reason: fmt.Sprintf("%s is not a signed checkpoint (a C2SP signed note, as GET /checkpoint serves it)", what)}
 	}
 	return nil
-}
-
-// eventSource reads events from an NDJSON export or a JSON array (the
-// original service's GET /events dump), detected from the first byte. It
-// only splits the input: the verifier's workers parse the events.
-func eventSource(in io.Reader) verify.RawSource {
-	return func(ctx context.Context, fn func([]byte) error) error {
-		br := bufio.NewReaderSize(in, 1<<20)
-		if b, _ := br.Peek(3); len(event.TrimBOM(b)) == 0 && len(b) == 3 {
-			br.Discard(3) // a byte-order mark, as Windows tools save UTF-8
-		}
-		first, err := peekNonSpace(br)
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if first != '[' && first != '{' {
-			return &inputError{fmt.Sprintf("not an export: it starts with %q, where an export (NDJSON) starts with '{' and the original's dump (a JSON array) with '['", first)}
-		}
-		checked := false
-		emit := func(raw []byte) error {
-			if !checked {
-				checked = true
-				if err := checkFirstRecord(raw); err != nil {
-					return err
-				}
-			}
-			return fn(raw)
-		}
-		if first == '[' {
-			dec := json.NewDecoder(br)
-			if _, err := dec.Token(); err != nil {
-				return err
-			}
-			var at int64
-			for dec.More() {
-				at++
-				var raw json.RawMessage
-				if err := dec.Decode(&raw); err != nil {
-					if at == 1 {
-						return &inputError{fmt.Sprintf("not an export: its first record is not JSON: %v", err)}
-					}
-					return &verify.DecodeError{At: at, Err: err}
-				}
-				if err := emit(raw); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		sc := bufio.NewScanner(br)
-		sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-		for sc.Scan() {
-			if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-				continue
-			}
-			if err := emit(sc.Bytes()); err != nil {
-				return err
-			}
-		}
-		return sc.Err()
-	}
-}
-
-// checkFirstRecord tells a file that is not an export at all (a saved
-// error answer, some other JSON) from an export whose first event is
-// damaged: the first is an input error, the second is for the chain walk to
-// report as a break.
-func checkFirstRecord(raw []byte) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return &inputError{fmt.Sprintf("not an export: its first record is not a JSON object: %v", err)}
-	}
-	for _, k := range []string{"event_id", "prev_hash", "hash"} {
-		if _, ok := m[k]; ok {
-			return nil // an event, intact or not
-		}
-	}
-	var p struct {
-		Status int
-		Title  string
-		Detail any
-	}
-	if json.Unmarshal(raw, &p) == nil && p.Status >= 400 {
-		detail, _ := json.Marshal(p.Detail)
-		return &inputError{fmt.Sprintf("not an export but an HTTP error answer (%d %s: %s); fetch the export again, with --token if the server needs one",
-			p.Status, p.Title, bytes.Trim(detail, `"`))}
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	if len(keys) > 8 {
-		keys = append(keys[:8], "...")
-	}
-	return &inputError{fmt.Sprintf("not an export: its first record has none of an event's members (event_id, prev_hash, hash), only %s", strings.Join(keys, ", "))}
-}
-
-func peekNonSpace(br *bufio.Reader) (byte, error) {
-	for {
-		c, err := br.ReadByte()
-		if err != nil {
-			return 0, err
-		}
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return c, br.UnreadByte()
-		}
-	}
-}
-
-// progress reports on stderr every few seconds during long runs.
-type progress struct {
-	w     io.Writer
-	total int64
-	start time.Time
-	next  time.Time
-	n     int64
-}
-
-func newProgress(w io.Writer, total int64) *progress {
-	now := time.Now()
-	return &progress{w: w, total: total, start: now, next: now.Add(2 * time.Second)}
-}
-
-func (p *progress) tick(id int64) {
-	p.n = id
-	if id&4095 != 0 {
-		return
-	}
-	if now := time.Now(); now.After(p.next) {
-		p.next = now.Add(2 * time.Second)
-		fmt.Fprintf(p.w, "verify: %d/%d events (%.0f events/s)\n", id, p.total, float64(id)/now.Sub(p.start).Seconds())
-	}
-}
-
-func (p *progress) done() {
-	d := time.Since(p.start)
-	fmt.Fprintf(p.w, "verify: %d events in %s (%.0f events/s)\n", p.n, d.Round(time.Millisecond), float64(p.n)/d.Seconds())
 }

@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/audit-stream/audit-stream/internal/witnessd"
 	"github.com/audit-stream/audit-stream/verify"
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -22,6 +20,14 @@ import (
 const exitAlert = 3
 
 func runWitness(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "serve":
+			return runWitnessServe(ctx, args[1:], stdin, stdout, stderr)
+		case "keygen":
+			return runWitnessKeygen(ctx, args[1:], stdin, stdout, stderr)
+		}
+	}
 	fs := flag.NewFlagSet("witness", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	rawURL := fs.String("url", "", "the log to watch (required)")
@@ -33,6 +39,8 @@ func runWitness(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	once := fs.Bool("once", false, "check once and exit: 0 consistent, 3 misbehaviour, 2 usage or I/O error")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream witness --url URL --key KEY --state FILE [--interval 10s] [--once]
+       audit-stream witness serve --key FILE --state DIR --log VKEY... (a C2SP witness; see witness serve --help)
+       audit-stream witness keygen --name NAME --out FILE
 
 Watch a log: fetch its signed checkpoint, check the signature and origin,
 check the consistency proof from the last checkpoint this witness stored,
@@ -71,15 +79,13 @@ Flags:
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	w := &witness{r: r, v: v, origin: *origin, state: *state, log: log}
+	w := &witnessd.Watcher{Source: remoteSource{r}, Key: v, Origin: *origin, State: *state, Logger: log}
 	if *once {
-		err := w.check(ctx)
-		return w.exit(err)
+		return watchExit(log, r.base, w.Check(ctx))
 	}
 	alerted := false
 	for {
-		err := w.check(ctx)
-		if code := w.exit(err); code == exitAlert {
+		if code := watchExit(log, r.base, w.Check(ctx)); code == exitAlert {
 			alerted = true
 		}
 		select {
@@ -93,100 +99,28 @@ Flags:
 	}
 }
 
-type witness struct {
-	r      *remote
-	v      note.Verifier
-	origin string
-	state  string
-	log    *slog.Logger
+// remoteSource is a server's checkpoint and proofs, for the watcher.
+type remoteSource struct{ r *remote }
+
+func (s remoteSource) Checkpoint(ctx context.Context) ([]byte, error) {
+	return s.r.get(ctx, "/checkpoint", verify.MaxCheckpointSize)
 }
 
-// alert is misbehaviour by the log, as opposed to a failure to reach it.
-type alert struct{ err error }
+func (s remoteSource) Consistency(ctx context.Context, from, to int64) ([]tlog.Hash, error) {
+	return s.r.consistency(ctx, from, to)
+}
 
-func (a *alert) Error() string { return a.err.Error() }
-func (a *alert) Unwrap() error { return a.err }
-
-func (w *witness) exit(err error) int {
-	var a *alert
+// watchExit maps a watcher round's error to the exit status, logging it.
+func watchExit(log *slog.Logger, url string, err error) int {
+	var a *witnessd.Alert
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &a):
-		w.log.Error("ALERT: the log misbehaved", "url", w.r.base, "err", a.err)
+		log.Error("ALERT: the log misbehaved", "url", url, "err", a.Err)
 		return exitAlert
 	default:
-		w.log.Warn("check failed", "url", w.r.base, "err", err)
+		log.Warn("check failed", "url", url, "err", err)
 		return 2
 	}
-}
-
-// check runs one round.
-func (w *witness) check(ctx context.Context) error {
-	signed, err := w.r.get(ctx, "/checkpoint", verify.MaxCheckpointSize)
-	if err != nil {
-		return err
-	}
-	cp, err := verify.OpenCheckpoint(signed, w.v, w.origin)
-	if err != nil {
-		return &alert{fmt.Errorf("checkpoint rejected: %w\n--- checkpoint served ---\n%s", err, signed)}
-	}
-	oldSigned, err := os.ReadFile(w.state)
-	if errors.Is(err, os.ErrNotExist) {
-		w.log.Info("first checkpoint trusted", "size", cp.Size)
-		return writeAtomic(w.state, signed)
-	}
-	if err != nil {
-		return err
-	}
-	old, err := verify.OpenCheckpoint(oldSigned, w.v, w.origin)
-	if err != nil {
-		return fmt.Errorf("state file %s: %w", w.state, err)
-	}
-	if cp.Size < old.Size {
-		return &alert{&verify.InconsistencyError{Old: oldSigned, New: signed, Reason: fmt.Sprintf("tree shrank from %d to %d", old.Size, cp.Size)}}
-	}
-	var proof []tlog.Hash
-	if cp.Size > old.Size && old.Size > 0 {
-		if proof, err = w.r.consistency(ctx, old.Size, cp.Size); err != nil {
-			return err
-		}
-	}
-	if err := verify.CheckConsistency(old, cp, proof, oldSigned, signed); err != nil {
-		return &alert{err}
-	}
-	if cp.Size == old.Size {
-		return nil
-	}
-	w.log.Info("checkpoint consistent", "from", old.Size, "to", cp.Size)
-	return writeAtomic(w.state, signed)
-}
-
-// writeAtomic replaces path with data so that a crash leaves the old or
-// the new content, never a mix.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

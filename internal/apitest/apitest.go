@@ -140,7 +140,7 @@ func Start(t testing.TB, opt Options) *Env {
 			opt.CheckpointInterval = time.Second
 		}
 	}
-	cps, err := checkpoint.Open(ctx, used, led.Feed(), checkpoint.Options{
+	checkpoints, err := checkpoint.Open(ctx, used, led.Feed(), checkpoint.Options{
 		Origin: opt.Origin, Key: opt.Key, Interval: opt.CheckpointInterval, Logger: log,
 	})
 	if err != nil {
@@ -150,9 +150,9 @@ func Start(t testing.TB, opt Options) *Env {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); cps.Run(cctx) }()
+	go func() { defer close(done); checkpoints.Run(cctx) }()
 	opt.API.Logger = log
-	opt.API.Checkpoints = cps
+	opt.API.Checkpoints = checkpoints
 	if opt.API.DataDir == "" {
 		opt.API.DataDir = opt.Dir
 	}
@@ -170,7 +170,7 @@ func Start(t testing.TB, opt Options) *Env {
 	}
 	srv.Start()
 	e := &Env{URL: srv.URL, Dir: spec.Dir, Store: st, Ledger: led, API: api, HTTP: srv, Log: log,
-		Checkpoints: cps, Key: opt.Key, stopCheckpoints: cancel, checkpointsDone: done}
+		Checkpoints: checkpoints, Key: opt.Key, stopCheckpoints: cancel, checkpointsDone: done}
 	t.Cleanup(e.Stop)
 	return e
 }

@@ -44,7 +44,7 @@ func Populate(tb testing.TB, dir string, n int) time.Duration {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cps, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{Origin: origin, Key: key})
+	checkpoints, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{Origin: origin, Key: key})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func Populate(tb testing.TB, dir string, n int) time.Duration {
 		led.Close(ctx)
 		cancelled, cancel := context.WithCancel(ctx)
 		cancel()
-		if err := cps.Run(cancelled); err != nil { // signs the final checkpoint
+		if err := checkpoints.Run(cancelled); err != nil { // signs the final checkpoint
 			tb.Fatal(err)
 		}
 	}()

@@ -22,10 +22,10 @@ import (
 )
 
 type logUnderTest struct {
-	st   *sqlite.Store
-	led  *ledger.Ledger
-	cps  *checkpoint.Checkpointer
-	stop func()
+	st          *sqlite.Store
+	led         *ledger.Ledger
+	checkpoints *checkpoint.Checkpointer
+	stop        func()
 }
 
 func open(t *testing.T, dir string, key *checkpoint.Key, interval time.Duration) *logUnderTest {
@@ -48,15 +48,15 @@ func tryOpen(t *testing.T, dir string, opt checkpoint.Options) (*logUnderTest, e
 	if err != nil {
 		t.Fatal(err)
 	}
-	cps, err := checkpoint.Open(ctx, st, led.Feed(), opt)
+	checkpoints, err := checkpoint.Open(ctx, st, led.Feed(), opt)
 	if err != nil {
 		led.Close(ctx)
 		st.Close()
 		return nil, err
 	}
 	done := make(chan struct{})
-	go func() { defer close(done); cps.Run(context.Background()) }()
-	l := &logUnderTest{st: st, led: led, cps: cps}
+	go func() { defer close(done); checkpoints.Run(context.Background()) }()
+	l := &logUnderTest{st: st, led: led, checkpoints: checkpoints}
 	var stopped bool
 	l.stop = func() {
 		if stopped {
@@ -90,7 +90,7 @@ func TestCheckpointsSurviveRestartAndNeverGoBack(t *testing.T) {
 	v, _ := verify.ParseVerifierKey(key.VerifierKey)
 	l := open(t, dir, key, 10*time.Millisecond)
 	l.append(t, 100)
-	cp, signed, err := l.cps.Wait(context.Background(), 100)
+	cp, signed, err := l.checkpoints.Wait(context.Background(), 100)
 	if err != nil || cp.Size != 100 {
 		t.Fatalf("Wait = %+v, %v", cp, err)
 	}
@@ -101,7 +101,7 @@ func TestCheckpointsSurviveRestartAndNeverGoBack(t *testing.T) {
 	// A clean stop covers the last appends.
 	l.stop()
 	l = open(t, dir, key, time.Hour)
-	if got := l.cps.Latest(); got.Size != 105 {
+	if got := l.checkpoints.Latest(); got.Size != 105 {
 		t.Fatalf("after restart the latest checkpoint covers %d, want 105", got.Size)
 	}
 }
@@ -113,7 +113,7 @@ func TestCheckpointIntervalBoundsSigning(t *testing.T) {
 	sizes := map[int64]bool{}
 	for time.Since(start) < time.Second {
 		l.append(t, 1)
-		sizes[l.cps.Latest().Size] = true
+		sizes[l.checkpoints.Latest().Size] = true
 		time.Sleep(5 * time.Millisecond)
 	}
 	// One checkpoint at open, then at most one per 200 ms.
@@ -121,7 +121,7 @@ func TestCheckpointIntervalBoundsSigning(t *testing.T) {
 		t.Fatalf("%d checkpoints in 1 s with a 200 ms interval", len(sizes))
 	}
 	head := l.led.Head().ID
-	if cp, _, err := l.cps.Wait(context.Background(), head); err != nil || cp.Size < head {
+	if cp, _, err := l.checkpoints.Wait(context.Background(), head); err != nil || cp.Size < head {
 		t.Fatalf("last appends not covered: %+v %v", cp, err)
 	}
 }
@@ -158,7 +158,7 @@ func TestRotatedKeyResigns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, signed := l.cps.Signed()
+	cp, signed := l.checkpoints.Signed()
 	v, _ := verify.ParseVerifierKey(k2.VerifierKey)
 	if _, err := verify.OpenCheckpoint(signed, v, ""); err != nil || cp.Size != 3 {
 		t.Fatalf("after key rotation the checkpoint (size %d) does not verify under the new key: %v", cp.Size, err)
@@ -199,7 +199,7 @@ func TestIdentityChangeNeedsRotation(t *testing.T) {
 		}
 		// The refused starts changed nothing: the original identity opens.
 		l = open(t, dir, k1, time.Hour)
-		if cp := l.cps.Latest(); cp.Origin != "example.com/log" || cp.Size != int64(events) {
+		if cp := l.checkpoints.Latest(); cp.Origin != "example.com/log" || cp.Size != int64(events) {
 			t.Fatalf("after refused starts: %+v", cp)
 		}
 		l.stop()
@@ -208,7 +208,7 @@ func TestIdentityChangeNeedsRotation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cp := l.cps.Latest(); cp.Origin != "example.com/other" {
+		if cp := l.checkpoints.Latest(); cp.Origin != "example.com/other" {
 			t.Fatalf("rotated origin: %+v", cp)
 		}
 		l.stop()
@@ -338,13 +338,13 @@ func TestCheckpointStoreFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer led.Close(ctx)
-	cps, err := checkpoint.Open(ctx, fs, led.Feed(), checkpoint.Options{Origin: "example.com/log", Key: key, Interval: time.Millisecond})
+	checkpoints, err := checkpoint.Open(ctx, fs, led.Feed(), checkpoint.Options{Origin: "example.com/log", Key: key, Interval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); cps.Run(rctx) }()
+	go func() { defer close(done); checkpoints.Run(rctx) }()
 	defer func() { cancel(); <-done }()
 	fs.Fail(faultstore.SetMeta, faultstore.ErrDiskFull)
 	l := &logUnderTest{st: st, led: led}
@@ -352,13 +352,13 @@ func TestCheckpointStoreFailure(t *testing.T) {
 	for fs.Failed(faultstore.SetMeta) < 3 {
 		time.Sleep(time.Millisecond)
 	}
-	if got := cps.Latest().Size; got != 0 {
+	if got := checkpoints.Latest().Size; got != 0 {
 		t.Fatalf("a checkpoint that was never stored is served: size %d", got)
 	}
 	fs.Heal(faultstore.SetMeta)
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer wcancel()
-	if cp, _, err := cps.Wait(wctx, 5); err != nil || cp.Size != 5 {
+	if cp, _, err := checkpoints.Wait(wctx, 5); err != nil || cp.Size != 5 {
 		t.Fatalf("after healing: %+v, %v", cp, err)
 	}
 	stored, err := st.Meta(ctx, "checkpoint")

@@ -57,12 +57,12 @@ func TestUnsignedLogRefusedUnlessRecovering(t *testing.T) {
 	var logs bytes.Buffer
 	opt.Recover = true
 	opt.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	cps, err := checkpoint.Open(ctx, st, led.Feed(), opt)
+	checkpoints, err := checkpoint.Open(ctx, st, led.Feed(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cps.Latest().Size != 5 {
-		t.Fatalf("recovery signed size %d, want 5", cps.Latest().Size)
+	if checkpoints.Latest().Size != 5 {
+		t.Fatalf("recovery signed size %d, want 5", checkpoints.Latest().Size)
 	}
 	if !strings.Contains(logs.String(), "level=ERROR") {
 		t.Fatalf("recovery not logged at ERROR:\n%s", logs.String())
@@ -89,7 +89,7 @@ func TestCheckpointCopy(t *testing.T) {
 
 	// A log of 5 events leaves its checkpoint in the copy.
 	st, led := unsignedLog(t, t.TempDir(), 0, "s")
-	cps, err := checkpoint.Open(ctx, st, led.Feed(), opt)
+	checkpoints, err := checkpoint.Open(ctx, st, led.Feed(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,10 +100,10 @@ func TestCheckpointCopy(t *testing.T) {
 	led.Close(ctx)
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := cps.Run(cancelled); err != nil {
+	if err := checkpoints.Run(cancelled); err != nil {
 		t.Fatal(err)
 	}
-	_, signed := cps.Signed()
+	_, signed := checkpoints.Signed()
 	if b, err := os.ReadFile(copyFile); err != nil || !bytes.Equal(b, signed) {
 		t.Fatalf("copy %q (%v) is not the latest checkpoint %q", b, err, signed)
 	}
@@ -134,17 +134,17 @@ func TestCheckpointCopyUnwritable(t *testing.T) {
 	opt := checkpoint.Options{Origin: "example.com/log", Key: key, Interval: 10 * time.Millisecond,
 		Copy: filepath.Join(t.TempDir(), "missing-dir", "checkpoint"), Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	st, led := unsignedLog(t, t.TempDir(), 0, "s")
-	cps, err := checkpoint.Open(ctx, st, led.Feed(), opt)
+	checkpoints, err := checkpoint.Open(ctx, st, led.Feed(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go cps.Run(ctx)
+	go checkpoints.Run(ctx)
 	if _, err := led.Append(ctx, []event.Request{{Kind: "other", Source: "s"}}); err != nil {
 		t.Fatal(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, _, err := cps.Wait(wctx, 1); err != nil {
+	if _, _, err := checkpoints.Wait(wctx, 1); err != nil {
 		t.Fatalf("signing stopped with the copy unwritable: %v", err)
 	}
 	if !strings.Contains(logs.String(), "checkpoint copy not updated") {

@@ -47,7 +47,14 @@ func start(t testing.TB, args []string, addr string) *Process {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	args = append([]string{"serve", "--addr", addr}, args...)
+	return StartCommand(t, append([]string{"serve", "--addr", addr}, args...)...)
+}
+
+// StartCommand runs `audit-stream args...`, a command that logs
+// "msg=listening addr=…" once it listens (serve, witness serve), and waits
+// for that line.
+func StartCommand(t testing.TB, args ...string) *Process {
+	t.Helper()
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = append(os.Environ(), "HOST=", "PORT=", "AUDIT_STREAM_DATA=", "AUDIT_STREAM_STORE=")
 	stderr, err := cmd.StderrPipe()

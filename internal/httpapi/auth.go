@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"math"
 	"net/http"
 	"slices"
@@ -217,7 +218,9 @@ func (s *Server) authenticate(r *http.Request, secret string) (*store.Token, *Pr
 		return s.usable(&t)
 	}
 	t, err := s.st.TokenByDigest(r.Context(), d)
-	if err == store.ErrNotFound || (err == nil && !auth.Equal(t.Digest, d)) {
+	// Not found is not a 404 here: the caller presented a token we do
+	// not know.
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !auth.Equal(t.Digest, d)) {
 		return nil, unauthorized("invalid token")
 	}
 	if err != nil {

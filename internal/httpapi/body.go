@@ -20,7 +20,10 @@ import (
 //     first, which is what net/http does by default and what let a
 //     client without a token hold a connection by sending nothing;
 //   - a body that cannot be read (cut off, malformed chunking, too slow) is
-//     the client's fault: a 400 or a 408, never a 500.
+//     the client's fault: a 400 or a 408, never a 500;
+//   - a body longer than its route's limit (BodyLimit unless the route
+//     table says otherwise, as it does for batches) is a 413 once the
+//     handler has read past the limit.
 //
 // Requests without a body (every GET, so every stream) are untouched.
 
@@ -35,23 +38,39 @@ func (s *Server) guardBody(next http.Handler) http.Handler {
 		// Not every ResponseWriter supports deadlines (httptest's
 		// recorder does not); the body then simply has none.
 		_ = rc.SetReadDeadline(time.Now().Add(s.opt.BodyTimeout))
-		b := &guardedBody{rc: rc, src: r.Body, timeout: s.opt.BodyTimeout}
+		b := &guardedBody{rc: rc, w: w, src: r.Body, timeout: s.opt.BodyTimeout, limit: s.opt.BodyLimit}
 		r.Body = b
 		next.ServeHTTP(&bodyAwareWriter{ResponseWriter: w, body: b}, r)
 	})
 }
 
-// guardedBody lifts the read deadline once the body has been read to its end
-// and marks every read error as the client's.
+// guardedBody bounds the body to its route's limit, lifts the read deadline
+// once the body has been read to its end and marks every read error as the
+// client's.
 type guardedBody struct {
 	rc      *http.ResponseController
+	w       http.ResponseWriter
 	src     io.ReadCloser
 	timeout time.Duration
 	done    atomic.Bool // read to EOF
+
+	limit   int64         // the route's limit; see limitBody
+	limited io.ReadCloser // src within limit, from the first Read on
+}
+
+// limitBody sets the limit of r's body to n bytes, for a route whose limit is
+// not BodyLimit. It must run before anything reads the body.
+func limitBody(r *http.Request, n int64) {
+	if b, ok := r.Body.(*guardedBody); ok && b.limited == nil {
+		b.limit = n
+	}
 }
 
 func (b *guardedBody) Read(p []byte) (int, error) {
-	n, err := b.src.Read(p)
+	if b.limited == nil {
+		b.limited = http.MaxBytesReader(b.w, b.src, b.limit)
+	}
+	n, err := b.limited.Read(p)
 	switch {
 	case err == nil:
 	case errors.Is(err, io.EOF):

@@ -17,24 +17,23 @@ const (
 	maxQueryLimit     = 100000
 )
 
-// readBody reads the whole body, at most BodyLimit bytes.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	return io.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.BodyLimit))
-}
-
 func (s *Server) appendEvent(w http.ResponseWriter, r *http.Request) error {
 	if p := checkBodyType(r, false); p != nil {
 		return p
 	}
-	body, err := s.readBody(w, r)
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return err
 	}
 	// A byte-order mark some editors and Windows tools put first is not
 	// part of the JSON.
-	req, err := event.ParseRequest(event.TrimBOM(body), s.opt.Kinds)
+	req, err := event.ParseRequest(event.TrimBOM(body), s.opt.Kinds.Set())
 	if err != nil {
 		return err
+	}
+	// The kind's payload schema, and whether it is retired.
+	if verr := s.opt.Kinds.Check(&req); verr != nil {
+		return verr
 	}
 	// Source binding and Idempotency-Key: see idempotency.go.
 	evs, replayed, err := s.appendChecked(r, []event.Request{req}, false)
@@ -43,12 +42,6 @@ func (s *Server) appendEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	return writeEvent(w, appendedStatus(w, replayed), &evs[0])
 }
-
-var errDraining = func() *Problem {
-	p := problem(http.StatusServiceUnavailable, "the server is shutting down; retry against another instance or after restart")
-	p.retryAfter = 1
-	return p
-}()
 
 func writeEvent(w http.ResponseWriter, status int, e *event.Event) error {
 	w.Header().Set("Content-Type", "application/json")
@@ -64,11 +57,8 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	e, err := s.st.Get(r.Context(), id)
-	if err == store.ErrNotFound {
-		return problem(http.StatusNotFound, "no event with id "+strconv.FormatInt(id, 10))
-	}
 	if err != nil {
-		return err
+		return missing(err, "no event with id "+strconv.FormatInt(id, 10))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
@@ -78,12 +68,12 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) error {
 
 // filterFromQuery reads the filter parameters /stream shares with /events.
 func (s *Server) filterFromQuery(r *http.Request) (store.Filter, error) {
-	return parseFilter(r.URL.Query(), s.opt.Kinds)
+	return parseFilter(r.URL.Query(), s.opt.Kinds.Set())
 }
 
 func (s *Server) queryEvents(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	eq, err := parseEventQuery(q, s.opt.Kinds)
+	eq, err := parseEventQuery(q, s.opt.Kinds.Set())
 	if err != nil {
 		return err
 	}
@@ -172,9 +162,10 @@ func writeEventArray(w io.Writer, evs []event.Event) error {
 	return err
 }
 
-// kinds serves GET /kinds: every accepted kind with its one-line
-// description, in the order of the kind set. It is open, like GET /: a
-// producer needs it and holds no reader role.
-func (s *Server) kinds(w http.ResponseWriter, r *http.Request) error {
+// listKinds serves GET /kinds: every accepted kind with its one-line
+// description, and its payload schema and retirement when the kinds file
+// gives them, built-in kinds first. It is open, like GET /: a producer
+// needs it and holds no reader role.
+func (s *Server) listKinds(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]any{"kinds": s.opt.Kinds.Kinds()})
 }

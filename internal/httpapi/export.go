@@ -6,14 +6,16 @@ import (
 	"net/url"
 	"runtime"
 	"strconv"
+	"strings"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
 )
 
 // export streams events (after, until] as NDJSON, one wire-form event a
-// line, in bounded memory: the store reads in bounded chunks and the
-// response goes out in 256 KiB writes as it is encoded. until is at most the
+// line, narrowed by the filters of /events (its time range included), in
+// bounded memory: the store reads in bounded chunks and the response goes
+// out in 256 KiB writes as it is encoded. until is at most the
 // head when the request arrives (its default), so an export is a fixed range
 // even while appends continue, and a huge until cannot make it scan an
 // endless run of empty ranges.
@@ -30,16 +32,28 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 		}
 		return n, true, nil
 	}
-	// The content filters of /events (kind, source, payload.<path>, q);
-	// until stays the event-id bound it has always been here, so /export
-	// takes no time range.
+	// The filters of /events (kind, source, since, until, payload.<path>,
+	// q). until has always been the event-id bound here: digits alone
+	// keep that meaning, anything else is the end of a time range as on
+	// /events.
 	fq := url.Values{}
+	idUntil := false
 	for k, v := range q {
-		if k != "after" && k != "until" {
+		switch {
+		case k == "after":
+		case k == "until" && len(v) == 1 && isDigits(v[0]):
+			idUntil = true
+		case k == "until" && len(v) == 1:
+			if _, err := timeParam(q, k); err != nil {
+				return qerr(http.StatusBadRequest, k, "value_error", "until must be a non-negative integer event id, or a timestamp: "+
+					strings.TrimPrefix(err.Error(), "until: "))
+			}
+			fq[k] = v
+		default:
 			fq[k] = v
 		}
 	}
-	filter, err := parseFilter(fq, s.opt.Kinds)
+	filter, err := parseFilter(fq, s.opt.Kinds.Set())
 	if err != nil {
 		return err
 	}
@@ -47,9 +61,12 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	until, set, err := num("until")
-	if err != nil {
-		return err
+	var until int64
+	var set bool
+	if idUntil {
+		if until, set, err = num("until"); err != nil {
+			return err
+		}
 	}
 	if set && until < after {
 		return problem(http.StatusBadRequest, "until "+strconv.FormatInt(until, 10)+" is before after "+strconv.FormatInt(after, 10))
@@ -120,3 +137,13 @@ type clientGone struct{ err error }
 
 func (e clientGone) Error() string { return "write to client: " + e.err.Error() }
 func (e clientGone) Unwrap() error { return e.err }
+
+// isDigits reports whether v is a non-empty run of ASCII digits.
+func isDigits(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return v != ""
+}

@@ -27,7 +27,7 @@ func (s *Server) appendChecked(r *http.Request, reqs []event.Request, batch bool
 		return nil, false, err
 	}
 	if !s.beginAppend() {
-		return nil, false, errDraining
+		return nil, false, ledger.ErrClosed // answered as the ledger's own refusal once it has closed
 	}
 	defer s.appends.Done()
 	return s.led.AppendWith(r.Context(), reqs, opt)

@@ -61,6 +61,7 @@ func newMetrics(s *Server) *metrics {
 		m.reg.MustRegister(gauge("audit_stream_checkpoint_tree_size", "Tree size of the latest signed checkpoint.",
 			func() float64 { return float64(s.opt.Checkpoints.Latest().Size) }))
 	}
+	m.reg.MustRegister(s.opt.Metrics...)
 	return m
 }
 

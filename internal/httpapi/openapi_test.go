@@ -122,7 +122,9 @@ func TestOpenAPICoversRouteTable(t *testing.T) {
 func TestResponsesMatchOpenAPI(t *testing.T) {
 	t.Parallel()
 	_, router := loadDoc(t)
-	env := apitest.Start(t, apitest.Options{})
+	// A kinds file with schemas: GET /kinds shows them, and schema
+	// failures are 422s of the documented shape.
+	env := apitest.Start(t, apitest.Options{API: httpapi.Options{Kinds: testCatalog(t, testKinds)}})
 	post := func(path, body string) {
 		res, err := apitest.Client.Post(env.URL+path, "application/json", strings.NewReader(body))
 		if err != nil {
@@ -130,7 +132,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		}
 		res.Body.Close()
 	}
-	post("/events", `{"kind":"request_denied","source":"gw","payload":{"a":1}}`)
+	post("/events", `{"kind":"request_denied","source":"gw","payload":{"a":1,"rule":"no-pii-export"}}`)
 	post("/events", `{"kind":"other","source":"gw"}`)
 	env.Checkpoints.Wait(context.Background(), 2)
 
@@ -157,6 +159,9 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{"POST", "/events", "application/json", `{"kind":"other","source":"gw"}`, 200, []string{"Idempotency-Key", "k1"}},
 		{"POST", "/events/batch", "application/json", `[{"kind":"other","source":"gw"},{"kind":"other","source":"gw"}]`, 201, nil},
 		{"POST", "/events/batch", "application/json", `[{"kind":"other"}]`, 422, nil},
+		{"POST", "/events", "application/json", `{"kind":"payment_approved","source":"b","payload":{"amount":-1,"lines":[{}]}}`, 422, nil},
+		{"POST", "/events", "application/json", `{"kind":"legacy_payment","source":"b"}`, 422, nil},
+		{"POST", "/events/batch", "application/json", `[{"kind":"other","source":"gw"},{"kind":"payment_approved","source":"b","payload":{}}]`, 422, nil},
 		{"GET", "/events?kind=request_denied&limit=10", "", "", 200, nil},
 		{"GET", "/events?knd=x", "", "", 400, nil},
 		{"GET", "/events?kind=made_up", "", "", 422, nil},
@@ -171,6 +176,8 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{"GET", "/checkpoint", "", "", 200, nil},
 		{"GET", "/checkpoint/key", "", "", 200, nil},
 		{"GET", "/export?after=0", "", "", 200, nil},
+		{"GET", "/export?since=2026-01-01&until=2030-01-01T00:00:00Z", "", "", 200, nil},
+		{"GET", "/export?after=0&until=2", "", "", 200, nil},
 		{"GET", "/tile/entries/000.p/2", "", "", 200, nil},
 		{"GET", "/admin/tokens", "", "", 0, nil}, // closed while the server runs open
 		{"DELETE", "/admin/tokens/tok_nope", "", "", 0, nil},

@@ -56,9 +56,25 @@ func bodyErrors(dst []FieldError, verr *event.ValidationError, prefix ...any) []
 
 func (p *Problem) Error() string { return p.Detail }
 
-// problemf is the error a handler returns to answer with a given status.
+// problem is the error a handler returns to answer with a given status.
 func problem(status int, detail string) *Problem {
 	return &Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}
+}
+
+// missingError names what a lookup did not find, for the 404 its
+// store.ErrNotFound becomes; any other error passes through it.
+type missingError struct {
+	what string
+	err  error
+}
+
+func (e *missingError) Error() string { return e.what + ": " + e.err.Error() }
+func (e *missingError) Unwrap() error { return e.err }
+
+// missing wraps a lookup's error so that a store.ErrNotFound is answered
+// with detail, which says what is missing ("no event with id 7").
+func missing(err error, detail string) error {
+	return &missingError{what: detail, err: err}
 }
 
 // toProblem is the one place that maps errors to HTTP answers.
@@ -67,13 +83,25 @@ func toProblem(err error) *Problem {
 	var maxBytes *http.MaxBytesError
 	var verr *event.ValidationError
 	var body *bodyError
+	var miss *missingError
+	var batch *event.BatchError
 	switch {
 	case errors.As(err, &p):
 		return p
+	case errors.As(err, &miss) && errors.Is(err, store.ErrNotFound):
+		return problem(http.StatusNotFound, miss.what)
 	case errors.As(err, &body):
 		return body.problem()
 	case errors.As(err, &maxBytes):
 		return problem(http.StatusRequestEntityTooLarge, "request body exceeds the limit of "+strconv.FormatInt(maxBytes.Limit, 10)+" bytes")
+	case errors.As(err, &batch):
+		p := problem(http.StatusUnprocessableEntity, batch.Error())
+		for _, f := range batch.Failures {
+			p.Errors = append(p.Errors, FieldError{Loc: append([]any{"body", f.Item}, f.Location()...), Msg: f.Message(), Type: f.ErrorType()})
+		}
+		return p
+	case errors.Is(err, event.ErrBatchTooLarge):
+		return problem(http.StatusRequestEntityTooLarge, err.Error())
 	case errors.As(err, &verr):
 		p := problem(http.StatusUnprocessableEntity, verr.Error())
 		p.Errors = bodyErrors(nil, verr)

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/audit-stream/audit-stream/event"
-	"github.com/audit-stream/audit-stream/internal/checkpoint"
-	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/verify"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -17,7 +15,17 @@ import (
 // without a checkpointer.
 var errNoCheckpoints = problem(http.StatusServiceUnavailable, "this server does not sign checkpoints")
 
-func (s *Server) checkpoints() (*checkpoint.Checkpointer, error) {
+// Checkpoints is what the verifiable-log routes read: the latest
+// checkpoint, its signed note, and a wait for one that covers an event.
+// *checkpoint.Checkpointer and *cosigner.Cosigner are both.
+type Checkpoints interface {
+	Latest() verify.Checkpoint
+	Signed() (verify.Checkpoint, []byte)
+	Wait(ctx context.Context, size int64) (verify.Checkpoint, []byte, error)
+	VerifierKey() string
+}
+
+func (s *Server) checkpoints() (Checkpoints, error) {
 	if s.opt.Checkpoints == nil {
 		return nil, errNoCheckpoints
 	}
@@ -228,11 +236,8 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	e, err := s.st.Get(r.Context(), id)
-	if err == store.ErrNotFound {
-		return problem(http.StatusNotFound, "no event with id "+strconv.FormatInt(id, 10))
-	}
 	if err != nil {
-		return err
+		return missing(err, "no event with id "+strconv.FormatInt(id, 10))
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), receiptWait)
 	defer cancel()

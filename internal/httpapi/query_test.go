@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/apitest"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
+	"github.com/audit-stream/audit-stream/internal/pgtest"
 	"github.com/audit-stream/audit-stream/internal/store"
 )
 
@@ -88,10 +90,36 @@ func getIDs(t *testing.T, rawURL string) ([]int64, resp) {
 	return ids, r
 }
 
+// queryBackends are the stores the query tests run on: SQLite, and
+// PostgreSQL when AUDIT_STREAM_TEST_POSTGRES names a server.
+func queryBackends() []string {
+	if os.Getenv(pgtest.Env) != "" {
+		return []string{"sqlite", "postgres"}
+	}
+	return []string{"sqlite"}
+}
+
+// storeFor is the apitest store of backend: "" (a fresh data directory) or
+// a fresh PostgreSQL schema.
+func storeFor(t *testing.T, backend string) string {
+	if backend == "postgres" {
+		return pgtest.Schema(t)
+	}
+	return ""
+}
+
 func TestQueryFilters(t *testing.T) {
 	t.Parallel()
-	for _, indexed := range []bool{false, true} {
-		opt := apitest.Options{}
+	for _, backend := range queryBackends() {
+		for _, indexed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/indexed=%v", backend, indexed), func(t *testing.T) { testQueryFilters(t, backend, indexed) })
+		}
+	}
+}
+
+func testQueryFilters(t *testing.T, backend string, indexed bool) {
+	{
+		opt := apitest.Options{Store: storeFor(t, backend)}
 		if indexed {
 			opt.IndexPayload = []string{"decision_id", "args.path", "n", "flag"}
 		}
@@ -136,7 +164,7 @@ func TestQueryFilters(t *testing.T) {
 				}, "desc", 7},
 		}
 		for _, tc := range cases {
-			t.Run(fmt.Sprintf("indexed=%v/%s", indexed, tc.name), func(t *testing.T) {
+			t.Run(tc.name, func(t *testing.T) {
 				var want []int64
 				for i := 1; i <= seedSize; i++ {
 					if tc.match(seed(i), i) {
@@ -229,7 +257,14 @@ func TestQueryRejections(t *testing.T) {
 // a 422 that says so and where to go on; an indexed one does not.
 func TestQueryScanLimit(t *testing.T) {
 	t.Parallel()
+	for _, backend := range queryBackends() {
+		t.Run(backend, func(t *testing.T) { testQueryScanLimit(t, backend) })
+	}
+}
+
+func testQueryScanLimit(t *testing.T, backend string) {
 	env := startSeeded(t, apitest.Options{
+		Store:        storeFor(t, backend),
 		IndexPayload: []string{"decision_id"},
 		API:          httpapi.Options{QueryScanLimit: 50},
 	})
@@ -248,6 +283,10 @@ func TestQueryScanLimit(t *testing.T) {
 	ids, _ := getIDs(t, env.URL+"/events?payload.decision_id=DEC-001")
 	if len(ids) != seedSize/4 {
 		t.Fatalf("indexed payload filter under a scan limit of 50: %d events", len(ids))
+	}
+	// A time range is indexed too.
+	if ids, _ := getIDs(t, env.URL+"/events?since=2026-05-15T03:01:00Z&until=2026-05-15T04:41:00Z&limit=1000"); len(ids) != 100 {
+		t.Fatalf("time range under a scan limit of 50: %d events", len(ids))
 	}
 }
 
@@ -397,11 +436,19 @@ func TestPaging(t *testing.T) {
 	}
 }
 
-// TestExportFilters: /export takes the content filters of /events within its
-// id range, and refuses a time range (its until is an event id).
+// TestExportFilters: /export takes the filters of /events within its id
+// range, its time range included: since, and until when it is not an event
+// id (digits alone keep the id meaning until has always had here).
 func TestExportFilters(t *testing.T) {
 	t.Parallel()
-	env := startSeeded(t, apitest.Options{})
+	for _, backend := range queryBackends() {
+		t.Run(backend, func(t *testing.T) { testExportFilters(t, backend) })
+	}
+}
+
+func testExportFilters(t *testing.T, backend string) {
+	env := startSeeded(t, apitest.Options{Store: storeFor(t, backend)})
+	at := func(m int) time.Time { return seedBase.Add(time.Duration(m) * time.Minute) }
 	cases := []struct {
 		query string
 		match func(s seedEvent, i int) bool
@@ -409,6 +456,12 @@ func TestExportFilters(t *testing.T) {
 		{"kind=request_denied&source=agent-7", func(s seedEvent, _ int) bool { return s.kind == "request_denied" && s.source == "agent-7" }},
 		{"payload.decision_id=DEC-001&after=10&until=100", func(s seedEvent, i int) bool { return s.decision == "DEC-001" && i > 10 && i <= 100 }},
 		{"payload.args.path=/tmp/2&q=event+1", func(s seedEvent, i int) bool { return s.path == "/tmp/2" && strings.HasPrefix(fmt.Sprint(i), "1") }},
+		{"since=2026-05-15T03:30:00Z", func(s seedEvent, _ int) bool { return !s.at.Before(at(30)) }},
+		{"since=2026-05-15T03:30:00Z&until=2026-05-15T04:00:00Z", func(s seedEvent, _ int) bool { return !s.at.Before(at(30)) && s.at.Before(at(60)) }},
+		{"until=2026-05-15T05:10:00%2B02:00", func(s seedEvent, _ int) bool { return s.at.Before(at(10)) }},
+		{"until=2026-05-15%2003:20:00", func(s seedEvent, _ int) bool { return s.at.Before(at(20)) }},
+		{"since=2026-05-15T03:30:00&until=50", func(s seedEvent, i int) bool { return !s.at.Before(at(30)) && i <= 50 }},
+		{"since=2026-05-15T03:30:00&after=40&kind=request_allowed", func(s seedEvent, i int) bool { return !s.at.Before(at(30)) && i > 40 && s.kind == "request_allowed" }},
 	}
 	for _, tc := range cases {
 		r := call(t, "GET", env.URL+"/export?"+tc.query, "", "")
@@ -429,9 +482,25 @@ func TestExportFilters(t *testing.T) {
 			t.Fatalf("/export?%s: %v, want %v", tc.query, got, want)
 		}
 	}
-	for _, q := range []string{"since=2026-05-15", "kind=made_up", "payload.a..b=1", "until=2026-05-15"} {
-		if r := call(t, "GET", env.URL+"/export?"+q, "", ""); r.status/100 != 4 || r.detail() == "" {
-			t.Errorf("/export?%s: %d %q, want a 4xx problem", q, r.status, r.detail())
+	for _, tc := range []struct {
+		query  string
+		status int
+		names  string
+	}{
+		{"since=yesterday", 400, "since"},
+		{"until=tomorrow", 400, "until"},
+		{"until=-1", 400, "until"},
+		{"until=99999999999999999999", 400, "until"},
+		{"since=2026-05-15&since=2026-05-16", 400, "since"},
+		{"until=2026-05-15T04:00:00Z&until=2026-05-15T05:00:00Z", 400, "until"},
+		{"since=2026-05-16&until=2026-05-15T00:00:00Z", 400, "since"},
+		{"after=5&until=4", 400, "until"},
+		{"kind=made_up", 422, "kind"},
+		{"payload.a..b=1", 400, "payload.a..b"},
+	} {
+		r := call(t, "GET", env.URL+"/export?"+tc.query, "", "")
+		if r.status != tc.status || r.header.Get("Content-Type") != "application/problem+json" || !strings.Contains(r.detail(), tc.names) {
+			t.Errorf("/export?%s: %d %q, want %d naming %q", tc.query, r.status, r.detail(), tc.status, tc.names)
 		}
 	}
 }

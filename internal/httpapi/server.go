@@ -5,6 +5,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -16,7 +17,7 @@ import (
 	"time"
 
 	"github.com/audit-stream/audit-stream/event"
-	"github.com/audit-stream/audit-stream/internal/checkpoint"
+	"github.com/audit-stream/audit-stream/internal/kinds"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/suggest"
@@ -34,8 +35,9 @@ type Options struct {
 	// BodyTimeout bounds the time from the start of a request until its
 	// whole body has arrived (body.go); default 30 s.
 	BodyTimeout time.Duration
-	// Kinds is the set of accepted event kinds; default event.DefaultKindSet.
-	Kinds *event.KindSet
+	// Kinds is the catalogue of accepted event kinds, with the payload
+	// schemas appends are checked against; default kinds.Builtin().
+	Kinds *kinds.Catalog
 	// MaxStreams caps concurrent /stream subscribers; default 10,000.
 	MaxStreams int
 	// Heartbeat is the interval of SSE keep-alive comments; default 15 s.
@@ -60,9 +62,12 @@ type Options struct {
 	// WriteTimeout bounds each write to a stream, so a dead peer frees its
 	// slot; default 30 s.
 	WriteTimeout time.Duration
-	// Checkpoints signs and serves the log's checkpoints; without it the
+	// Checkpoints serves the log's checkpoints: the checkpointer, or the
+	// cosigner that serves what witnesses cosigned. Without it the
 	// verifiable-log routes (checkpoint, proofs, receipts) answer 503.
-	Checkpoints *checkpoint.Checkpointer
+	Checkpoints Checkpoints
+	// Metrics are more Prometheus series for /metrics (the cosigner's).
+	Metrics []prometheus.Collector
 	// Auth configures access control (auth.go).
 	Auth AuthOptions
 	// MaxHeavyReads caps concurrent whole-log reads (/verify, /export);
@@ -123,7 +128,7 @@ func New(st Store, led *ledger.Ledger, opt Options) *Server {
 		opt.BodyTimeout = 30 * time.Second
 	}
 	if opt.Kinds == nil {
-		opt.Kinds = event.DefaultKindSet
+		opt.Kinds = kinds.Builtin()
 	}
 	if opt.MaxStreams <= 0 {
 		opt.MaxStreams = 10000
@@ -206,14 +211,27 @@ func (q query) has(name string) bool {
 // handler.
 func (s *Server) routes() *http.ServeMux {
 	m := http.NewServeMux()
+	// Every body is capped at BodyLimit (body.go); these routes take
+	// another size.
+	bodyLimits := map[string]int64{
+		"POST /events/batch": s.opt.BatchBodyLimit,
+		"POST /admin/tokens": tokenBodyLimit,
+	}
 	route := func(pattern string, a access, params query, h func(http.ResponseWriter, *http.Request) error) {
+		if n, ok := bodyLimits[pattern]; ok {
+			next := h
+			h = func(w http.ResponseWriter, r *http.Request) error {
+				limitBody(r, n)
+				return next(w, r)
+			}
+		}
 		m.Handle(pattern, s.guard(a, s.handle(checkQuery(pattern, params, h))))
 		s.table = append(s.table, Route{Pattern: pattern, Query: params})
 	}
 	route("GET /{$}", public, nil, s.index)
 	route("GET /healthz", public, nil, s.healthz)
 	route("GET /readyz", public, nil, s.readyz)
-	route("GET /kinds", public, nil, s.kinds)
+	route("GET /kinds", public, nil, s.listKinds)
 	route("GET /openapi.json", public, nil, s.openAPI)
 	route("GET /docs", public, nil, s.docs)
 	route("GET /docs/{file}", public, nil, s.docs)
@@ -235,14 +253,14 @@ func (s *Server) routes() *http.ServeMux {
 	route("GET /proof/consistency", verifierOpen, query{"from", "to"}, s.consistencyProof)
 	route("GET /tile/{path...}", verifierOpen, nil, s.tile)
 	route("GET /events/{id}/receipt", reader, nil, s.receipt)
-	route("GET /export", reader, query{"after", "until", "kind", "source", "q", payloadParam + "*"}, s.export)
+	route("GET /export", reader, query{"after", "until", "since", "kind", "source", "q", payloadParam + "*"}, s.export)
 	route("POST /events/batch", producer, nil, s.appendBatch)
 	route("POST /admin/tokens", admin, nil, s.createToken)
 	route("GET /admin/tokens", admin, nil, s.listTokens)
 	route("DELETE /admin/tokens/{id}", admin, nil, s.revokeToken)
 	// The dashboard is static and public; the data it shows comes through
 	// the routes above, under their own access rules.
-	ui := web.Handler(s.opt.Kinds.Names())
+	ui := web.Handler(s.opt.Kinds.Set().Names())
 	route("GET "+web.Prefix, public, nil, func(w http.ResponseWriter, r *http.Request) error {
 		ui.ServeHTTP(w, r)
 		return nil

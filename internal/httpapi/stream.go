@@ -6,7 +6,14 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/audit-stream/audit-stream/internal/ledger"
+	"github.com/audit-stream/audit-stream/internal/sse"
 )
+
+// sseFrames encodes events for the ledger's feed as Server-Sent Events
+// frames: the feed encodes each event once for every /stream subscriber.
+var sseFrames = &ledger.Encoder{Append: sse.AppendFrame, Size: sse.FrameSize}
 
 // streamChunk is how many events a subscriber pulls per read.
 const streamChunk = 512
@@ -67,7 +74,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		return p
 	}
 
-	defer feed.Subscribe()()
+	sub := feed.Subscribe(sseFrames)
+	defer sub.Close()
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -140,7 +148,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		f.After = cursor
 		var seen int64
 		var err error
-		frames, seen, err = feed.ReadFrames(ctx, f, streamChunk, frames[:0])
+		frames, seen, err = sub.Read(ctx, f, streamChunk, frames[:0])
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("stream read failed", "after", cursor, "err", err)

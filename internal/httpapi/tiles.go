@@ -26,73 +26,26 @@ import (
 // tileHeight is fixed by tlog-tiles: 2^8 = 256 hashes a tile.
 const tileHeight = 8
 
-// tilePath is a parsed tile or entry bundle path.
-type tilePath struct {
-	entries bool
-	level   int
-	n       int64
-	width   int // 256 for a full tile
-}
+// maxTileLevel bounds the levels asked for: the leaves a tile spans must be
+// countable in an int64.
+const maxTileLevel = 63
 
-// parseTilePath parses what follows /tile/. It accepts only the canonical
+// parseTilePath parses what follows /tile/ into a tile of height tileHeight;
+// an entry bundle is the data tile (level -1). The tlog-tiles spelling is the
+// go.sum database's without the height, and tlog accepts only the canonical
 // spelling, so that every tile has one URL (and one cache entry).
-func parseTilePath(p string) (tilePath, bool) {
-	var t tilePath
-	parts := strings.Split(p, "/")
-	if len(parts) < 2 {
-		return t, false
+func parseTilePath(p string) (tlog.Tile, bool) {
+	if strings.HasPrefix(p, "data/") {
+		return tlog.Tile{}, false // spelled "entries" here
 	}
-	if parts[0] == "entries" {
-		t.entries = true
-	} else {
-		l, ok := smallDecimal(parts[0], 63)
-		if !ok {
-			return t, false
-		}
-		t.level = l
+	if rest, ok := strings.CutPrefix(p, "entries/"); ok {
+		p = "data/" + rest
 	}
-	parts = parts[1:]
-	t.width = 1 << tileHeight
-	if k := len(parts); k >= 2 && strings.HasSuffix(parts[k-2], ".p") {
-		w, ok := smallDecimal(parts[k-1], 255)
-		if !ok || w == 0 {
-			return t, false
-		}
-		t.width = w
-		parts = parts[:k-1]
-		parts[k-2] = strings.TrimSuffix(parts[k-2], ".p")
-	}
-	// 7 groups of 3 digits cover every int64 tile index we can have.
-	if len(parts) > 7 {
-		return t, false
-	}
-	for i, part := range parts {
-		if i < len(parts)-1 {
-			if !strings.HasPrefix(part, "x") || (i == 0 && part == "x000") {
-				return t, false
-			}
-			part = part[1:]
-		}
-		if len(part) != 3 {
-			return t, false
-		}
-		for _, c := range []byte(part) {
-			if c < '0' || c > '9' {
-				return t, false
-			}
-			t.n = t.n*10 + int64(c-'0')
-		}
+	t, err := tlog.ParseTilePath("tile/" + strconv.Itoa(tileHeight) + "/" + p)
+	if err != nil || t.L > maxTileLevel {
+		return tlog.Tile{}, false
 	}
 	return t, true
-}
-
-// smallDecimal parses a decimal from 0 to max without leading zeroes.
-func smallDecimal(s string, max int) (int, bool) {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > max || strconv.Itoa(n) != s {
-		return 0, false
-	}
-	return n, true
 }
 
 func (s *Server) tile(w http.ResponseWriter, r *http.Request) error {
@@ -102,12 +55,13 @@ func (s *Server) tile(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The tile spans leaves [start, end) at level 0 of the tree; shift
 	// bounds the arithmetic far from overflow.
-	shift := tileHeight * t.level
-	if shift+tileHeight >= 62 || t.n >= (1<<(62-shift-tileHeight)) {
+	entries := t.L == -1
+	shift := tileHeight * max(t.L, 0)
+	if shift+tileHeight >= 62 || t.N >= (1<<(62-shift-tileHeight)) {
 		return problem(http.StatusNotFound, "no such tile: the log is not that large")
 	}
-	start := t.n << (shift + tileHeight)
-	end := start + int64(t.width)<<shift
+	start := t.N << (shift + tileHeight)
+	end := start + int64(t.W)<<shift
 	head, err := s.st.Head(r.Context())
 	if err != nil {
 		return err
@@ -116,11 +70,10 @@ func (s *Server) tile(w http.ResponseWriter, r *http.Request) error {
 		return problem(http.StatusNotFound, "tile "+r.URL.Path+" needs "+strconv.FormatInt(end, 10)+" entries; the log has "+strconv.FormatInt(head.ID, 10))
 	}
 	var body []byte
-	if t.entries {
+	if entries {
 		body, err = s.entryBundle(r, start, end)
 	} else {
-		tt := tlog.Tile{H: tileHeight, L: t.level, N: t.n, W: t.width}
-		body, err = tlog.ReadTileData(tt, hashReader{r.Context(), s.st})
+		body, err = tlog.ReadTileData(t, hashReader{r.Context(), s.st})
 	}
 	if err != nil {
 		return err

@@ -4,15 +4,17 @@ import (
 	"fmt"
 	"strconv"
 	"testing"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 func TestParseTilePath(t *testing.T) {
-	for in, want := range map[string]tilePath{
-		"0/000":                {level: 0, n: 0, width: 256},
-		"0/x001/x234/067":      {level: 0, n: 1234067, width: 256},
-		"2/001.p/17":           {level: 2, n: 1, width: 17},
-		"entries/x001/234.p/5": {entries: true, n: 1234, width: 5},
-		"63/999":               {level: 63, n: 999, width: 256},
+	for in, want := range map[string]tlog.Tile{
+		"0/000":                {H: 8, L: 0, N: 0, W: 256},
+		"0/x001/x234/067":      {H: 8, L: 0, N: 1234067, W: 256},
+		"2/001.p/17":           {H: 8, L: 2, N: 1, W: 17},
+		"entries/x001/234.p/5": {H: 8, L: -1, N: 1234, W: 5},
+		"63/999":               {H: 8, L: 63, N: 999, W: 256},
 	} {
 		got, ok := parseTilePath(in)
 		if !ok || got != want {
@@ -21,7 +23,8 @@ func TestParseTilePath(t *testing.T) {
 	}
 	for _, in := range []string{"", "0", "0/", "0/1", "0/0001", "0/x000/001", "0/001/002", "0/x1/002",
 		"00/000", "64/000", "-1/000", "0/000.p/0", "0/000.p/256", "0/000.p/01", "0/000.p", "entries/000.p/",
-		"0/x001/x002/x003/x004/x005/x006/x007/008", "a/000", "0/00a", "0/000/"} {
+		"0/x001/x002/x003/x004/x005/x006/x007/008", "a/000", "0/00a", "0/000/",
+		"data/000", "entries/000.p/256", "+1/000", "0/+01", "0/x-01/000", "entries"} {
 		if got, ok := parseTilePath(in); ok {
 			t.Errorf("parseTilePath(%q) accepted: %+v", in, got)
 		}
@@ -47,12 +50,15 @@ func FuzzParseTilePath(f *testing.F) {
 			return
 		}
 		// One spelling per tile: what parses re-formats to itself.
-		s := formatTileIndex(tp.n)
-		if tp.width != 256 {
-			s += ".p/" + strconv.Itoa(tp.width)
+		if tp.H != 8 || tp.L < -1 || tp.L > 63 || tp.N < 0 || tp.W < 1 || tp.W > 256 {
+			t.Fatalf("%q parses to %+v", p, tp)
 		}
-		prefix := strconv.Itoa(tp.level)
-		if tp.entries {
+		s := formatTileIndex(tp.N)
+		if tp.W != 256 {
+			s += ".p/" + strconv.Itoa(tp.W)
+		}
+		prefix := strconv.Itoa(tp.L)
+		if tp.L == -1 {
 			prefix = "entries"
 		}
 		if prefix+"/"+s != p {

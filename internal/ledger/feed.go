@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 
 	"github.com/audit-stream/audit-stream/event"
-	"github.com/audit-stream/audit-stream/internal/sse"
 	"github.com/audit-stream/audit-stream/internal/store"
 )
 
@@ -22,12 +21,13 @@ import (
 // on two cores meant the sequencer waited for preempted readers to release
 // it on every commit, and append throughput collapsed.
 //
-// Each event's SSE frame is encoded once, when the event is published, and
-// the same bytes go to every subscriber (ReadFrames): with a thousand
+// Each event is encoded for the wire once, when it is published, and the
+// same bytes go to every subscriber (Subscription.Read): with a thousand
 // subscribers, encoding per subscriber (hex of two hashes, string escaping)
-// was a thousand encodings of every event. With no subscriber at all the
-// sequencer skips that work, and a reader who arrives later encodes what it
-// reads.
+// was a thousand encodings of every event. The feed does not know the wire
+// format: the reader brings its Encoder when it subscribes. With no
+// subscriber at all the sequencer skips that work, and a reader who arrives
+// later encodes what it reads.
 type Feed struct {
 	st store.Scanner
 
@@ -38,7 +38,7 @@ type Feed struct {
 	changed atomic.Pointer[chan struct{}]
 	closed  atomic.Bool
 
-	mu sync.Mutex // serialises the writers: publish, Advance, close
+	mu sync.Mutex // serialises the writers: publish, advance, close
 
 	// The ring is bounded in bytes as well as in slots: a few thousand
 	// events of a megabyte each would otherwise pin gigabytes. Guarded by
@@ -50,6 +50,9 @@ type Feed struct {
 
 	storeReads  atomic.Int64
 	subscribers atomic.Int64
+	// encoder is the Encoder of the latest subscription: publish encodes
+	// with it while there are subscribers.
+	encoder atomic.Pointer[Encoder]
 
 	// Waiters by what wakes them (waiter.go); guarded by wmu, which is
 	// taken after mu, never before.
@@ -57,27 +60,52 @@ type Feed struct {
 	waiters map[string]map[*Waiter]struct{}
 }
 
-// Subscribe registers a live reader of frames until release is called: while
-// there is one, publish encodes every event's frame once for all of them.
-func (f *Feed) Subscribe() (release func()) {
-	f.subscribers.Add(1)
-	var once sync.Once
-	return func() { once.Do(func() { f.subscribers.Add(-1) }) }
+// Encoder renders an event in the form live subscribers are served (the HTTP
+// layer's is the Server-Sent Events frame). Its identity is that of the
+// pointer: bytes encoded by one Encoder are only ever served to readers that
+// subscribed with the same one.
+type Encoder struct {
+	// Append appends e's encoding to dst.
+	Append func(dst []byte, e *event.Event) []byte
+	// Size estimates the length of e's encoding, to size buffers.
+	Size func(e *event.Event) int
 }
 
-// entry is a published event with its SSE frame (nil if it was published
-// while nobody subscribed).
+// Subscription is a live reader of encoded events; see Feed.Subscribe.
+type Subscription struct {
+	f    *Feed
+	enc  *Encoder
+	once sync.Once
+}
+
+// Subscribe registers a live reader that is served events encoded by enc
+// until it closes the subscription: while there is one, publish encodes
+// every event once for all of them.
+func (f *Feed) Subscribe(enc *Encoder) *Subscription {
+	f.encoder.Store(enc)
+	f.subscribers.Add(1)
+	return &Subscription{f: f, enc: enc}
+}
+
+// Close ends the subscription; it may be called more than once.
+func (s *Subscription) Close() {
+	s.once.Do(func() { s.f.subscribers.Add(-1) })
+}
+
+// entry is a published event with its encoding (nil if it was published
+// while nobody subscribed) and the Encoder that made it.
 type entry struct {
-	ev    event.Event
-	frame []byte
-	size  int64 // what the entry keeps alive, for the byte bound
+	ev      event.Event
+	enc     *Encoder
+	encoded []byte
+	size    int64 // what the entry keeps alive, for the byte bound
 }
 
 // entryOverhead approximates the fixed cost of an entry: the struct, the
-// hashes, the timestamp, the frame's fixed part.
+// hashes, the timestamp, the encoding's fixed part.
 const entryOverhead = 256
 
-// readBytes bounds the payload bytes one Read or ReadFrames returns (at
+// readBytes bounds the payload bytes one Read or Subscription.Read returns (at
 // least one event is always returned): a subscriber catching up from
 // storage over large events must not load hundreds of megabytes at once.
 const readBytes = 4 << 20
@@ -89,8 +117,6 @@ func newFeed(st store.Scanner, head store.Head, size int, maxBytes int64) *Feed 
 	f.changed.Store(&ch)
 	return f
 }
-
-func (f *Feed) head() store.Head { return *f.last.Load() }
 
 // Head is the id of the last event announced.
 func (f *Feed) Head() int64 { return f.last.Load().ID }
@@ -121,7 +147,7 @@ func (f *Feed) publish(events []event.Event) {
 		return
 	}
 	// Copies (the caller hands the same events to the appenders), and the
-	// frames of the whole batch in one buffer, encoded before taking the
+	// encodings of the whole batch in one buffer, made before taking the
 	// lock.
 	ents := make([]entry, len(events))
 	for i := range events {
@@ -129,17 +155,18 @@ func (f *Feed) publish(events []event.Event) {
 		ents[i].ev = *e
 		ents[i].size = int64(len(e.Payload)+len(e.Kind)+len(e.Source)+len(e.Timestamp)) + entryOverhead
 	}
-	if f.subscribers.Load() > 0 {
+	if enc := f.encoder.Load(); enc != nil && f.subscribers.Load() > 0 {
 		size := 0
 		for i := range events {
-			size += sse.FrameSize(&events[i])
+			size += enc.Size(&events[i])
 		}
 		buf := make([]byte, 0, size)
 		for i := range events {
 			start := len(buf)
-			buf = sse.AppendFrame(buf, &events[i])
-			ents[i].frame = buf[start:len(buf):len(buf)]
-			ents[i].size += int64(len(ents[i].frame))
+			buf = enc.Append(buf, &events[i])
+			ents[i].enc = enc
+			ents[i].encoded = buf[start:len(buf):len(buf)]
+			ents[i].size += int64(len(ents[i].encoded))
 		}
 	}
 	f.mu.Lock()
@@ -156,7 +183,7 @@ func (f *Feed) publish(events []event.Event) {
 	last := events[len(events)-1]
 	f.evict(last.ID)
 	if last.ID <= f.last.Load().ID {
-		return // Advance announced a later head already
+		return // advance announced a later head already
 	}
 	f.last.Store(&store.Head{ID: last.ID, Hash: last.Hash})
 	f.announce()
@@ -180,9 +207,10 @@ func (f *Feed) evict(newest int64) {
 	}
 }
 
-// Advance announces a head moved by another writer (another instance sharing
-// the database). Events it does not hold are read from the store.
-func (f *Feed) Advance(head store.Head) {
+// advance announces a head moved by another writer (another instance sharing
+// the database, as PostgreSQL allows). Events it does not hold are read from
+// the store.
+func (f *Feed) advance(head store.Head) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if head.ID <= f.last.Load().ID || f.closed.Load() {
@@ -223,39 +251,41 @@ func (f *Feed) Read(ctx context.Context, flt store.Filter, max int) ([]event.Eve
 	return out, seen, nil
 }
 
-// ReadFrames is Read for /stream: it appends to dst the SSE frames of the
-// events Read would return (see package sse). The frames of events in the
-// ring are shared by every reader and must not be modified.
-func (f *Feed) ReadFrames(ctx context.Context, flt store.Filter, max int, dst [][]byte) ([][]byte, int64, error) {
+// Read is Feed.Read for a subscriber: it appends to dst the encodings of the
+// events Feed.Read would return. The encodings of events in the ring are
+// shared by every subscriber and must not be modified.
+func (s *Subscription) Read(ctx context.Context, flt store.Filter, max int, dst [][]byte) ([][]byte, int64, error) {
+	f := s.f
 	head := f.last.Load().ID
 	if flt.After >= head {
 		return dst, flt.After, nil
 	}
-	// Frames not encoded at publish (events read from storage, or
-	// published while nobody subscribed) are encoded into one buffer and
-	// put in place at the end, since the buffer may move while it grows.
+	// Events not encoded at publish by this subscription's Encoder (read
+	// from storage, or published while nobody subscribed) are encoded into
+	// one buffer and put in place at the end, since the buffer may move
+	// while it grows.
 	var buf []byte
 	type slot struct{ at, end int }
 	var slots []slot
 	encode := func(e *event.Event) {
-		buf = sse.AppendFrame(buf, e)
+		buf = s.enc.Append(buf, e)
 		slots = append(slots, slot{len(dst), len(buf)})
 		dst = append(dst, nil)
 	}
 	seen, err := f.read(ctx, head, flt, max,
 		func(e *entry) {
-			if e.frame == nil {
+			if e.enc != s.enc {
 				encode(&e.ev)
 				return
 			}
-			dst = append(dst, e.frame)
+			dst = append(dst, e.encoded)
 		},
 		encode,
 	)
 	start := 0
-	for _, s := range slots {
-		dst[s.at] = buf[start:s.end:s.end]
-		start = s.end
+	for _, sl := range slots {
+		dst[sl.at] = buf[start:sl.end:sl.end]
+		start = sl.end
 	}
 	return dst, seen, err
 }

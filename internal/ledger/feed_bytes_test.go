@@ -28,7 +28,11 @@ func TestFeedBoundedInBytes(t *testing.T) {
 	}
 	defer led.Close(ctx)
 	feed := led.Feed()
-	defer feed.Subscribe()() // frames are encoded and counted too
+	// Encodings are made and counted too.
+	defer feed.Subscribe(&Encoder{
+		Append: func(dst []byte, e *event.Event) []byte { return e.AppendJSON(dst) },
+		Size:   func(e *event.Event) int { return 256 + len(e.Payload) },
+	}).Close()
 
 	sizes := []int{10, 5 << 10, 100, 200 << 10, 20 << 10, 1}
 	var n int

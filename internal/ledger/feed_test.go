@@ -9,7 +9,6 @@ import (
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/ledger"
-	"github.com/audit-stream/audit-stream/internal/sse"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
@@ -32,10 +31,19 @@ func appendN(t *testing.T, led *ledger.Ledger, from, n int) {
 	}
 }
 
+// testEncoder stands for a wire format: the feed must serve exactly what it
+// makes of each event.
+var testEncoder = &ledger.Encoder{
+	Append: func(dst []byte, e *event.Event) []byte {
+		return fmt.Appendf(dst, "%d %s %s %s|", e.ID, e.Kind, e.Source, e.Payload)
+	},
+	Size: func(e *event.Event) int { return 64 + len(e.Kind) + len(e.Source) + len(e.Payload) },
+}
+
 // readAll pulls from the feed as /stream does, up to the head. Each step
-// also reads the same with ReadFrames, which must give the SSE frames of
-// the same events, appended to what dst held.
-func readAll(t *testing.T, f *ledger.Feed, flt store.Filter, max int) []int64 {
+// also reads the same through sub, which must give the encodings of the
+// same events by sub's encoder, appended to what dst held.
+func readAll(t *testing.T, f *ledger.Feed, sub *ledger.Subscription, enc *ledger.Encoder, flt store.Filter, max int) []int64 {
 	t.Helper()
 	var ids []int64
 	prefix := []byte("kept")
@@ -44,16 +52,16 @@ func readAll(t *testing.T, f *ledger.Feed, flt store.Filter, max int) []int64 {
 		if err != nil {
 			t.Fatal(err)
 		}
-		frames, fseen, err := f.ReadFrames(context.Background(), flt, max, [][]byte{prefix})
+		frames, fseen, err := sub.Read(context.Background(), flt, max, [][]byte{prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if fseen != seen || len(frames) != 1+len(evs) || !bytes.Equal(frames[0], prefix) {
-			t.Fatalf("ReadFrames after %d: %d frames to %d, Read: %d events to %d", flt.After, len(frames)-1, fseen, len(evs), seen)
+			t.Fatalf("Subscription.Read after %d: %d frames to %d, Read: %d events to %d", flt.After, len(frames)-1, fseen, len(evs), seen)
 		}
 		for i := range evs {
-			if w := sse.AppendFrame(nil, &evs[i]); !bytes.Equal(frames[1+i], w) {
-				t.Fatalf("frame of event %d:\n%q\nwant\n%q", evs[i].ID, frames[1+i], w)
+			if w := enc.Append(nil, &evs[i]); !bytes.Equal(frames[1+i], w) {
+				t.Fatalf("encoding of event %d:\n%q\nwant\n%q", evs[i].ID, frames[1+i], w)
 			}
 		}
 		if seen <= flt.After && len(evs) == 0 {
@@ -110,12 +118,20 @@ func TestFeedRead(t *testing.T) {
 	}
 	defer led.Close(ctx)
 	f := led.Feed()
-	// Half the ring is published with nobody subscribed (no frames
-	// encoded), half with a subscriber (frames encoded once).
+	// Half the ring is published with nobody subscribed (nothing
+	// encoded), half with a subscriber (each event encoded once). A
+	// subscriber with another encoder (another wire format) must not be
+	// served the first one's bytes.
 	appendN(t, led, 100, 5)
-	release := f.Subscribe()
-	defer release()
+	sub := f.Subscribe(testEncoder)
+	defer sub.Close()
 	appendN(t, led, 105, 5)
+	other := &ledger.Encoder{
+		Append: func(dst []byte, e *event.Event) []byte { return fmt.Appendf(dst, "other %d;", e.ID) },
+		Size:   func(*event.Event) int { return 16 },
+	}
+	otherSub := f.Subscribe(other)
+	defer otherSub.Close()
 	const n = 110
 	if f.Head() != n {
 		t.Fatalf("head %d, want %d", f.Head(), n)
@@ -134,9 +150,12 @@ func TestFeedRead(t *testing.T) {
 			for _, max := range []int{1, 3, 16, 512} {
 				flt := base
 				flt.After = after
-				got := readAll(t, f, flt, max)
+				got := readAll(t, f, sub, testEncoder, flt, max)
 				if w := want(n, flt); !slices.Equal(got, w) {
 					t.Fatalf("filter %+v max %d: got %v, want %v", flt, max, got, w)
+				}
+				if got := readAll(t, f, otherSub, other, flt, max); !slices.Equal(got, want(n, flt)) {
+					t.Fatalf("other encoder, filter %+v max %d: got %v", flt, max, got)
 				}
 			}
 		}
@@ -148,7 +167,7 @@ func TestFeedRead(t *testing.T) {
 	// Reading from the ring alone (the last 10 events, all published by
 	// this instance) touches no storage.
 	before = f.StoreReads()
-	if got := readAll(t, f, store.Filter{After: 100}, 512); !slices.Equal(got, want(n, store.Filter{After: 100})) {
+	if got := readAll(t, f, sub, testEncoder, store.Filter{After: 100}, 512); !slices.Equal(got, want(n, store.Filter{After: 100})) {
 		t.Fatalf("got %v", got)
 	}
 	if f.StoreReads() != before {

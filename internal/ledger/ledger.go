@@ -31,7 +31,7 @@ type Options struct {
 	// subscribers. Default 16384.
 	RecentEvents int
 	// RecentBytes bounds the memory the ring keeps alive (payloads and
-	// encoded frames); older events are then served from the store.
+	// their encodings for subscribers); older events are then served from the store.
 	// Default 64 MiB.
 	RecentBytes int64
 	// Now is the clock; default time.Now.
@@ -79,9 +79,6 @@ type Ledger struct {
 
 	commits, committed atomic.Int64 // transactions and events, for metrics
 
-	// skipTree is a benchmark hook: append without Merkle tree hashes, to
-	// measure what the tree costs. Never set outside tests.
-	skipTree bool
 	// inflight holds the idempotency keys (scope + key) of the appends
 	// between queueing and their answer; see AppendWith.
 	imu      sync.Mutex
@@ -160,7 +157,7 @@ func (l *Ledger) Commits() (transactions, events int64) {
 func (l *Ledger) Feed() *Feed { return l.feed }
 
 // Head is the last committed event as this instance knows it.
-func (l *Ledger) Head() store.Head { return l.feed.head() }
+func (l *Ledger) Head() store.Head { return *l.feed.last.Load() }
 
 // Append durably appends reqs as consecutive events, all or none, and returns
 // them as stored. It returns only after the events are fsynced. If ctx ends
@@ -230,7 +227,7 @@ func (l *Ledger) run() {
 				heads = nil
 				continue
 			}
-			l.feed.Advance(h)
+			l.feed.advance(h)
 			continue
 		case p := <-l.queue:
 			group = append(group, p)
@@ -356,13 +353,6 @@ func (l *Ledger) build(tx store.Tx, group []*pending, now string, clock time.Tim
 				Payload: r.Payload, PrevHash: prev,
 			}}
 			rec.Hash, buf = rec.ComputeHash(buf)
-			if l.skipTree {
-				// The column is NOT NULL: one zero hash, no hashing.
-				rec.Tree = skippedTree
-				recs = append(recs, rec)
-				prev = rec.Hash
-				continue
-			}
 			hashes, err := tlog.StoredHashesForRecordHash(id-1, tlog.RecordHash(rec.Hash[:]), hr)
 			if err != nil {
 				return nil, fmt.Errorf("ledger: tree hashes for event %d: %w", id, err)
@@ -380,9 +370,6 @@ func (l *Ledger) build(tx store.Tx, group []*pending, now string, clock time.Tim
 	l.edgeSize = id
 	return recs, nil
 }
-
-// skippedTree is what a record stores when the skipTree hook is on.
-var skippedTree = []tlog.Hash{{}}
 
 // edgeIndexes lists the stored-hash indexes of the compact range of a tree
 // of size n: one perfect subtree per set bit of n. They are the only hashes

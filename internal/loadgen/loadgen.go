@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/audit-stream/audit-stream/event"
 )
 
 // Workload names what a run measures.
@@ -42,7 +44,7 @@ const (
 	MaxProducers   = 10000
 	MaxSubscribers = 20000
 	MaxDuration    = 24 * time.Hour
-	MaxBatch       = 10000 // the server's own limit
+	MaxBatch       = event.MaxBatch // the server's own limit
 	MaxFill        = 100_000_000
 )
 

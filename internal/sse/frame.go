@@ -1,7 +1,7 @@
-// Package sse encodes the Server-Sent Events frame of a log event. It is
-// shared by the ledger's feed, which encodes each event's frame once when
-// the event is published, and the /stream handler, which writes those bytes
-// to every subscriber.
+// Package sse encodes the Server-Sent Events frame of a log event. The
+// /stream handler hands it to the ledger's feed as the encoder of its
+// subscriptions, so each event's frame is encoded once, when the event is
+// published, and the same bytes go to every subscriber.
 package sse
 
 import (

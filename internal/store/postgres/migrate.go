@@ -62,7 +62,40 @@ CREATE TABLE idempotency_keys (
 	PRIMARY KEY (scope, key)
 );
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created);`,
+	`-- 2: the instant of each event's timestamp, for time ranges. The timestamp
+-- column keeps the text as sent (the hash covers it); ts is its instant in
+-- Unix microseconds, computed by the server with the API's own timestamp
+-- grammar, NULL until then and for a timestamp that does not parse. The
+-- server fills it for rows written before this migration (or by an older
+-- binary) at start-up; events_ts_missing keeps finding them cheap.
+ALTER TABLE events ADD COLUMN ts bigint;
+CREATE INDEX events_ts ON events (ts);
+CREATE INDEX events_ts_missing ON events (event_id) WHERE ts IS NULL;
+-- The value at a payload path, for the expression indexes --index-payload
+-- creates (audit_stream_payload_key(payload, '{decision_id}')). Numbers are
+-- compared as doubles, as the API compares them, so they are keyed by their
+-- double value; a payload jsonb cannot read (a \u0000 escape) is keyed by a
+-- marker every indexed query also selects, so that no match is ever missed:
+-- the server checks each candidate row exactly.
+CREATE FUNCTION audit_stream_payload_key(payload text, path text[]) RETURNS jsonb
+	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+DECLARE
+	v jsonb;
+BEGIN
+	v := payload::jsonb #> path;
+	IF jsonb_typeof(v) = 'number' THEN
+		RETURN to_jsonb((v #>> '{}')::float8);
+	END IF;
+	RETURN v;
+EXCEPTION WHEN others THEN
+	RETURN '"\u0001unreadable"'::jsonb;
+END
+$fn$;`,
 }
+
+// unreadableKey is what audit_stream_payload_key returns for a payload it
+// cannot read; every indexed lookup also selects it.
+const unreadableKey = `"\u0001unreadable"`
 
 const versionTable = `CREATE TABLE IF NOT EXISTS audit_stream_schema (version integer NOT NULL);`
 

@@ -53,6 +53,9 @@ type Store struct {
 
 	hasTokens atomic.Bool // see HasTokens
 
+	imu            sync.RWMutex
+	payloadIndexes []string // dotted paths with an expression index
+
 	mu     sync.Mutex
 	closed bool
 }
@@ -100,6 +103,14 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		s.log.Warn("synchronous_commit is off: a 201 is sent before the commit is flushed, so a database crash can lose acknowledged events")
 	}
 	if err := migrate(ctx, pool, s.lockKey+1); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if err := fillTimes(ctx, pool, s.log); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if err := s.loadPayloadIndexes(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -284,7 +295,7 @@ func (v *txView) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	return readHashes(v.ctx, v.tx, indexes)
 }
 
-var eventColumnNames = []string{"event_id", "timestamp", "kind", "source", "payload", "prev_hash", "hash", "tree"}
+var eventColumnNames = []string{"event_id", "timestamp", "kind", "source", "payload", "prev_hash", "hash", "tree", "ts"}
 
 // Append implements store.Store. The transaction is driven by hand on one
 // pooled connection so that it costs two round trips besides what build
@@ -368,18 +379,22 @@ func insert(ctx context.Context, c conn, b *pgx.Batch, recs []store.Record) erro
 		for _, h := range r.Tree {
 			tree = append(tree, h[:]...)
 		}
-		return []any{r.ID, r.Timestamp, []byte(r.Kind), []byte(r.Source), string(r.Payload), r.PrevHash[:], r.Hash[:], tree}
+		var ts any // NULL: a timestamp that does not parse is in no time range
+		if t, ok := store.TimeOf(r.Timestamp); ok {
+			ts = t
+		}
+		return []any{r.ID, r.Timestamp, []byte(r.Kind), []byte(r.Source), string(r.Payload), r.PrevHash[:], r.Hash[:], tree, ts}
 	}
 	if len(recs) <= 64 {
 		var sb strings.Builder
-		sb.WriteString("INSERT INTO events (event_id, timestamp, kind, source, payload, prev_hash, hash, tree) VALUES ")
-		args := make([]any, 0, 8*len(recs))
+		sb.WriteString("INSERT INTO events (event_id, timestamp, kind, source, payload, prev_hash, hash, tree, ts) VALUES ")
+		args := make([]any, 0, 9*len(recs))
 		for i := range recs {
 			if i > 0 {
 				sb.WriteByte(',')
 			}
-			n := 8 * i
-			fmt.Fprintf(&sb, "($%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
+			n := 9 * i
+			fmt.Fprintf(&sb, "($%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9)
 			args = append(args, row(&recs[i])...)
 		}
 		b.Queue(sb.String(), args...)

@@ -46,3 +46,16 @@ func TestMigrationSQL(t *testing.T) {
 		t.Fatalf("Head on the hand-migrated schema = %+v, %v", h, err)
 	}
 }
+
+// TestQueriesIndexed runs the query cases again with the payload paths they
+// filter on indexed (expression indexes), so that both plans (index lookup,
+// row-by-row check) meet the same expectations.
+func TestQueriesIndexed(t *testing.T) {
+	storetest.RunQueries(t, func(t *testing.T) storetest.Storage {
+		st := openURL(t, pgtest.Schema(t))
+		if err := st.(*postgres.Store).IndexPayload(context.Background(), storetest.QueryPayloadPaths); err != nil {
+			t.Fatal(err)
+		}
+		return storetest.Storage{Store: st, PayloadIndexed: true}
+	})
+}

@@ -2,13 +2,11 @@ package postgres
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
@@ -73,42 +71,6 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 }
 
 const eventColumns = "event_id, timestamp, kind, source, payload, prev_hash, hash"
-
-// where builds the WHERE clause for f, numbering its parameters from 1.
-// Every shape it produces is served by the primary key or the
-// (sha256(kind), event_id) and (sha256(source), event_id) indexes.
-func where(f store.Filter) (string, []any) {
-	var conds []string
-	var args []any
-	in := func(col string, vals []string) {
-		if len(vals) == 0 {
-			return
-		}
-		bs := make([][]byte, len(vals))
-		ds := make([][]byte, len(vals))
-		for i, v := range vals {
-			bs[i] = []byte(v)
-			d := sha256.Sum256(bs[i])
-			ds[i] = d[:]
-		}
-		args = append(args, ds, bs)
-		conds = append(conds, "sha256("+col+") = ANY($"+strconv.Itoa(len(args)-1)+") AND "+col+" = ANY($"+strconv.Itoa(len(args))+")")
-	}
-	in("kind", f.Kinds)
-	in("source", f.Sources)
-	if f.After > 0 {
-		args = append(args, f.After)
-		conds = append(conds, "event_id > $"+strconv.Itoa(len(args)))
-	}
-	if f.Until > 0 {
-		args = append(args, f.Until)
-		conds = append(conds, "event_id <= $"+strconv.Itoa(len(args)))
-	}
-	if len(conds) == 0 {
-		return "", nil
-	}
-	return " WHERE " + strings.Join(conds, " AND "), args
-}
 
 // decoder turns rows of eventColumns into events from their wire bytes,
 // sharing one string per kind and source and carving payloads from blocks.
@@ -236,14 +198,6 @@ func (s *Store) Latest(ctx context.Context, f store.Filter, limit int) ([]event.
 	return out, nil
 }
 
-// rowByRow reports whether f has conditions this backend checks in Go
-// (time ranges, payload equality, text) rather than in SQL: they are
-// checked with Filter.Matches, the reference meaning, and count towards
-// MaxScan.
-func rowByRow(f *store.Filter) bool {
-	return f.HasTimeRange() || len(f.Payload) > 0 || f.Text != ""
-}
-
 // Scan implements store.Store. It reads in pages keyed by event id, each a
 // short statement of its own.
 func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*event.Event) error) error {
@@ -256,26 +210,25 @@ func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*ev
 	if f.Desc {
 		order = " ORDER BY event_id DESC"
 	}
-	check := rowByRow(&f)
 	seen, examined := 0, 0
 	var last int64
 	for {
 		if limit > 0 && seen >= limit {
 			return nil
 		}
+		p := s.plan(f)
 		page := scanPage
-		if limit > 0 && !check {
+		if limit > 0 && !p.recheck {
 			page = min(page, limit-seen)
 		}
-		if check && f.MaxScan > 0 {
+		if p.capped && f.MaxScan > 0 {
 			if examined >= f.MaxScan {
 				return &store.ScanLimitError{Examined: examined, Last: last}
 			}
 			page = min(page, f.MaxScan-examined)
 		}
-		w, args := where(f)
-		args = append(args, page)
-		rows, err := s.pool.Query(ctx, "SELECT "+eventColumns+" FROM events"+w+order+" LIMIT $"+strconv.Itoa(len(args)), args...)
+		args := append(p.args, page)
+		rows, err := s.pool.Query(ctx, "SELECT "+eventColumns+" FROM events"+p.where+order+" LIMIT $"+strconv.Itoa(len(args)), args...)
 		if err != nil {
 			return classify(fmt.Errorf("postgres: scan: %w", err))
 		}
@@ -287,7 +240,7 @@ func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*ev
 			}
 			n++
 			last = e.ID
-			if check && !f.Matches(&e) {
+			if p.recheck && !f.Matches(&e) {
 				continue
 			}
 			if err := fn(&e); err != nil {

@@ -301,11 +301,15 @@ func (s *Store) Close() error {
 	return err
 }
 
-type queryer interface {
+// querier is what the reads below need of a connection: *sql.DB, *sql.Conn
+// and *sql.Tx all serve, so the same read runs inside a write transaction
+// and outside.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func readHead(ctx context.Context, q queryer) (store.Head, error) {
+func readHead(ctx context.Context, q querier) (store.Head, error) {
 	var h store.Head
 	var hash []byte
 	err := q.QueryRowContext(ctx, "SELECT event_id, hash FROM events ORDER BY event_id DESC LIMIT 1").Scan(&h.ID, &hash)
@@ -411,10 +415,6 @@ func insert(ctx context.Context, tx *sql.Tx, recs []store.Record) error {
 		}
 	}
 	return nil
-}
-
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // readHashesBatch bounds the ids in one IN (...) query.

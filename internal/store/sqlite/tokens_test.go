@@ -10,15 +10,6 @@ import (
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
 
-func openTest(t *testing.T) store.Store {
-	st, err := sqlite.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
 // TestOpenAdmin: token administration works beside a running server (which
 // holds the directory lock), sees the server's schema, and cannot append.
 func TestOpenAdmin(t *testing.T) {

@@ -30,6 +30,9 @@ type Storage struct {
 	// directory has one sequencer); PeerAppends says whether it can.
 	Peer        func() store.Store
 	PeerAppends bool
+	// PayloadIndexed says the QueryPayloadPaths are indexed, so that
+	// equality on them must not count towards MaxScan.
+	PayloadIndexed bool
 }
 
 // Open returns a fresh, empty storage; it registers its own cleanup.

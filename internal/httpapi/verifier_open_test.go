@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -12,35 +11,6 @@ import (
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
-
-// FuzzParseBatch: the splitter plus the strict item parser accept a JSON
-// array body only if it is valid JSON, and then with one request per item.
-func FuzzParseBatch(f *testing.F) {
-	for _, s := range []string{
-		`[]`, `[{"kind":"other","source":"a"}]`,
-		` [ {"kind":"other","source":"a","payload":{"x":["]",{"}":1}]}} , {"kind":"other","source":"b"} ] `,
-		`[{"kind":"other","source":"a\"]"}]`, `[{"kind":"other","source":"a"},]`, `[1,2]`, `[[]]`, `[{]`, `{"a":1}`, `["\`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		reqs, err := parseBatch(body, false, nil)
-		if err != nil {
-			return
-		}
-		var items []json.RawMessage
-		if !json.Valid(body) || json.Unmarshal(body, &items) != nil {
-			t.Fatalf("accepted a body that is not a JSON array: %q", body)
-		}
-		if len(items) != len(reqs) {
-			t.Fatalf("%d requests from an array of %d items: %q", len(reqs), len(items), body)
-		}
-		if _, err := parseBatch(body, true, nil); err == nil && len(reqs) > 1 {
-			// A multi-item array on one line is never valid NDJSON.
-			t.Fatalf("array accepted as NDJSON: %q", body)
-		}
-	})
-}
 
 // TestVerifierOpen: verification material is open by default and closes
 // with CloseVerification (then any valid token may read it).
