@@ -15,7 +15,7 @@ import (
 
 func runAppend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var (
-		remote    remoteFlags
+		remote    clientFlags
 		kind      string
 		source    string
 		payload   string
@@ -23,7 +23,7 @@ func runAppend(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	)
 	fs := flag.NewFlagSet("append", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	remote.register(fs)
+	remote.register(fs, "http://localhost:8093")
 	fs.StringVar(&kind, "kind", "", "event kind (required)")
 	fs.StringVar(&source, "source", "", "event source (required)")
 	fs.StringVar(&payload, "payload", "", "payload: a JSON object, @FILE to read it from a file, or @- for stdin")
@@ -73,7 +73,7 @@ Flags:
 		}
 		req.Payload = data
 	}
-	c, err := remote.client()
+	c, err := remote.client(remote.url, 0)
 	if err != nil {
 		fmt.Fprintf(stderr, "append: %v\n", err)
 		return 2

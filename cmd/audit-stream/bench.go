@@ -65,6 +65,10 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if code, ok := parseFlags(fs, args[1:]); !ok {
 		return code
 	}
+	if err := resolveToken(&cfg.token); err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 2
+	}
 	opt := loadgen.Options{
 		URL: cfg.url, Token: cfg.token, Producers: cfg.producers, Duration: cfg.duration,
 		BatchSize: cfg.size, Subscribers: cfg.subscribers, Fill: cfg.fill,
@@ -137,7 +141,7 @@ func benchFlags(cfg *benchConfig, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&cfg.url, "url", "", "base URL of a running server on this machine (loopback only); default: start one on a temporary directory")
-	fs.StringVar(&cfg.token, "token", os.Getenv("AUDIT_STREAM_TOKEN"), "bearer token, a producer and reader one (env AUDIT_STREAM_TOKEN)")
+	registerToken(fs, &cfg.token) // a producer and reader one
 	fs.IntVar(&cfg.producers, "producers", 16, "concurrent clients, each sending its next request once the last is answered")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to measure")
 	fs.IntVar(&cfg.size, "size", 1000, "events per batch (batch)")

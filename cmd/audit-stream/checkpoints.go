@@ -27,7 +27,7 @@ type checkpointConfig struct {
 
 func (c *checkpointConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.origin, "origin", envOr("AUDIT_STREAM_ORIGIN", ""), "checkpoint origin line, the log's name (default audit-stream/<log id>; env AUDIT_STREAM_ORIGIN)")
-	fs.StringVar(&c.signingKey, "signing-key", envOr("AUDIT_STREAM_SIGNING_KEY", ""), "note signing key file (audit-stream keygen); default: generated on first start and kept in the data directory (env AUDIT_STREAM_SIGNING_KEY)")
+	fs.StringVar(&c.signingKey, "signing-key", envOr("AUDIT_STREAM_SIGNING_KEY", ""), "the signing key: a file holding a note private key (audit-stream keygen) or an Ed25519 PKCS#8 PEM key (openssl genpkey -algorithm ed25519; named by the origin), or env:NAME to read it from the environment variable NAME; default: generated on first start and kept in the data directory (env AUDIT_STREAM_SIGNING_KEY)")
 	fs.DurationVar(&c.interval, "checkpoint-interval", time.Second, "least time between two signed checkpoints")
 	fs.StringVar(&c.copy, "checkpoint-copy", envOr("AUDIT_STREAM_CHECKPOINT_COPY", ""),
 		"also keep the latest signed checkpoint in this file; outside the data directory, it makes start-up refuse a data directory restored from an older copy (env AUDIT_STREAM_CHECKPOINT_COPY)")
@@ -59,7 +59,7 @@ func openCheckpoints(ctx context.Context, cfg checkpointConfig, spec backend.Spe
 	var err error
 	switch {
 	case cfg.signingKey != "":
-		key, err = checkpoint.ReadKeyFile(cfg.signingKey)
+		key, err = checkpoint.LoadKey(cfg.signingKey, origin)
 	case spec.Shared():
 		// Every instance must sign with the same key, and a private
 		// key does not belong in the database beside the log.

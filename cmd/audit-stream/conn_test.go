@@ -6,7 +6,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/pem"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,18 +41,16 @@ func TestCLIOverMTLS(t *testing.T) {
 	if code, out, errs := cli(t, append([]string{"verify", "--quiet"}, conn...)...); code != 0 || !strings.Contains(out, `"valid":true`) {
 		t.Fatalf("verify over mTLS: %d %s %s", code, out, errs)
 	}
-	hc, err := (&connFlags{cacert: p.caFile, cert: certFile, keyFile: keyFile}).httpClient(10 * time.Second)
+	c, err := (&clientFlags{cacert: p.caFile, cert: certFile, keyFile: keyFile}).client(url, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := hc.Get(url + "/checkpoint/key")
+	vkey, err := c.VerifierKey(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	vkey, _ := io.ReadAll(res.Body)
-	res.Body.Close()
 	state := filepath.Join(t.TempDir(), "witness.state")
-	if code, out, errs := cli(t, append([]string{"witness", "--once", "--key", strings.TrimSpace(string(vkey)), "--state", state}, conn...)...); code != 0 {
+	if code, out, errs := cli(t, append([]string{"witness", "--once", "--key", vkey, "--state", state}, conn...)...); code != 0 {
 		t.Fatalf("witness over mTLS: %d %s %s", code, out, errs)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -74,7 +71,7 @@ func TestCLIOverMTLS(t *testing.T) {
 		{[]string{"export", "--url", url, "--cert", certFile, "--key-file", keyFile}, 2, "certificate signed by unknown authority"},
 		{[]string{"export", "--url", url, "--cacert", p.caFile, "--cert", certFile}, 0, "--cert and --key-file go together"},
 		{[]string{"verify", "--url", url, "--cacert", filepath.Join(dir, "missing.pem")}, 2, "--cacert"},
-		{[]string{"witness", "--once", "--key", strings.TrimSpace(string(vkey)), "--state", state, "--url", url, "--cacert", keyFile}, 2, "no PEM certificate"},
+		{[]string{"witness", "--once", "--key", vkey, "--state", state, "--url", url, "--cacert", keyFile}, 2, "no PEM certificate"},
 	}
 	for _, r := range refusals {
 		code, _, errs := cli(t, r.args...)

@@ -2,15 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/audit-stream/audit-stream/client"
 	"github.com/audit-stream/audit-stream/internal/e2e"
 
 	"github.com/audit-stream/audit-stream/event"
@@ -33,7 +33,10 @@ func TestKill9DuringBatches(t *testing.T) {
 	)
 	for round := 0; round < 3; round++ {
 		p := e2e.Start(t, dir, "")
-		url := p.URL
+		c, err := client.New(p.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		var sent atomic.Int64
@@ -43,23 +46,16 @@ func TestKill9DuringBatches(t *testing.T) {
 				defer wg.Done()
 				for ctx.Err() == nil {
 					src := fmt.Sprintf("batch-%d", next.Add(1))
-					var b strings.Builder
-					b.WriteByte('[')
-					for i := 0; i < size; i++ {
-						if i > 0 {
-							b.WriteByte(',')
-						}
-						fmt.Fprintf(&b, `{"kind":"other","source":%q,"payload":{"i":"%d"}}`, src, i)
+					batch := make([]client.AppendRequest, size)
+					for i := range batch {
+						batch[i] = client.AppendRequest{Kind: "other", Source: src, Payload: json.RawMessage(fmt.Sprintf(`{"i":"%d"}`, i))}
 					}
-					b.WriteByte(']')
-					req, _ := http.NewRequestWithContext(ctx, "POST", url+"/events/batch", strings.NewReader(b.String()))
-					res, err := http.DefaultClient.Do(req)
-					if err != nil {
+					_, err := c.AppendBatch(ctx, batch, client.AppendOptions{})
+					var refused *client.Error
+					if err != nil && !errors.As(err, &refused) {
 						return // the server is gone
 					}
-					io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					if res.StatusCode == 201 {
+					if err == nil {
 						ackMu.Lock()
 						acked[src] = true
 						ackMu.Unlock()

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 
+	"github.com/audit-stream/audit-stream/client"
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/backend"
@@ -19,18 +19,19 @@ func runExport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.SetOutput(stderr)
 	after := fs.Int64("after", 0, "export events after this id")
 	until := fs.Int64("until", 0, "export events up to and including this id (default: the head)")
-	rawURL := fs.String("url", "", "export from a running server at this URL")
+	var remote clientFlags
+	remote.register(fs, "") // export from a running server at this URL
 	var sc storeConfig
 	sc.flags(fs)
 	out := fs.String("out", "", "write to this file instead of stdout")
-	conn := connectionFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream export [--after N] [--until M] [--url URL | --store STORE] [--out FILE]
 
 Write events (N, M] as NDJSON, one event a line in wire form, from a running
 server (GET /export), from the data directory of a stopped one, or from a
 PostgreSQL store (while its servers run). The output
-is what audit-stream verify --file checks.
+is what audit-stream verify --file checks. Without --url, --store or --data
+(nor their environment variables), AUDIT_STREAM_URL names the server.
 
 Examples:
   audit-stream export --url http://127.0.0.1:8093 --out events.ndjson
@@ -61,8 +62,8 @@ Flags:
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	var err error
-	if *rawURL != "" {
-		err = exportRemote(ctx, *rawURL, conn, *after, *until, bw)
+	if url := exportURL(fs, &remote); url != "" {
+		err = exportRemote(ctx, url, &remote, *after, *until, bw)
 	} else {
 		err = exportLocal(ctx, sc, *after, *until, bw)
 	}
@@ -76,17 +77,26 @@ Flags:
 	return 0
 }
 
-func exportRemote(ctx context.Context, rawURL string, conn *connFlags, after, until int64, w io.Writer) error {
-	r, err := newRemote(rawURL, conn)
+// exportURL is the server to export from: --url, else AUDIT_STREAM_URL
+// unless a store is named on the command line or in the environment.
+func exportURL(fs *flag.FlagSet, remote *clientFlags) string {
+	if remote.url != "" {
+		return remote.url
+	}
+	local := os.Getenv("AUDIT_STREAM_STORE") != "" || os.Getenv("AUDIT_STREAM_DATA") != ""
+	fs.Visit(func(f *flag.Flag) { local = local || f.Name == "store" || f.Name == "data" })
+	if local {
+		return ""
+	}
+	return remote.urlOrEnv()
+}
+
+func exportRemote(ctx context.Context, url string, remote *clientFlags, after, until int64, w io.Writer) error {
+	c, err := remote.client(url, 0)
 	if err != nil {
 		return err
 	}
-	path := "/export?after=" + strconv.FormatInt(after, 10)
-	if until > 0 {
-		path += "&until=" + strconv.FormatInt(until, 10)
-	}
-	r.http.Timeout = 0 // a long export is fine; ctx still bounds it
-	body, err := r.open(ctx, path)
+	body, err := c.Export(ctx, client.ExportOptions{After: after, Until: until})
 	if err != nil {
 		return err
 	}

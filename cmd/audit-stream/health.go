@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"strings"
 	"time"
+
+	"github.com/audit-stream/audit-stream/client"
 )
 
 // runHealth probes a server, for container health checks: images without
@@ -15,10 +16,10 @@ import (
 func runHealth(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("url", envOr("AUDIT_STREAM_URL", "http://127.0.0.1:8093"), "server base URL (env AUDIT_STREAM_URL)")
+	var remote clientFlags
+	remote.register(fs, "http://127.0.0.1:8093") // in a container: the server beside it, IPv4
 	ready := fs.Bool("ready", false, "probe GET /readyz (store answers, data directory writable) instead of GET /healthz (the process serves)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
-	conn := connectionFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream health [--ready] [--url URL]
 
@@ -33,31 +34,25 @@ Flags:
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	hc, err := conn.httpClient(*timeout)
+	c, err := remote.client(remote.url, *timeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "health: %v\n", err)
 		return 2
 	}
-	path := "/healthz"
+	probe, path := c.Health, "/healthz"
 	if *ready {
-		path = "/readyz"
+		probe, path = c.Ready, "/readyz"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(*url, "/")+path, nil)
+	status, err := probe(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "health: %v\n", err)
-		return 2
-	}
-	res, err := hc.Do(req)
-	if err != nil {
-		fmt.Fprintf(stderr, "health: %v\n", err)
+		var e *client.Error
+		if errors.As(err, &e) {
+			fmt.Fprintf(stderr, "health: %s %d %s: %s\n", path, e.Status, e.Title, e.Detail)
+		} else {
+			fmt.Fprintf(stderr, "health: %s: %v\n", path, err)
+		}
 		return 1
 	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-	if res.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "health: %s %s: %s\n", path, res.Status, strings.TrimSpace(string(body)))
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s\n", strings.TrimSpace(string(body)))
+	fmt.Fprintf(stdout, "{\"status\":%q}\n", status)
 	return 0
 }

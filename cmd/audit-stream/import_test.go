@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -166,17 +167,18 @@ func TestImportThenServe(t *testing.T) {
 	if code, _ := postEvent(p.URL, 1); code != 201 {
 		t.Fatalf("append after import: %d", code)
 	}
-	var ev map[string]any
-	json.Unmarshal(fetch(t, p.URL+"/events/21"), &ev)
-	if ev["prev_hash"] != original[19]["hash"] {
-		t.Fatalf("event 21 prev_hash %v, want the dump's last hash %v", ev["prev_hash"], original[19]["hash"])
+	c := testClient(t, p.URL)
+	ev, err := c.Get(context.Background(), 21)
+	if err != nil || ev.PrevHash.String() != original[19]["hash"] {
+		t.Fatalf("event 21 prev_hash %v (%v), want the dump's last hash %v", ev.PrevHash, err, original[19]["hash"])
 	}
-	var rep map[string]any
-	json.Unmarshal(fetch(t, p.URL+"/verify"), &rep)
-	if rep["valid"] != true || rep["checked"] != float64(21) {
-		t.Fatalf("/verify after import and append: %v", rep)
+	if rep := serverVerify(t, p.URL); !rep.Valid || rep.Checked != 21 {
+		t.Fatalf("/verify after import and append: %+v", rep)
 	}
-	key := strings.TrimSpace(string(fetch(t, p.URL+"/checkpoint/key")))
+	key, err := c.VerifierKey(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitCheckpoint(t, p.URL, 21)
 	if code, out, errs := cli(t, "verify", "--quiet", "--url", p.URL, "--key", key); code != 0 {
 		t.Fatalf("verify --url: exit %d: %s %s", code, out, errs)
@@ -196,15 +198,12 @@ func TestImportBeyondAppendLimits(t *testing.T) {
 		t.Fatalf("import: exit %d: %s %s", code, out, errs)
 	}
 	p := startServer(t, data)
-	var rep map[string]any
-	json.Unmarshal(fetch(t, p.URL+"/verify"), &rep)
-	if rep["valid"] != true || rep["checked"] != float64(4) {
-		t.Fatalf("/verify: %v", rep)
+	if rep := serverVerify(t, p.URL); !rep.Valid || rep.Checked != 4 {
+		t.Fatalf("/verify: %+v", rep)
 	}
-	var stats map[string]any
-	json.Unmarshal(fetch(t, p.URL+"/stats"), &stats)
-	if stats["latest_hash"] != last {
-		t.Fatalf("stats %v, want latest hash %s", stats, last)
+	stats, err := testClient(t, p.URL).Stats(context.Background())
+	if err != nil || stats.LatestHash.String() != last {
+		t.Fatalf("stats %+v (%v), want latest hash %s", stats, err, last)
 	}
 	export := fetch(t, p.URL+"/export")
 	out := writeFile(t, dir, "export.ndjson", string(export))

@@ -5,9 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/audit-stream/audit-stream/internal/checkpoint"
+	"github.com/audit-stream/audit-stream/verify"
+	"golang.org/x/mod/sumdb/note"
 )
 
 func runKeygen(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -62,7 +66,8 @@ func runKey(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	fs := flag.NewFlagSet("key show", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", envOr("AUDIT_STREAM_DATA", "./audit-stream-data"), "data directory holding the generated key (env AUDIT_STREAM_DATA)")
-	file := fs.String("signing-key", envOr("AUDIT_STREAM_SIGNING_KEY", ""), "signing key file instead of the data directory's (env AUDIT_STREAM_SIGNING_KEY)")
+	file := fs.String("signing-key", envOr("AUDIT_STREAM_SIGNING_KEY", ""), "signing key file (or env:NAME) instead of the data directory's (env AUDIT_STREAM_SIGNING_KEY)")
+	origin := fs.String("origin", envOr("AUDIT_STREAM_ORIGIN", ""), "the log's origin, which names a PKCS#8 key (env AUDIT_STREAM_ORIGIN)")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), keyShowUsage+"\nFlags:\n"); fs.PrintDefaults() }
 	if code, ok := parseFlags(fs, args[1:]); !ok {
 		return code
@@ -71,7 +76,7 @@ func runKey(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if path == "" {
 		path = filepath.Join(*data, checkpoint.KeyFile)
 	}
-	k, err := checkpoint.ReadKeyFile(path)
+	k, err := checkpoint.LoadKey(path, *origin)
 	if err != nil {
 		fmt.Fprintf(stderr, "key show: %v\n", err)
 		return 2
@@ -89,3 +94,15 @@ Examples:
   audit-stream key show --data /var/lib/audit-stream
   audit-stream key show --signing-key /etc/audit-stream/signing.key
 `
+
+// verifierKey resolves a --key value: the key itself or @FILE.
+func verifierKey(val string) (note.Verifier, error) {
+	if rest, ok := strings.CutPrefix(val, "@"); ok {
+		b, err := os.ReadFile(rest)
+		if err != nil {
+			return nil, fmt.Errorf("--key: %w", err)
+		}
+		val = string(b)
+	}
+	return verify.ParseVerifierKey(val)
+}

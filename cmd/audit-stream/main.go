@@ -117,3 +117,6 @@ func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	}
 	return 0, true
 }
+
+// errUsage marks an error that is the caller's mistake: exit status 2.
+var errUsage = errors.New("usage")

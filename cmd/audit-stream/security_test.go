@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -20,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/audit-stream/audit-stream/client"
 )
 
 // pki is a CA with a server and a client certificate, made for one test.
@@ -102,6 +105,7 @@ func serveInProcess(t *testing.T, args ...string) (addr string, logs *syncBuf) {
 		}
 		select {
 		case code := <-done:
+			done <- code // for the cleanup
 			t.Fatalf("serve exited with %d:\n%s", code, logs.String())
 		case <-time.After(10 * time.Millisecond):
 		}
@@ -118,14 +122,15 @@ func tlsClient(p *pki, cert *tls.Certificate) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 }
 
-func post(t *testing.T, c *http.Client, url, body string) int {
+// appendAs appends an event of source through c and returns the status
+// the server answered with.
+func appendAs(t *testing.T, c *client.Client, source string) int {
 	t.Helper()
-	res, err := c.Post(url, "application/json", strings.NewReader(body))
+	code, err := appendStatus(c, client.AppendRequest{Kind: "other", Source: source})
 	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
+		t.Fatalf("append: %v", err)
 	}
-	res.Body.Close()
-	return res.StatusCode
+	return code
 }
 
 func TestTLS(t *testing.T) {
@@ -164,20 +169,19 @@ func TestMTLS(t *testing.T) {
 	if _, err := tlsClient(p, nil).Get(url + "/healthz"); err == nil {
 		t.Fatal("a client without a certificate was served")
 	}
-	c := tlsClient(p, &p.client)
-	if code := post(t, c, url+"/events", `{"kind":"other","source":"billing"}`); code != 201 {
-		t.Fatalf("append with the client certificate: %d", code)
-	}
-	if code := post(t, c, url+"/events", `{"kind":"other","source":"payroll"}`); code != 403 {
-		t.Fatalf("append as another source: %d, want 403", code)
-	}
-	res, err := c.Get(url + "/stats")
+	c, err := client.New(url, client.WithHTTPClient(tlsClient(p, &p.client)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Body.Close()
-	if res.StatusCode != 403 {
-		t.Fatalf("producer certificate reading /stats: %d, want 403", res.StatusCode)
+	if code := appendAs(t, c, "billing"); code != 201 {
+		t.Fatalf("append with the client certificate: %d", code)
+	}
+	if code := appendAs(t, c, "payroll"); code != 403 {
+		t.Fatalf("append as another source: %d, want 403", code)
+	}
+	var e *client.Error
+	if _, err := c.Stats(context.Background()); !errors.As(err, &e) || e.Status != 403 {
+		t.Fatalf("producer certificate reading /stats: %v, want 403", err)
 	}
 }
 
@@ -213,10 +217,12 @@ func TestTokenCommand(t *testing.T) {
 
 	// The server sees the token, even though the CLI made it first.
 	addr, _ := serveInProcess(t, "--data", data)
-	req, _ := http.NewRequest("POST", "http://"+addr+"/events", strings.NewReader(`{"kind":"other","source":"shipping"}`))
-	req.Header.Set("Authorization", "Bearer "+secret)
-	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 201 {
-		t.Fatalf("append with the CLI's token: %v %v", res, err)
+	c, err := client.New("http://"+addr, client.WithToken(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := appendAs(t, c, "shipping"); code != 201 {
+		t.Fatalf("append with the CLI's token: %d", code)
 	}
 
 	out.Reset()
@@ -228,10 +234,8 @@ func TestTokenCommand(t *testing.T) {
 	if code := run(ctx, []string{"token", "revoke", id, "--data", data}, nil, &out, &errb); code != 0 {
 		t.Fatalf("revoke: exit %d: %s", code, errb.String())
 	}
-	req, _ = http.NewRequest("POST", "http://"+addr+"/events", strings.NewReader(`{"kind":"other","source":"shipping"}`))
-	req.Header.Set("Authorization", "Bearer "+secret)
-	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 401 {
-		t.Fatalf("append after revoke: %v %v", res, err)
+	if code := appendAs(t, c, "shipping"); code != 401 {
+		t.Fatalf("append after revoke: %d", code)
 	}
 	out.Reset()
 	run(ctx, []string{"token", "list", "--data", data}, nil, &out, &errb)

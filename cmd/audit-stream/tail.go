@@ -13,14 +13,14 @@ import (
 
 func runTail(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var (
-		remote  remoteFlags
+		remote  clientFlags
 		after   string
 		kinds   multiFlag
 		sources multiFlag
 	)
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	remote.register(fs)
+	remote.register(fs, "http://localhost:8093")
 	fs.StringVar(&after, "after", "", "start after this event id (0: the whole history); default: only new events")
 	fs.Var(&kinds, "kind", "only events of this kind (repeatable: any of them)")
 	fs.Var(&sources, "source", "only events from this source (repeatable: any of them)")
@@ -59,7 +59,7 @@ Flags:
 		}
 		opt.After = &n
 	}
-	c, err := remote.client()
+	c, err := remote.client(remote.url, 0)
 	if err != nil {
 		fmt.Fprintf(stderr, "tail: %v\n", err)
 		return 2

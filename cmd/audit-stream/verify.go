@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,9 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
+	"time"
 
+	"github.com/audit-stream/audit-stream/client"
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/verify"
 	"golang.org/x/mod/sumdb/note"
@@ -19,24 +19,23 @@ import (
 )
 
 type verifyFlags struct {
-	url, file, checkpoint, receipt, key, origin string
-	conn                                        *connFlags
-	quiet                                       bool
-	witnesses                                   witnessKeyFlags // cosign.go
+	remote                                 clientFlags
+	file, checkpoint, receipt, key, origin string
+	quiet                                  bool
+	witnesses                              witnessKeyFlags // cosign.go
 }
 
 func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var f verifyFlags
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.url, "url", "", "verify the live log at this URL")
+	f.remote.register(fs, "") // verify the live log at this URL
 	fs.StringVar(&f.file, "file", "", "verify an export: NDJSON (audit-stream export) or the original service's JSON array")
 	fs.StringVar(&f.checkpoint, "checkpoint", "", "with --file: a signed checkpoint file the export must match (needs --key)")
 	fs.StringVar(&f.receipt, "receipt", "", "verify a receipt (GET /events/{id}/receipt) offline; with --url also against the live log")
 	fs.StringVar(&f.key, "key", "", "checkpoint verifier key, name+hash+base64, or @FILE (with --url, default: fetched from /checkpoint/key, trust on first use)")
 	fs.StringVar(&f.origin, "origin", "", "expected checkpoint origin (default: the key's name)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
-	f.conn = connectionFlags(fs)
 	f.witnesses.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage:
@@ -61,6 +60,9 @@ Flags:
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
+	if f.file == "" && f.receipt == "" && f.checkpoint == "" {
+		f.remote.url = f.remote.urlOrEnv()
+	}
 	if err := f.witnesses.parse(); err != nil {
 		fmt.Fprintf(stderr, "verify: %v\n", err)
 		return 2
@@ -75,9 +77,9 @@ Flags:
 	switch {
 	case f.receipt != "" && f.file == "":
 		rep, proven, err = verifyReceipt(ctx, f, stderr) // what it proves is the answer, not progress
-	case f.url != "" && f.file == "" && f.checkpoint == "":
+	case f.remote.url != "" && f.file == "" && f.checkpoint == "":
 		rep, err = verifyURL(ctx, f, progress)
-	case f.file != "" && f.url == "" && f.receipt == "":
+	case f.file != "" && f.remote.url == "" && f.receipt == "":
 		rep, err = verifyFile(ctx, f, progress)
 	default:
 		fmt.Fprintln(stderr, "verify: give one of --url, --file or --receipt (see --help)")
@@ -98,7 +100,7 @@ Flags:
 	return 0
 }
 
-// key resolves --key; required says whether it may be absent.
+// verifier resolves --key; required says whether it may be absent.
 func (f *verifyFlags) verifier(required bool) (note.Verifier, error) {
 	if f.key == "" {
 		if required {
@@ -111,7 +113,7 @@ func (f *verifyFlags) verifier(required bool) (note.Verifier, error) {
 
 func verifyURL(ctx context.Context, f verifyFlags, progress io.Writer) (verify.TreeReport, error) {
 	var rep verify.TreeReport
-	r, err := newRemote(f.url, f.conn)
+	c, err := f.remote.client(f.remote.url, remoteTimeout)
 	if err != nil {
 		return rep, err
 	}
@@ -120,42 +122,60 @@ func verifyURL(ctx context.Context, f verifyFlags, progress io.Writer) (verify.T
 		return rep, err
 	}
 	if v == nil {
-		b, err := r.get(ctx, "/checkpoint/key", 4<<10)
+		key, err := c.VerifierKey(ctx)
 		if err != nil {
 			return rep, err
 		}
-		if v, err = verify.ParseVerifierKey(string(b)); err != nil {
+		if v, err = verify.ParseVerifierKey(key); err != nil {
 			return rep, err
 		}
-		fmt.Fprintf(progress, "verify: no --key: trusting the key the server serves (%s); pin it with --key\n", bytes.TrimSpace(b))
+		fmt.Fprintf(progress, "verify: no --key: trusting the key the server serves (%s); pin it with --key\n", key)
 	}
-	cp, signed, err := r.checkpoint(ctx, v, f.origin)
+	signed, err := c.Checkpoint(ctx)
 	if err != nil {
-		// A checkpoint that does not verify is a broken log, not an
-		// I/O error, once it has been fetched, unless it is the wrong
-		// key or origin that is given.
-		if signed == nil {
-			return rep, err
-		}
-		if ierr := checkpointInputError("the server's checkpoint", err, v); ierr != nil {
-			return rep, ierr
-		}
-		rep.Valid = true
-		rep.Fail(0, "checkpoint does not verify: %v", err)
-		return rep, nil
+		return rep, err
 	}
-	if err := f.witnesses.check(signed); err != nil {
-		rep.Valid = true
-		rep.Fail(0, "the server's checkpoint is not cosigned by the witnesses: %v", err)
-		return rep, nil
+	cp, broken, err := f.openCheckpoint(signed, v, "the server's checkpoint", "the server's checkpoint")
+	if err != nil || broken != nil {
+		return *broken, err
 	}
-	r.http.Timeout = 0
-	body, err := r.open(ctx, "/export?until="+strconv.FormatInt(cp.Size, 10))
+	if cp.Size == 0 {
+		// Until 0 would mean the head: the empty tree needs no events.
+		return verifyAgainst(ctx, strings.NewReader(""), cp, progress)
+	}
+	body, err := c.Export(ctx, client.ExportOptions{Until: cp.Size})
 	if err != nil {
 		return rep, err
 	}
 	defer body.Close()
 	return verifyAgainst(ctx, body, cp, progress)
+}
+
+// remoteTimeout bounds each request of verify and witness but the export:
+// a checkpoint, a key, a proof, an event.
+const remoteTimeout = 30 * time.Second
+
+// openCheckpoint checks a signed checkpoint with the key, --origin and the
+// witnesses' cosignatures. One that fails them is a broken log, reported
+// in broken; a key or origin that does not fit it is an input error (what
+// names the checkpoint in it, whose in the witnesses' reason).
+func (f *verifyFlags) openCheckpoint(signed []byte, v note.Verifier, what, whose string) (cp verify.Checkpoint, broken *verify.TreeReport, err error) {
+	fail := func(format string, err error) (verify.Checkpoint, *verify.TreeReport, error) {
+		rep := &verify.TreeReport{Report: verify.Report{Valid: true}}
+		rep.Fail(0, format, err)
+		return cp, rep, nil
+	}
+	cp, err = verify.OpenCheckpoint(signed, v, f.origin)
+	if err != nil {
+		if ierr := checkpointInputError(what, err, v); ierr != nil {
+			return cp, &verify.TreeReport{}, ierr
+		}
+		return fail("checkpoint does not verify: %v", err)
+	}
+	if err := f.witnesses.check(signed); err != nil {
+		return fail(whose+" is not cosigned by the witnesses: %v", err)
+	}
+	return cp, nil, nil
 }
 
 // verifyAgainst walks the events read from in and compares the Merkle root
@@ -201,19 +221,9 @@ func verifyFileIn(ctx context.Context, f verifyFlags, progress io.Writer) (verif
 	if err != nil {
 		return rep, err
 	}
-	cp, err := verify.OpenCheckpoint(signed, v, f.origin)
-	if err != nil {
-		if ierr := checkpointInputError(f.checkpoint, err, v); ierr != nil {
-			return rep, ierr
-		}
-		rep.Valid = true
-		rep.Fail(0, "checkpoint does not verify: %v", err)
-		return rep, nil
-	}
-	if err := f.witnesses.check(signed); err != nil {
-		rep.Valid = true
-		rep.Fail(0, "the checkpoint is not cosigned by the witnesses: %v", err)
-		return rep, nil
+	cp, broken, err := f.openCheckpoint(signed, v, f.checkpoint, "the checkpoint")
+	if err != nil || broken != nil {
+		return *broken, err
 	}
 	return verifyAgainst(ctx, in, cp, progress)
 }
@@ -265,20 +275,21 @@ func verifyReceipt(ctx context.Context, f verifyFlags, out io.Writer) (verify.Tr
 		return rep, ev, nil
 	}
 	rep.Checked = 1
-	if f.url == "" {
+	if f.remote.url == "" {
 		fmt.Fprintf(out, "verify: the receipt proves event %d (%s from %s, hash %s) is in %s at tree size %d\n",
 			ev.ID, ev.Kind, ev.Source, ev.Hash, cp.Origin, cp.Size)
 		return rep, ev, nil
 	}
-	r, err := newRemote(f.url, f.conn)
+	c, err := f.remote.client(f.remote.url, remoteTimeout)
 	if err != nil {
 		return rep, nil, err
 	}
-	live, liveSigned, err := r.checkpoint(ctx, v, f.origin)
+	liveSigned, err := c.Checkpoint(ctx)
 	if err != nil {
-		if liveSigned == nil {
-			return rep, nil, err
-		}
+		return rep, nil, err
+	}
+	live, err := verify.OpenCheckpoint(liveSigned, v, f.origin)
+	if err != nil {
 		if ierr := checkpointInputError("the server's checkpoint", err, v); ierr != nil {
 			return rep, nil, ierr
 		}
@@ -287,7 +298,7 @@ func verifyReceipt(ctx context.Context, f verifyFlags, out io.Writer) (verify.Tr
 	}
 	var proof []tlog.Hash
 	if live.Size > cp.Size {
-		if proof, err = r.consistency(ctx, cp.Size, live.Size); err != nil {
+		if proof, err = c.Consistency(ctx, cp.Size, live.Size); err != nil {
 			return rep, nil, err
 		}
 	}
@@ -295,11 +306,7 @@ func verifyReceipt(ctx context.Context, f verifyFlags, out io.Writer) (verify.Tr
 		rep.Fail(rc.Event.ID, "the live log does not extend the receipt's checkpoint: %v", err)
 		return rep, ev, nil
 	}
-	b, err := r.get(ctx, "/events/"+strconv.FormatInt(rc.Event.ID, 10), 16<<20)
-	if err != nil {
-		return rep, nil, err
-	}
-	e, err := event.ParseStored(b)
+	e, err := c.Get(ctx, rc.Event.ID)
 	if err != nil {
 		return rep, nil, fmt.Errorf("live event %d: %w", rc.Event.ID, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/audit-stream/audit-stream/client"
 	"github.com/audit-stream/audit-stream/internal/e2e"
 
 	"github.com/audit-stream/audit-stream/event"
@@ -41,15 +43,49 @@ func stop(t *testing.T, p *e2e.Process) {
 }
 
 func postEvent(url string, i int) (int, error) {
-	resp, err := http.Post(url+"/events", "application/json", strings.NewReader(fmt.Sprintf(`{"kind":"request_denied","source":"svc","payload":{"i":%d,"note":"n%d"}}`, i, i)))
+	c, err := client.New(url)
 	if err != nil {
 		return 0, err
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	return appendStatus(c, client.AppendRequest{Kind: "request_denied", Source: "svc", Payload: json.RawMessage(fmt.Sprintf(`{"i":%d,"note":"n%d"}`, i, i))})
 }
 
+// appendStatus appends r and returns the status the server answered with:
+// 201, or the status of its refusal. A transport failure is an error.
+func appendStatus(c *client.Client, r client.AppendRequest) (int, error) {
+	_, err := c.Append(context.Background(), r)
+	var e *client.Error
+	switch {
+	case err == nil:
+		return http.StatusCreated, nil
+	case errors.As(err, &e):
+		return e.Status, nil
+	}
+	return 0, err
+}
+
+// testClient is a client for the server at url.
+func testClient(t *testing.T, url string) *client.Client {
+	t.Helper()
+	c, err := client.New(url, client.WithTimeout(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// serverVerify is the server's own GET /verify.
+func serverVerify(t *testing.T, url string) verify.TreeReport {
+	t.Helper()
+	rep, err := testClient(t, url).Verify(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// fetch GETs the raw bytes a user would save with curl: an export, a
+// checkpoint, a receipt.
 func fetch(t *testing.T, url string) []byte {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -68,9 +104,13 @@ func fetch(t *testing.T, url string) []byte {
 func waitCheckpoint(t *testing.T, url string, n int64) verify.Checkpoint {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
+	c := testClient(t, url)
 	for {
-		b := fetch(t, url+"/checkpoint")
-		text, _, _ := bytes.Cut(b, []byte("\n\n"))
+		signed, err := c.Checkpoint(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, _, _ := bytes.Cut(signed, []byte("\n\n"))
 		cp, err := verify.ParseCheckpoint(append(text, '\n'))
 		if err != nil {
 			t.Fatal(err)
@@ -183,7 +223,7 @@ func TestInsiderAttackIsCaught(t *testing.T) {
 		t.Fatalf("key show: %d %s", code, errs)
 	}
 	vkey = strings.TrimSpace(vkey)
-	if served := strings.TrimSpace(string(fetch(t, srv.URL+"/checkpoint/key"))); served != vkey {
+	if served, err := testClient(t, srv.URL).VerifierKey(context.Background()); err != nil || served != vkey {
 		t.Fatalf("served key %q, key show %q", served, vkey)
 	}
 	state := filepath.Join(t.TempDir(), "witness.state")
@@ -226,8 +266,7 @@ func TestInsiderAttackIsCaught(t *testing.T) {
 	}
 	postEvent(srv.URL, 31)
 	waitCheckpoint(t, srv.URL, 31)
-	var rep verify.TreeReport
-	json.Unmarshal(fetch(t, srv.URL+"/verify"), &rep)
+	rep := serverVerify(t, srv.URL)
 	if !rep.Valid {
 		t.Fatalf("the rewrite was meant to fool /verify: %+v", rep)
 	}
@@ -280,8 +319,7 @@ func TestCrashKeepsTreeChainAndCheckpointInStep(t *testing.T) {
 	wg.Wait()
 
 	srv = startServer(t, dir)
-	var rep verify.TreeReport
-	json.Unmarshal(fetch(t, srv.URL+"/verify"), &rep)
+	rep := serverVerify(t, srv.URL)
 	if !rep.Valid || rep.Checked < acked.Load() || rep.TreeSize != rep.Checked {
 		t.Fatalf("after kill -9: /verify %+v, %d appends acknowledged", rep, acked.Load())
 	}

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/audit-stream/audit-stream/internal/witnessd"
-	"github.com/audit-stream/audit-stream/verify"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
 // exitAlert is the witness's exit status when the log misbehaved: a bad
@@ -30,12 +28,12 @@ func runWitness(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	fs := flag.NewFlagSet("witness", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	rawURL := fs.String("url", "", "the log to watch (required)")
+	var remote clientFlags
+	remote.register(fs, "") // the log to watch (required)
 	key := fs.String("key", "", "the log's verifier key, name+hash+base64, or @FILE (required)")
 	origin := fs.String("origin", "", "expected checkpoint origin (default: the key's name)")
 	state := fs.String("state", "", "file holding the last checkpoint this witness trusted (required)")
 	interval := fs.Duration("interval", 10*time.Second, "time between two checks in daemon mode")
-	conn := connectionFlags(fs)
 	once := fs.Bool("once", false, "check once and exit: 0 consistent, 3 misbehaviour, 2 usage or I/O error")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream witness --url URL --key KEY --state FILE [--interval 10s] [--once]
@@ -60,7 +58,8 @@ Flags:
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	if *rawURL == "" || *key == "" || *state == "" {
+	url := remote.urlOrEnv()
+	if url == "" || *key == "" || *state == "" {
 		fmt.Fprintln(stderr, "witness: --url, --key and --state are required")
 		return 2
 	}
@@ -73,19 +72,19 @@ Flags:
 		fmt.Fprintf(stderr, "witness: %v\n", err)
 		return 2
 	}
-	r, err := newRemote(*rawURL, conn)
+	c, err := remote.client(url, remoteTimeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "witness: %v\n", err)
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	w := &witnessd.Watcher{Source: remoteSource{r}, Key: v, Origin: *origin, State: *state, Logger: log}
+	w := &witnessd.Watcher{Source: c, Key: v, Origin: *origin, State: *state, Logger: log}
 	if *once {
-		return watchExit(log, r.base, w.Check(ctx))
+		return watchExit(log, url, w.Check(ctx))
 	}
 	alerted := false
 	for {
-		if code := watchExit(log, r.base, w.Check(ctx)); code == exitAlert {
+		if code := watchExit(log, url, w.Check(ctx)); code == exitAlert {
 			alerted = true
 		}
 		select {
@@ -97,17 +96,6 @@ Flags:
 		case <-time.After(*interval):
 		}
 	}
-}
-
-// remoteSource is a server's checkpoint and proofs, for the watcher.
-type remoteSource struct{ r *remote }
-
-func (s remoteSource) Checkpoint(ctx context.Context) ([]byte, error) {
-	return s.r.get(ctx, "/checkpoint", verify.MaxCheckpointSize)
-}
-
-func (s remoteSource) Consistency(ctx context.Context, from, to int64) ([]tlog.Hash, error) {
-	return s.r.consistency(ctx, from, to)
 }
 
 // watchExit maps a watcher round's error to the exit status, logging it.

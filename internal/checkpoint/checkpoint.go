@@ -459,7 +459,7 @@ func (c *Checkpointer) final() error {
 	return c.advance(ctx)
 }
 
-// Latest returns the latest checkpoint and its signed note.
+// Latest returns the latest checkpoint; Signed adds its signed note.
 func (c *Checkpointer) Latest() verify.Checkpoint {
 	c.mu.Lock()
 	defer c.mu.Unlock()

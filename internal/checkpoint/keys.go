@@ -1,11 +1,14 @@
 package checkpoint
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -92,17 +95,69 @@ func GenerateKey(name string) (skey string, k *Key, err error) {
 	return skey, k, err
 }
 
-// ReadKeyFile reads a signing key file.
-func ReadKeyFile(path string) (*Key, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
+// ReadKeyFile reads a signing key file holding a note private key.
+func ReadKeyFile(path string) (*Key, error) { return LoadKey(path, "") }
+
+// LoadKey reads the signing key from source: a file, or "env:NAME" for the
+// environment variable NAME (how orchestrators hand out secrets). The key is
+// a note private key, as audit-stream keygen writes it, or an Ed25519 key in
+// a PEM "PRIVATE KEY" block (PKCS#8, as openssl genpkey -algorithm ed25519
+// writes it). PKCS#8 carries no name: the key is named name (the origin),
+// which must then be given.
+func LoadKey(source, name string) (*Key, error) {
+	var text string
+	if v, ok := strings.CutPrefix(source, "env:"); ok {
+		text = os.Getenv(v)
+		if strings.TrimSpace(text) == "" {
+			return nil, fmt.Errorf("signing key: the environment variable %s is unset or empty", v)
+		}
+		source = "$" + v
+	} else {
+		b, err := os.ReadFile(source)
+		if err != nil {
+			return nil, err
+		}
+		text = string(b)
 	}
-	k, err := ParseKey(string(b))
+	var k *Key
+	var err error
+	if strings.HasPrefix(strings.TrimSpace(text), "-----BEGIN") {
+		k, err = parsePKCS8(text, name)
+	} else {
+		k, err = ParseKey(text)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	return k, nil
+}
+
+// parsePKCS8 reads an Ed25519 private key from a PEM PKCS#8 block and
+// names it name.
+func parsePKCS8(text, name string) (*Key, error) {
+	block, rest := pem.Decode([]byte(strings.TrimSpace(text)))
+	if block == nil || block.Type != "PRIVATE KEY" || len(bytes.TrimSpace(rest)) > 0 {
+		return nil, errors.New("signing key: want one PEM block of type PRIVATE KEY (PKCS#8)")
+	}
+	raw, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: PKCS#8: %w", err)
+	}
+	priv, ok := raw.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("signing key: the PKCS#8 key is a %T; only Ed25519 keys sign checkpoints", raw)
+	}
+	if name == "" {
+		return nil, errors.New("signing key: a PKCS#8 key carries no name; it is named by the log's origin, which must be known here")
+	}
+	vkey, err := note.NewEd25519VerifierKey(name, priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	// name+hash+base64(0x01 ‖ public key): the hash is the second field.
+	hash := strings.SplitN(vkey, "+", 3)[1]
+	skey := "PRIVATE+KEY+" + name + "+" + hash + "+" + base64.StdEncoding.EncodeToString(append([]byte{1}, priv.Seed()...))
+	return ParseKey(skey)
 }
 
 // WriteKeyFile writes skey to path with mode 0600, refusing to overwrite.

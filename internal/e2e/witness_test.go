@@ -109,12 +109,27 @@ func TestWitnessCosigning(t *testing.T) {
 	}
 	all := []note.Verifier{ws[0].v, ws[1].v, ws[2].v}
 	args := append([]string{"--origin", origin, "--signing-key", keyFile, "--checkpoint-interval", "100ms",
-		"--witness-quorum", "2", "--witness-timeout", "1s", "--witness-retry", "200ms"}, wflags...)
+		"--witness-quorum", "2", "--witness-timeout", "60s", "--witness-retry", "200ms"}, wflags...)
 	data := t.TempDir()
 	p := e2e.Start(t, data, "", args...)
 
-	// One witness down: the other two make the quorum.
-	ws[2].Kill()
+	// One witness hung (stopped, its socket open, so a submission waits
+	// the whole --witness-timeout of 60 s): the other two make the quorum
+	// at once, without waiting for it.
+	if err := ws[2].Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	metric := func(name string) float64 {
+		_, b := getStatus(p.URL + "/metrics")
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return f
+			}
+		}
+		return -1
+	}
 	appendN(t, p.URL, 20, "before")
 	cosignedAt := func(size int64, want ...string) func() bool {
 		return func() bool {
@@ -131,6 +146,11 @@ func TestWitnessCosigning(t *testing.T) {
 		}
 	}
 	waitFor(t, "a checkpoint of 20 cosigned by w1 and w2", 20*time.Second, cosignedAt(20, "witness.test/w1", "witness.test/w2"))
+	// Then it is down for good: its submission in flight fails.
+	ws[2].Kill()
+	waitFor(t, "the failed submission to w3 counted", 10*time.Second, func() bool {
+		return metric(`audit_stream_witness_submissions_total{result="failed",witness="w3"}`) >= 1
+	})
 	// Receipts carry the cosigned checkpoint.
 	code, b := getStatus(p.URL + "/events/20/receipt")
 	if code != 200 {
@@ -165,17 +185,6 @@ func TestWitnessCosigning(t *testing.T) {
 		if code, out := runVerifyCLI(t, c.args...); code != c.code || !strings.Contains(out, c.says) {
 			t.Errorf("verify %s: exit %d, want %d saying %q:\n%s", strings.Join(c.args, " "), code, c.code, c.says, out)
 		}
-	}
-	metric := func(name string) float64 {
-		_, b := getStatus(p.URL + "/metrics")
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-				f, _ := strconv.ParseFloat(v, 64)
-				return f
-			}
-		}
-		return -1
 	}
 	if n := metric(`audit_stream_witness_submissions_total{result="failed",witness="w3"}`); n < 1 {
 		t.Errorf("failed submissions to the dead witness counted %v", n)

@@ -267,8 +267,8 @@ func permitted(t *store.Token, a access, r *http.Request) *Problem {
 		r.Method+" "+r.URL.Path+": it needs the "+need+" role")
 }
 
-// checkSources enforces a producer token's source list on requests; index
-// is the batch position to name in the detail, or -1 for a single append.
+// checkSources enforces a producer token's source list on requests; for a
+// batch the detail names the first refused item by its index.
 func checkSources(r *http.Request, reqs []event.Request, batch bool) *Problem {
 	t := caller(r)
 	if t == nil || t.Has(store.RoleAdmin) {

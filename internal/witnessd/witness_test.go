@@ -404,3 +404,33 @@ func asStatus(err error, se **witness.StatusError) bool {
 	*se = s
 	return ok
 }
+
+// A log rotating its key is followed with both keys: checkpoints under
+// either are cosigned, and the history stays one.
+func TestRotatedLogKey(t *testing.T) {
+	old := newTestLog(t, "log.test/rot")
+	f := newFixture(t, old)
+	rotated := newTestLog(t, old.origin)
+	f.srv.Close() // reopened below with both keys
+	f.w.Close()
+	w, err := Open(Options{Dir: f.dir, Signer: f.signer, Logs: []Log{
+		{Origin: old.origin, Keys: []note.Verifier{old.key(t)}},
+		{Origin: old.origin, Keys: []note.Verifier{rotated.key(t)}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.w = w
+	f.srv = httptest.NewServer(Handler(w, HandlerOptions{}))
+	t.Cleanup(func() { f.srv.Close(); w.Close() })
+	old.grow(t, 4, "r")
+	if code, b := f.add(t, old, 0, 4); code != 200 {
+		t.Fatalf("old key: %d %s", code, b)
+	}
+	// The rotated log signs the same tree with its new key.
+	rotated.stored, rotated.n = old.stored, old.n
+	rotated.grow(t, 3, "r")
+	if code, b := f.add(t, rotated, 4, 7); code != 200 {
+		t.Fatalf("new key: %d %s", code, b)
+	}
+}

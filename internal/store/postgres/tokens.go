@@ -3,33 +3,13 @@ package postgres
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/jackc/pgx/v5"
 )
-
-// Token times are RFC 3339 UTC text with nanoseconds, as in SQLite.
-const timeLayout = time.RFC3339Nano
-
-func formatTime(t time.Time) *string {
-	if t.IsZero() {
-		return nil
-	}
-	s := t.UTC().Format(timeLayout)
-	return &s
-}
-
-func parseTime(s *string) (time.Time, error) {
-	if s == nil {
-		return time.Time{}, nil
-	}
-	return time.Parse(timeLayout, *s)
-}
 
 // CreateToken implements store.Tokens.
 func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
@@ -39,56 +19,24 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 	if s.isClosed() {
 		return store.ErrClosed
 	}
-	sources, err := json.Marshal(t.Sources)
+	row, err := t.Row()
 	if err != nil {
 		return err
 	}
-	if t.Sources == nil {
-		sources = []byte("[]")
-	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO tokens (id, name, roles, sources, digest, created, expires, revoked)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		t.ID, t.Name, strings.Join(t.Roles, ","), string(sources), t.Digest[:],
-		formatTime(t.Created), formatTime(t.Expires), formatTime(t.Revoked))
+	_, err = s.pool.Exec(ctx, "INSERT INTO tokens ("+store.TokenColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+		row.ID, row.Name, row.Roles, row.Sources, row.Digest, row.Created, row.Expires, row.Revoked)
 	if err != nil {
 		return classify(fmt.Errorf("postgres: create token %s: %w", t.ID, err))
 	}
 	return nil
 }
 
-const tokenColumns = "id, name, roles, sources, digest, created, expires, revoked"
-
 func scanToken(r pgx.Row) (store.Token, error) {
-	var (
-		t                         store.Token
-		roles, sources            string
-		digest                    []byte
-		created, expires, revoked *string
-	)
-	if err := r.Scan(&t.ID, &t.Name, &roles, &sources, &digest, &created, &expires, &revoked); err != nil {
-		return t, err
+	var row store.TokenRow
+	if err := r.Scan(row.Dest()...); err != nil {
+		return store.Token{}, err
 	}
-	if roles != "" {
-		t.Roles = strings.Split(roles, ",")
-	}
-	if err := json.Unmarshal([]byte(sources), &t.Sources); err != nil {
-		return t, fmt.Errorf("token %s sources: %w", t.ID, err)
-	}
-	if len(digest) != sha256.Size {
-		return t, fmt.Errorf("token %s: digest of %d bytes", t.ID, len(digest))
-	}
-	copy(t.Digest[:], digest)
-	var err error
-	if t.Created, err = parseTime(created); err != nil {
-		return t, fmt.Errorf("token %s created: %w", t.ID, err)
-	}
-	if t.Expires, err = parseTime(expires); err != nil {
-		return t, fmt.Errorf("token %s expires: %w", t.ID, err)
-	}
-	if t.Revoked, err = parseTime(revoked); err != nil {
-		return t, fmt.Errorf("token %s revoked: %w", t.ID, err)
-	}
-	return t, nil
+	return row.Token()
 }
 
 // ListTokens implements store.Tokens.
@@ -96,7 +44,7 @@ func (s *Store) ListTokens(ctx context.Context) ([]store.Token, error) {
 	if s.isClosed() {
 		return nil, store.ErrClosed
 	}
-	rows, err := s.pool.Query(ctx, "SELECT "+tokenColumns+" FROM tokens ORDER BY created, id")
+	rows, err := s.pool.Query(ctx, "SELECT "+store.TokenColumns+" FROM tokens ORDER BY created, id")
 	if err != nil {
 		return nil, classify(fmt.Errorf("postgres: list tokens: %w", err))
 	}
@@ -120,7 +68,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 	if s.isClosed() {
 		return store.ErrClosed
 	}
-	tag, err := s.pool.Exec(ctx, "UPDATE tokens SET revoked = coalesce(revoked, $1) WHERE id = $2", formatTime(at), id)
+	tag, err := s.pool.Exec(ctx, "UPDATE tokens SET revoked = coalesce(revoked, $1) WHERE id = $2", store.FormatTokenTime(at), id)
 	if err != nil {
 		return classify(fmt.Errorf("postgres: revoke token %s: %w", id, err))
 	}
@@ -137,7 +85,7 @@ func (s *Store) TokenByDigest(ctx context.Context, digest [sha256.Size]byte) (st
 	if s.isClosed() {
 		return store.Token{}, store.ErrClosed
 	}
-	t, err := scanToken(s.pool.QueryRow(ctx, "SELECT "+tokenColumns+" FROM tokens WHERE digest = $1", digest[:]))
+	t, err := scanToken(s.pool.QueryRow(ctx, "SELECT "+store.TokenColumns+" FROM tokens WHERE digest = $1", digest[:]))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, store.ErrNotFound
 	}

@@ -4,12 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,91 +17,39 @@ import (
 
 var _ store.Tokens = (*Store)(nil)
 
-// Times are stored as RFC 3339 UTC text with nanoseconds, readable in the
-// sqlite3 shell.
-const timeLayout = time.RFC3339Nano
-
-func formatTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UTC().Format(timeLayout)
-}
-
-func parseTime(s sql.NullString) (time.Time, error) {
-	if !s.Valid {
-		return time.Time{}, nil
-	}
-	return time.Parse(timeLayout, s.String)
-}
-
 // CreateToken implements store.Tokens.
 func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 	if t.ID == "" {
 		return errors.New("sqlite: create token: empty id")
 	}
-	sources, err := json.Marshal(t.Sources)
+	row, err := t.Row()
 	if err != nil {
 		return err
-	}
-	if t.Sources == nil {
-		sources = []byte("[]")
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed {
 		return store.ErrClosed
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO tokens (id, name, roles, sources, digest, created, expires, revoked)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Name, strings.Join(t.Roles, ","), string(sources), t.Digest[:],
-		formatTime(t.Created), formatTime(t.Expires), formatTime(t.Revoked))
+	_, err = s.w.ExecContext(ctx, "INSERT INTO tokens ("+store.TokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		row.ID, row.Name, row.Roles, row.Sources, row.Digest, row.Created, row.Expires, row.Revoked)
 	if err != nil {
 		return fmt.Errorf("sqlite: create token %s: %w", t.ID, err)
 	}
 	return s.tokensChanged()
 }
 
-const tokenColumns = "id, name, roles, sources, digest, created, expires, revoked"
-
-type rowScanner interface{ Scan(dest ...any) error }
-
-func scanToken(r rowScanner) (store.Token, error) {
-	var (
-		t                         store.Token
-		roles, sources            string
-		digest                    []byte
-		created, expires, revoked sql.NullString
-	)
-	if err := r.Scan(&t.ID, &t.Name, &roles, &sources, &digest, &created, &expires, &revoked); err != nil {
-		return t, err
+func scanToken(r interface{ Scan(dest ...any) error }) (store.Token, error) {
+	var row store.TokenRow
+	if err := r.Scan(row.Dest()...); err != nil {
+		return store.Token{}, err
 	}
-	if roles != "" {
-		t.Roles = strings.Split(roles, ",")
-	}
-	if err := json.Unmarshal([]byte(sources), &t.Sources); err != nil {
-		return t, fmt.Errorf("token %s sources: %w", t.ID, err)
-	}
-	if len(digest) != sha256.Size {
-		return t, fmt.Errorf("token %s: digest of %d bytes", t.ID, len(digest))
-	}
-	copy(t.Digest[:], digest)
-	var err error
-	if t.Created, err = parseTime(created); err != nil {
-		return t, fmt.Errorf("token %s created: %w", t.ID, err)
-	}
-	if t.Expires, err = parseTime(expires); err != nil {
-		return t, fmt.Errorf("token %s expires: %w", t.ID, err)
-	}
-	if t.Revoked, err = parseTime(revoked); err != nil {
-		return t, fmt.Errorf("token %s revoked: %w", t.ID, err)
-	}
-	return t, nil
+	return row.Token()
 }
 
 // ListTokens implements store.Tokens.
 func (s *Store) ListTokens(ctx context.Context) ([]store.Token, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT "+tokenColumns+" FROM tokens ORDER BY created, id")
+	rows, err := s.r.QueryContext(ctx, "SELECT "+store.TokenColumns+" FROM tokens ORDER BY created, id")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list tokens: %w", err)
 	}
@@ -129,7 +75,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 	if s.closed {
 		return store.ErrClosed
 	}
-	res, err := s.w.ExecContext(ctx, "UPDATE tokens SET revoked = coalesce(revoked, ?) WHERE id = ?", formatTime(at), id)
+	res, err := s.w.ExecContext(ctx, "UPDATE tokens SET revoked = coalesce(revoked, ?) WHERE id = ?", store.FormatTokenTime(at), id)
 	if err != nil {
 		return fmt.Errorf("sqlite: revoke token %s: %w", id, err)
 	}
@@ -149,7 +95,7 @@ func (s *Store) TokenByDigest(ctx context.Context, digest [sha256.Size]byte) (st
 	if t, ok := s.tokens.get(digest); ok {
 		return t, nil
 	}
-	t, err := scanToken(s.r.QueryRowContext(ctx, "SELECT "+tokenColumns+" FROM tokens WHERE digest = ?", digest[:]))
+	t, err := scanToken(s.r.QueryRowContext(ctx, "SELECT "+store.TokenColumns+" FROM tokens WHERE digest = ?", digest[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, store.ErrNotFound
 	}

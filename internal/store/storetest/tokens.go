@@ -76,6 +76,12 @@ func runTokens(t *testing.T, openStorage Open) {
 		if err := st.CreateToken(ctx, other); err == nil {
 			t.Error("a second token with the same digest was accepted")
 		}
+		if err := st.CreateToken(ctx, tok("")); err == nil {
+			t.Error("a token without an id was accepted")
+		}
+		if list, err := st.ListTokens(ctx); err != nil || len(list) != 1 {
+			t.Errorf("after the refusals ListTokens = %d tokens, %v; want the first alone", len(list), err)
+		}
 	})
 
 	t.Run("Revoke", func(t *testing.T) {
