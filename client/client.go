@@ -1,6 +1,9 @@
-// Package client is the Go client of the audit-stream HTTP API: append
-// events, read them back, verify the chain, and tail the log live without
-// ever losing or repeating an event.
+// Package client is the Go client of the audit-stream HTTP API, and the
+// one the audit-stream CLI uses: append events (one or a batch, with an
+// idempotency key for safe retries), read them back, tail the log live
+// without ever losing or repeating an event, and fetch what holds the
+// server to what it signed (checkpoints, proofs, receipts, the export) for
+// package verify to check.
 //
 // Every event it returns was decoded with event.ParseStored from the bytes
 // the server sent, so a caller can re-hash it (event.Event.ComputeHash) or

@@ -20,6 +20,7 @@ func runAppend(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		source    string
 		payload   string
 		timestamp string
+		key       string
 	)
 	fs := flag.NewFlagSet("append", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -28,6 +29,7 @@ func runAppend(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.StringVar(&source, "source", "", "event source (required)")
 	fs.StringVar(&payload, "payload", "", "payload: a JSON object, @FILE to read it from a file, or @- for stdin")
 	fs.StringVar(&timestamp, "timestamp", "", "RFC 3339 timestamp to record instead of the server's clock")
+	fs.StringVar(&key, "idempotency-key", "", "send this Idempotency-Key: running the command again with the same key and event appends nothing and prints the stored event")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream append --kind K --source S [--payload JSON | --payload @file] [--url URL]
 
@@ -37,6 +39,7 @@ Examples:
   audit-stream append --kind request_denied --source gateway --payload '{"path":"/admin"}'
   audit-stream append --kind incident_filed --source oncall --payload @incident.json
   jq -c . event.json | audit-stream append --kind other --source batch --payload @-
+  audit-stream append --kind other --source billing --payload @order.json --idempotency-key order-7731
 
 Flags:
 `)
@@ -78,11 +81,14 @@ Flags:
 		fmt.Fprintf(stderr, "append: %v\n", err)
 		return 2
 	}
-	ev, err := c.Append(ctx, req)
+	a, err := c.AppendWith(ctx, req, client.AppendOptions{IdempotencyKey: key})
 	if err != nil {
 		fmt.Fprintf(stderr, "append: %v\n", err)
 		return 1
 	}
-	stdout.Write(append(ev.AppendJSON(nil), '\n'))
+	if a.Replayed {
+		fmt.Fprintf(stderr, "append: idempotency key %q was used before: the stored event, nothing appended\n", key)
+	}
+	stdout.Write(append(a.Events[0].AppendJSON(nil), '\n'))
 	return 0
 }

@@ -60,12 +60,22 @@ func TestAppendCommand(t *testing.T) {
 		t.Fatalf("env URL: exit %d %q %s", code, out, errs)
 	}
 
+	// A retry with the same idempotency key appends nothing.
+	for i, want := range []string{"", "was used before"} {
+		code, out, errs = runCmd(t, "", "append", "--kind", "other", "--source", "f", "--payload", `{"order":7731}`, "--idempotency-key", "order-7731")
+		if code != 0 || !strings.Contains(out, `"event_id":6,`) || !strings.Contains(errs, want) {
+			t.Fatalf("keyed append %d: exit %d %q %s", i, code, out, errs)
+		}
+	}
+
 	for _, tc := range []struct {
 		args   []string
 		code   int
 		stderr string
 	}{
 		{[]string{"--source", "s"}, 2, "--kind and --source are required"},
+		{[]string{"--kind", "other", "--source", "f", "--idempotency-key", "order-7731"}, 1, "422"},
+		{[]string{"--kind", "other", "--source", "f", "--idempotency-key", strings.Repeat("k", 300)}, 1, "Idempotency-Key"},
 		{[]string{"--kind", "other"}, 2, "--kind and --source are required"},
 		{[]string{"--kind", "other", "--source", "s", "--payload", "{nope"}, 2, "not valid JSON"},
 		{[]string{"--kind", "other", "--source", "s", "--payload", "@/does/not/exist"}, 2, "no such file"},
@@ -80,7 +90,7 @@ func TestAppendCommand(t *testing.T) {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want %d and %q", tc.args, code, out, errs, tc.code, tc.stderr)
 		}
 	}
-	if h := env.Ledger.Head().ID; h != 5 {
+	if h := env.Ledger.Head().ID; h != 6 {
 		t.Fatalf("rejected appends wrote events: head %d", h)
 	}
 }
