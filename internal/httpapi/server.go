@@ -117,6 +117,8 @@ type Server struct {
 	ready   readiness
 	handler http.Handler // the mux, instrumented
 	table   []Route      // what routes() registered, in order
+
+	cpFrames frameCache // checkpoint frames shared by /stream subscribers
 }
 
 // New returns the API over a store and its ledger.
@@ -239,7 +241,7 @@ func (s *Server) routes() *http.ServeMux {
 	route("GET /events", reader, query{"kind", "source", "limit", "since", "until", "after", "before", "order", "q", payloadParam + "*"}, s.queryEvents)
 	route("GET /events/{id}", reader, nil, s.getEvent)
 	// access_token: browsers cannot set headers on an EventSource (auth.go).
-	route("GET /stream", reader, query{"after", "kind", "source", "since", "until", "q", payloadParam + "*", "access_token"}, s.stream)
+	route("GET /stream", reader, query{"after", "kind", "source", "since", "until", "q", payloadParam + "*", "checkpoints", "access_token"}, s.stream)
 	route("GET /verify", reader, nil, s.verify)
 	route("GET /stats", reader, nil, s.stats)
 	route("GET /metrics", reader, nil, func(w http.ResponseWriter, r *http.Request) error {

@@ -65,6 +65,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		}
 		cursor = n
 	}
+	withCheckpoints, err := wantsCheckpoints(r)
+	if err != nil {
+		return err
+	}
+	var cps Checkpoints
+	if withCheckpoints {
+		if cps, err = s.checkpoints(); err != nil {
+			return err
+		}
+	}
 	select {
 	case s.sema <- struct{}{}:
 		defer func() { <-s.sema }()
@@ -124,10 +134,43 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 
 	heartbeat := time.NewTicker(s.opt.Heartbeat)
 	defer heartbeat.Stop()
+	ctx := r.Context()
+	// Checkpoint frames, when asked for (streamcheckpoints.go). cpWake
+	// stays nil otherwise, and a nil channel never fires.
+	var follower *checkpointFollower
+	var cpWake <-chan struct{}
+	sendCheckpoint := func() error { return nil }
+	if cps != nil {
+		follower = s.followCheckpoints(ctx, cps, cursor)
+		cpWake = follower.C()
+		sendCheckpoint = func() error {
+			fr, err := follower.next(ctx, cursor)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Error("stream checkpoint proof failed", "after", cursor, "err", err)
+				}
+				return err
+			}
+			if fr == nil {
+				return nil
+			}
+			arm()
+			one[0] = fr
+			if err := writeBurst(w, rc, one); err != nil {
+				return err
+			}
+			heartbeat.Reset(s.opt.Heartbeat)
+			return nil
+		}
+		// The first frame right after the preamble: a reader resuming
+		// mid-log learns a signed tree to anchor to before any event.
+		if err := sendCheckpoint(); err != nil {
+			return nil
+		}
+	}
 	linger := time.NewTimer(0)
 	<-linger.C
 	defer linger.Stop()
-	ctx := r.Context()
 	token := s.watchStreamToken(r)
 	defer token.Stop()
 	// Woken only by events this subscriber may want: an idle subscriber
@@ -169,6 +212,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			}
 			heartbeat.Reset(s.opt.Heartbeat)
 		}
+		// After the events it covers, never before: a checkpoint is
+		// checked against the events already received.
+		if err := sendCheckpoint(); err != nil {
+			return nil
+		}
 		if cursor < feed.Head() {
 			continue
 		}
@@ -192,6 +240,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		}
 		select {
 		case <-waiter.C():
+		case <-cpWake: // a new checkpoint: sent after the next read
 		case <-token.C(): // re-checked at the top of the loop
 		case <-heartbeat.C:
 			arm()
