@@ -82,6 +82,7 @@ func (l *logUnderTest) append(t *testing.T, n int) {
 }
 
 func TestCheckpointsSurviveRestartAndNeverGoBack(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	_, key, err := checkpoint.GenerateKey("example.com/log")
 	if err != nil {
@@ -107,6 +108,7 @@ func TestCheckpointsSurviveRestartAndNeverGoBack(t *testing.T) {
 }
 
 func TestCheckpointIntervalBoundsSigning(t *testing.T) {
+	t.Parallel()
 	_, key, _ := checkpoint.GenerateKey("example.com/log")
 	l := open(t, t.TempDir(), key, 200*time.Millisecond)
 	start := time.Now()
@@ -127,6 +129,7 @@ func TestCheckpointIntervalBoundsSigning(t *testing.T) {
 }
 
 func TestKeyFiles(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	k1, created, err := checkpoint.LoadOrCreateKey(dir, "example.com/log")
 	if err != nil || !created {
@@ -148,6 +151,7 @@ func TestKeyFiles(t *testing.T) {
 }
 
 func TestRotatedKeyResigns(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	_, k1, _ := checkpoint.GenerateKey("example.com/log")
 	l := open(t, dir, k1, 10*time.Millisecond)
@@ -174,6 +178,7 @@ func TestRotatedKeyResigns(t *testing.T) {
 // rotation is asked for, from the very first start on (an empty log
 // records its identity in its first, empty checkpoint).
 func TestIdentityChangeNeedsRotation(t *testing.T) {
+	t.Parallel()
 	for _, events := range []int{0, 3} {
 		dir := t.TempDir()
 		_, k1, _ := checkpoint.GenerateKey("example.com/log")
@@ -244,6 +249,7 @@ func (r *recordingStore) SwapMeta(ctx context.Context, key string, old, value []
 // one's root is the stored tree's, and each is consistent with the one it
 // replaced.
 func TestTwoCheckpointersNeverFork(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, key, err := checkpoint.GenerateKey("example.com/log")
 	if err != nil {
@@ -322,6 +328,7 @@ func TestTwoCheckpointersNeverFork(t *testing.T) {
 // A checkpoint that cannot be stored is not served: the checkpointer keeps
 // serving the last stored one and stores a new one once the store heals.
 func TestCheckpointStoreFailure(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, key, err := checkpoint.GenerateKey("example.com/log")
 	if err != nil {

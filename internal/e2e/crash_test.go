@@ -113,6 +113,7 @@ func TestKillDuringAppends(t *testing.T) {
 
 // SIGTERM lets in-flight appends finish, then exits 0.
 func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := e2e.Start(t, dir, "")
 	resp, err := client.Post(p.URL+"/events", "application/json", strings.NewReader(`{"kind":"other","source":"s"}`))
