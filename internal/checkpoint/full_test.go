@@ -17,6 +17,7 @@ import (
 // outage must not become a read outage) and signs the new one once there is
 // room again.
 func TestFullDiskCheckpointResumes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	_, key, err := checkpoint.GenerateKey("example.com/log")

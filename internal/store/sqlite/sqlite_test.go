@@ -17,6 +17,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) storetest.Storage {
 		dir := t.TempDir()
 		open := func(f func(context.Context, string) (*sqlite.Store, error)) func() store.Store {
@@ -36,6 +37,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestSecondProcessRefused(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	st, err := sqlite.Open(context.Background(), dir)
 	if err != nil {
@@ -52,6 +54,7 @@ func TestSecondProcessRefused(t *testing.T) {
 // file: Scan must deliver the events before it and then fail naming it,
 // never hand on a misread event.
 func TestScanReportsDamagedHash(t *testing.T) {
+	t.Parallel()
 	for _, col := range []string{"prev_hash", "hash"} {
 		t.Run(col, func(t *testing.T) {
 			ctx := context.Background()
@@ -105,6 +108,7 @@ func TestScanReportsDamagedHash(t *testing.T) {
 // filter on indexed, so that both plans (index lookup, row-by-row check) meet
 // the same expectations.
 func TestQueriesIndexed(t *testing.T) {
+	t.Parallel()
 	storetest.RunQueries(t, func(t *testing.T) storetest.Storage {
 		st, err := sqlite.Open(context.Background(), t.TempDir())
 		if err != nil {
@@ -122,6 +126,7 @@ func TestQueriesIndexed(t *testing.T) {
 // existed opens in place, its events get their instants, and time ranges
 // find them.
 func TestMigrateTimeColumn(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := sqlite.Open(ctx, dir)
