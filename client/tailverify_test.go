@@ -285,15 +285,15 @@ func TestVerifiedTailHonest(t *testing.T) {
 		for _, e := range vt.events {
 			ids = append(ids, e.ID)
 		}
-		cps, retries := slices.Clone(vt.checkpoints), len(vt.retries)
+		verified, retries := slices.Clone(vt.checkpoints), len(vt.retries)
 		vt.mu.Unlock()
 		if !slices.Equal(ids, want) {
 			t.Fatalf("%s: yielded %d events (%v…), want %d: every one exactly once, in order", run.name, len(ids), ids[:min(5, len(ids))], len(want))
 		}
-		if len(cps) < 5 || retries < 2 {
-			t.Fatalf("%s: %d checkpoints verified, %d reconnects; want several of each", run.name, len(cps), retries)
+		if len(verified) < 5 || retries < 2 {
+			t.Fatalf("%s: %d checkpoints verified, %d reconnects; want several of each", run.name, len(verified), retries)
 		}
-		t.Logf("%s: %d events over %d checkpoints, %d reconnects", run.name, len(ids), len(cps), retries)
+		t.Logf("%s: %d events over %d checkpoints, %d reconnects", run.name, len(ids), len(verified), retries)
 	}
 }
 

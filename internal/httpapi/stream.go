@@ -69,9 +69,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var cps Checkpoints
+	var checkpoints Checkpoints
 	if withCheckpoints {
-		if cps, err = s.checkpoints(); err != nil {
+		if checkpoints, err = s.checkpoints(); err != nil {
 			return err
 		}
 	}
@@ -140,8 +140,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	var follower *checkpointFollower
 	var cpWake <-chan struct{}
 	sendCheckpoint := func() error { return nil }
-	if cps != nil {
-		follower = s.followCheckpoints(ctx, cps, cursor)
+	if checkpoints != nil {
+		follower = s.followCheckpoints(ctx, checkpoints, cursor)
 		cpWake = follower.C()
 		sendCheckpoint = func() error {
 			fr, err := follower.next(ctx, cursor)
