@@ -155,6 +155,9 @@ type verifier struct {
 	vprev    event.Hash
 	last     *verify.Checkpoint
 	lastNote []byte
+	// Checkpoints accepted while behind them, smallest first: the tree
+	// the events form at their size must be theirs.
+	owed []owedCheckpoint
 
 	// Received after v, chain-checked, waiting for a checkpoint.
 	held      []event.Event
@@ -275,6 +278,11 @@ func (vf *verifier) event(e event.Event) error {
 	return nil
 }
 
+type owedCheckpoint struct {
+	cp   verify.Checkpoint
+	note []byte
+}
+
 // cpFrame is the data of a checkpoint frame (internal/sse.Checkpoint).
 type cpFrame struct {
 	TreeSize *int64       `json:"tree_size"`
@@ -339,11 +347,20 @@ func (vf *verifier) checkpoint(ctx context.Context, data []byte) ([]event.Event,
 		}
 	}
 	// The root of the first `from` events: the verified tree, and the
-	// held events up to from.
+	// held events up to from. Folding past the size of a checkpoint
+	// accepted while this reader was behind it settles that one too.
 	t := vf.tree
-	for _, e := range vf.held[:from-vf.v] {
-		t.Add(e.Hash)
+	owed := vf.owed
+	var owedRoots []tlog.Hash // the tree's roots at the sizes of owed, as folded
+	fold := func(evs []event.Event) {
+		for _, e := range evs {
+			t.Add(e.Hash)
+			if len(owedRoots) < len(owed) && owed[len(owedRoots)].cp.Size == t.Size() {
+				owedRoots = append(owedRoots, t.Root())
+			}
+		}
 	}
+	fold(vf.held[:from-vf.v])
 	rootFrom := t.Root()
 	switch {
 	case from == n:
@@ -373,15 +390,23 @@ func (vf *verifier) checkpoint(ctx context.Context, data []byte) ([]event.Event,
 	}
 	upto := from
 	if n <= cur {
-		for _, e := range vf.held[from-vf.v : n-vf.v] {
-			t.Add(e.Hash)
-		}
+		fold(vf.held[from-vf.v : n-vf.v])
 		if t.Root() != cp.Hash {
 			first := vf.locate(ctx, cp, from+1, n)
 			return nil, fail(CheckTree, first, "events %d-%d received are not the leaves of the signed tree of %d events: the server showed this reader another history", from+1, n, n)
 		}
 		upto = n
 	}
+	// This checkpoint holds: the events now verified must also form the
+	// trees of the checkpoints accepted while behind them. One that they
+	// do not is a signed fork.
+	for i, root := range owedRoots {
+		if o := owed[i]; root != o.cp.Hash {
+			return nil, &VerifyError{Check: CheckConsistency, EventID: o.cp.Size, TreeSize: o.cp.Size, Checkpoint: o.note, Previous: signed,
+				Reason: fmt.Sprintf("the signed checkpoint of %d events accepted before (while behind it) is not the tree those events form under the checkpoint of %d: a fork", o.cp.Size, n)}
+		}
+	}
+	vf.owed = owed[len(owedRoots):]
 	done := vf.held[:upto-vf.v]
 	if len(done) > 0 {
 		vf.vprev = done[len(done)-1].Hash
@@ -392,6 +417,11 @@ func (vf *verifier) checkpoint(ctx context.Context, data []byte) ([]event.Event,
 		vf.heldBytes += 256 + int64(len(e.Kind)+len(e.Source)+len(e.Timestamp)+len(e.Payload))
 	}
 	vf.tree, vf.v, vf.last, vf.lastNote = t, upto, &cp, signed
+	if upto < n && (len(vf.owed) == 0 || vf.owed[len(vf.owed)-1].cp.Size < n) {
+		// Accepted on its proof from where this reader is: the events
+		// up to it must still form its tree when they arrive.
+		vf.owed = append(vf.owed, owedCheckpoint{cp, signed})
+	}
 	if vf.opt.OnCheckpoint != nil {
 		vf.opt.OnCheckpoint(cp, signed)
 	}

@@ -319,6 +319,7 @@ func TestVerifiedTailCatchesTampering(t *testing.T) {
 		// live: the tail starts at the head and events are appended
 		// while it reads; else it replays the history from 0.
 		live    bool
+		grow    bool // events are appended while it reads (live does too)
 		rewrite func() func([]string) [][]string
 		opt     client.TailVerify
 		check   client.Check
@@ -421,6 +422,27 @@ func TestVerifiedTailCatchesTampering(t *testing.T) {
 				return [][]string{l}
 			}
 		}},
+		{name: "a forked checkpoint first, then a larger one", grow: true, check: client.CheckConsistency, rewrite: func() func([]string) [][]string {
+			// The fork comes while the reader is behind it, so it is
+			// taken on its word for now; the real checkpoint of that
+			// size never comes (dropped), a larger one does, and the
+			// events it vouches for form another tree at the fork's size.
+			var forked int64
+			return func(l []string) [][]string {
+				f, ok := frameCheckpoint(l)
+				switch {
+				case !ok:
+					return [][]string{l}
+				case forked == 0:
+					forked = f.TreeSize
+					f.Note = forge(t, env.Key, origin, f.TreeSize)
+					return [][]string{checkpointLines(f)}
+				case f.TreeSize == forked:
+					return nil
+				}
+				return [][]string{l}
+			}
+		}},
 		{name: "a fork of the replayed history", check: client.CheckTree, rewrite: func() func([]string) [][]string {
 			// Every checkpoint replaced by a fork of the same size: the
 			// events do not fold into its root.
@@ -464,7 +486,7 @@ func TestVerifiedTailCatchesTampering(t *testing.T) {
 			opt := tc.opt
 			opt.LogKeys = []string{env.Key.VerifierKey}
 			vt := runVerified(ctx, pc, client.TailOptions{After: &after}, opt)
-			if tc.live {
+			if tc.live || tc.grow {
 				go func() {
 					rs := make([]client.AppendRequest, 7)
 					for i := range rs {
