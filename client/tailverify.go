@@ -163,6 +163,7 @@ type verifier struct {
 	drop      bool // the held events outgrew their bound: read them again
 	// Frames on the current connection.
 	frames int
+	buf    []byte // for hashing
 }
 
 func newVerifier(c *Client, opt TailVerify, keep func(*event.Event) bool) (*verifier, error) {
@@ -250,7 +251,9 @@ func (vf *verifier) event(e event.Event) error {
 	if e.ID != want {
 		return &VerifyError{Check: CheckSequence, EventID: want, Reason: fmt.Sprintf("event %d was due, the stream sent event %d", want, e.ID)}
 	}
-	if h, _ := e.ComputeHash(nil); h != e.Hash {
+	var h event.Hash
+	h, vf.buf = e.ComputeHash(vf.buf)
+	if h != e.Hash {
 		return &VerifyError{Check: CheckHash, EventID: e.ID, Reason: "the event's content does not hash to its hash: it was altered"}
 	}
 	if e.PrevHash != vf.prev {
