@@ -262,9 +262,9 @@ func signCheckpoint(ctx context.Context, cp checkpointConfig, spec backend.Spec,
 		return verify.Checkpoint{}, err
 	}
 	defer led.Close(context.Background())
-	cps, err := openCheckpoints(ctx, cp, spec, st, led, log)
+	checkpointer, err := openCheckpoints(ctx, cp, spec, st, led, log)
 	if err != nil {
 		return verify.Checkpoint{}, err
 	}
-	return cps.Latest(), nil
+	return checkpointer.Latest(), nil
 }
