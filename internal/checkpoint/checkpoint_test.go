@@ -13,6 +13,7 @@ import (
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/checkpoint"
+	"github.com/audit-stream/audit-stream/internal/clock"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/faultstore"
@@ -110,22 +111,55 @@ func TestCheckpointsSurviveRestartAndNeverGoBack(t *testing.T) {
 func TestCheckpointIntervalBoundsSigning(t *testing.T) {
 	t.Parallel()
 	_, key, _ := checkpoint.GenerateKey("example.com/log")
-	l := open(t, t.TempDir(), key, 200*time.Millisecond)
-	start := time.Now()
-	sizes := map[int64]bool{}
-	for time.Since(start) < time.Second {
-		l.append(t, 1)
-		sizes[l.checkpoints.Latest().Size] = true
-		time.Sleep(5 * time.Millisecond)
+	clk := clock.NewManual(time.Date(2026, 5, 15, 3, 14, 15, 0, time.UTC))
+	const interval = 200 * time.Millisecond
+	l, err := tryOpen(t, t.TempDir(), checkpoint.Options{Origin: "example.com/log", Key: key, Interval: interval, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// One checkpoint at open, then at most one per 200 ms.
-	if len(sizes) > 7 {
-		t.Fatalf("%d checkpoints in 1 s with a 200 ms interval", len(sizes))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	signedAt := func(size int64) {
+		t.Helper()
+		if cp, _, err := l.checkpoints.Wait(ctx, size); err != nil || cp.Size != size {
+			t.Fatalf("waiting for a checkpoint of %d: %+v %v", size, cp, err)
+		}
 	}
-	head := l.led.Head().ID
-	if cp, _, err := l.checkpoints.Wait(context.Background(), head); err != nil || cp.Size < head {
-		t.Fatalf("last appends not covered: %+v %v", cp, err)
+	unsigned := func(size int64) {
+		t.Helper()
+		if got := l.checkpoints.Latest().Size; got != size {
+			t.Fatalf("a checkpoint of %d within the interval; the last must still be %d", got, size)
+		}
 	}
+
+	// The log grows at once after Run starts: the first checkpoint waits
+	// out the interval, however many appends come meanwhile, and then
+	// covers them all.
+	l.append(t, 1)
+	if err := clk.WaitTimers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	l.append(t, 4)
+	unsigned(0)
+	clk.Advance(interval - time.Millisecond)
+	unsigned(0)
+	clk.Advance(time.Millisecond)
+	signedAt(5)
+
+	// Growing right after a checkpoint: again one interval.
+	l.append(t, 1)
+	if err := clk.WaitTimers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	unsigned(5)
+	clk.Advance(interval)
+	signedAt(6)
+
+	// After a quiet spell longer than the interval a checkpoint is due at
+	// once: no timer, no waiting.
+	clk.Advance(time.Hour)
+	l.append(t, 1)
+	signedAt(7)
 }
 
 func TestKeyFiles(t *testing.T) {

@@ -5,7 +5,6 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -16,7 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/clock"
 	"github.com/audit-stream/audit-stream/internal/kinds"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
@@ -59,6 +61,9 @@ type Options struct {
 	// the CPU the fan-out takes from the producers. Default 20,000 (the
 	// default linger holds up to 1,000 subscribers); negative: no bound.
 	StreamBursts int
+	// Clock is what stream lingers are waited out by; default clock.Real.
+	// (Write deadlines are the connection's own, in real time.)
+	Clock clock.Clock
 	// WriteTimeout bounds each write to a stream, so a dead peer frees its
 	// slot; default 30 s.
 	WriteTimeout time.Duration
@@ -129,6 +134,9 @@ type Server struct {
 
 // New returns the API over a store and its ledger.
 func New(st Store, led *ledger.Ledger, opt Options) *Server {
+	if opt.Clock == nil {
+		opt.Clock = clock.Real
+	}
 	if opt.BodyLimit <= 0 {
 		opt.BodyLimit = 1 << 20
 	}

@@ -69,9 +69,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var cps Checkpoints
+	var checkpoints Checkpoints
 	if withCheckpoints {
-		if cps, err = s.checkpoints(); err != nil {
+		if checkpoints, err = s.checkpoints(); err != nil {
 			return err
 		}
 	}
@@ -140,8 +140,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	var follower *checkpointFollower
 	var cpWake <-chan struct{}
 	sendCheckpoint := func() error { return nil }
-	if cps != nil {
-		follower = s.followCheckpoints(ctx, cps, cursor)
+	if checkpoints != nil {
+		follower = s.followCheckpoints(ctx, checkpoints, cursor)
 		cpWake = follower.C()
 		sendCheckpoint = func() error {
 			fr, err := follower.next(ctx, cursor)
@@ -168,9 +168,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
-	linger := time.NewTimer(0)
-	<-linger.C
-	defer linger.Stop()
 	token := s.watchStreamToken(r)
 	defer token.Stop()
 	// Woken only by events this subscriber may want: an idle subscriber
@@ -230,11 +227,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			// then carry many events, which is what lets a thousand
 			// subscribers keep up. An event after a quiet spell still
 			// goes out at once.
-			linger.Reset(s.linger())
+			linger := s.opt.Clock.NewTimer(s.linger())
 			select {
-			case <-linger.C:
+			case <-linger.C():
 				continue
 			case <-ctx.Done():
+				linger.Stop()
 				return nil
 			}
 		}

@@ -61,7 +61,7 @@ type checkpointFollower struct {
 
 // followCheckpoints starts following the served checkpoints for a
 // subscriber starting after event start, until ctx ends.
-func (s *Server) followCheckpoints(ctx context.Context, cps Checkpoints, start int64) *checkpointFollower {
+func (s *Server) followCheckpoints(ctx context.Context, checkpoints Checkpoints, start int64) *checkpointFollower {
 	f := &checkpointFollower{s: s, wake: make(chan struct{}, 1), anchor: start}
 	// The one served now, without waiting: Wait on a done context answers
 	// at once when a checkpoint is served, and fails when the cosigner has
@@ -69,7 +69,7 @@ func (s *Server) followCheckpoints(ctx context.Context, cps Checkpoints, start i
 	done, cancel := context.WithCancel(ctx)
 	cancel()
 	size := int64(0)
-	if cp, note, err := cps.Wait(done, 0); err == nil {
+	if cp, note, err := checkpoints.Wait(done, 0); err == nil {
 		f.latest.Store(&signedCheckpoint{cp, note})
 		size = cp.Size + 1
 	}
@@ -78,7 +78,7 @@ func (s *Server) followCheckpoints(ctx context.Context, cps Checkpoints, start i
 	// through a channel they close, and have no other subscription.
 	go func() {
 		for {
-			cp, note, err := cps.Wait(ctx, size)
+			cp, note, err := checkpoints.Wait(ctx, size)
 			if err != nil {
 				return
 			}

@@ -69,6 +69,12 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("sqlite: data directory %s is in use by another process: %w", dir, err)
 	}
+	// The lock says no import runs: a database file one left is from an
+	// import that never finished, and is not the store.
+	if err := removeStaleImport(dir); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("sqlite: remove an unfinished import: %w", err)
+	}
 	s, err := open(ctx, dir)
 	if err != nil {
 		lock.Close()
