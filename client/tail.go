@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -39,6 +41,13 @@ type TailOptions struct {
 	// last connection ended and the delay before the next one. It must not
 	// block for long.
 	OnRetry func(err error, wait time.Duration)
+
+	// Verify, if set, makes the tail verify everything it reads against
+	// the log's signed checkpoints and yield only events a checkpoint
+	// has covered (see TailVerify). The stream is then read unfiltered,
+	// since every event is a leaf to check; Kinds and Sources are
+	// applied here. A mismatch ends the tail with a *VerifyError.
+	Verify *TailVerify
 }
 
 var (
@@ -81,6 +90,14 @@ func (c *Client) Tail(ctx context.Context, opt TailOptions) iter.Seq2[event.Even
 			}
 			t.cursor = *opt.After
 		}
+		if opt.Verify != nil {
+			vf, err := newVerifier(c, *opt.Verify, matcher(opt.Kinds, opt.Sources))
+			if err != nil {
+				yield(event.Event{}, err)
+				return
+			}
+			t.vf = vf
+		}
 		t.run(ctx)
 	}
 }
@@ -92,6 +109,15 @@ type tail struct {
 
 	cursor int64         // last event id passed (yielded or skipped by the filter); -1: the head, not yet known
 	retry  time.Duration // the server's advertised reconnect delay, 0 if none
+	vf     *verifier     // nil unless verifying (tailverify.go)
+}
+
+// matcher is the Kinds and Sources filter, for a verifying tail that
+// filters what it verified.
+func matcher(kinds, sources []string) func(*event.Event) bool {
+	return func(e *event.Event) bool {
+		return (len(kinds) == 0 || slices.Contains(kinds, e.Kind)) && (len(sources) == 0 || slices.Contains(sources, e.Source))
+	}
 }
 
 func (t *tail) run(ctx context.Context) {
@@ -105,7 +131,8 @@ func (t *tail) run(ctx context.Context) {
 			t.yield(event.Event{}, ctx.Err())
 			return
 		}
-		if !isTemporary(err) {
+		var verr *VerifyError
+		if !isTemporary(err) || errors.As(err, &verr) {
 			t.yield(event.Event{}, err)
 			return
 		}
@@ -156,7 +183,12 @@ func (t *tail) backoff(n int) time.Duration {
 func (t *tail) connect(ctx context.Context) (yielded, stop bool, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	req, err := t.c.newRequest(ctx, http.MethodGet, "/stream", filterQuery(t.opt.Kinds, t.opt.Sources), nil)
+	q := filterQuery(t.opt.Kinds, t.opt.Sources)
+	if t.vf != nil {
+		q = url.Values{"checkpoints": {"true"}}
+		t.cursor = t.vf.resume(t.cursor)
+	}
+	req, err := t.c.newRequest(ctx, http.MethodGet, "/stream", q, nil)
 	if err != nil {
 		t.yield(event.Event{}, fmt.Errorf("client: tail: %w", err))
 		return false, true, err
@@ -184,6 +216,7 @@ func (t *tail) connect(ctx context.Context) (yielded, stop bool, err error) {
 	}
 	body := &activityReader{r: resp.Body, timer: watchdog, idle: t.opt.IdleTimeout}
 	sse := newSSEReader(body, maxEventBytes)
+	preamble := false // a verifying tail's: the position is known
 	for {
 		f, err := sse.Next()
 		if d, ok := sse.Retry(); ok {
@@ -199,11 +232,43 @@ func (t *tail) connect(ctx context.Context) (yielded, stop bool, err error) {
 		}
 		id, idErr := strconv.ParseInt(f.ID, 10, 64)
 		if !f.HasData {
+			if t.vf != nil {
+				if preamble || idErr != nil {
+					continue
+				}
+				preamble = true
+				if err := t.vf.position(ctx, id); err != nil {
+					return yielded, false, err
+				}
+				t.cursor = id
+				continue
+			}
 			// The server's position, sent first on every connection:
 			// resume from it even if no event arrives before a
 			// disconnect.
 			if idErr == nil && id > t.cursor {
 				t.cursor = id
+			}
+			continue
+		}
+		if f.Event == "checkpoint" {
+			// Not an event (it has no id of its own); only a verifying
+			// tail asks for them.
+			if t.vf == nil {
+				continue
+			}
+			if !preamble {
+				return yielded, false, &protocolError{"a checkpoint frame before the stream's position"}
+			}
+			evs, err := t.vf.checkpoint(ctx, f.Data)
+			if err != nil {
+				return yielded, false, err
+			}
+			for _, ev := range evs {
+				yielded = true
+				if !t.yield(ev, nil) {
+					return yielded, true, nil
+				}
 			}
 			continue
 		}
@@ -213,6 +278,17 @@ func (t *tail) connect(ctx context.Context) (yielded, stop bool, err error) {
 		}
 		if idErr != nil || id != ev.ID {
 			return yielded, false, &protocolError{fmt.Sprintf("frame id %q is not the id of its event (%d)", f.ID, ev.ID)}
+		}
+		if t.vf != nil {
+			if !preamble {
+				return yielded, false, &protocolError{"an event before the stream's position"}
+			}
+			// Held until a checkpoint covers it.
+			if err := t.vf.event(ev); err != nil {
+				return yielded, false, err
+			}
+			t.cursor = ev.ID
+			continue
 		}
 		if ev.ID <= t.cursor {
 			continue // already yielded: cannot happen with a correct server

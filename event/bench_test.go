@@ -54,3 +54,21 @@ func BenchmarkCanonicalize(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseBatch parses a batch of 1,000 typical requests in one array;
+// compare its time per byte with BenchmarkParseRequest's, measured in the
+// same run: a batch item should cost no more than a request alone.
+func BenchmarkParseBatch(b *testing.B) {
+	body := append([]byte("["), benchBody...)
+	for range 999 {
+		body = append(append(body, ','), benchBody...)
+	}
+	body = append(body, ']')
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if reqs, err := ParseBatch(body, false, DefaultKindSet, nil); err != nil || len(reqs) != 1000 {
+			b.Fatal(len(reqs), err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/audit-stream/audit-stream/event"
@@ -294,4 +295,33 @@ func asInconsistency(err error, target **InconsistencyError) bool {
 	e, ok := err.(*InconsistencyError)
 	*target = e
 	return ok
+}
+
+// AppendStored hands out exactly what tlog stores for each record, so an
+// import can write the tree without reading it back.
+func TestAppendStoredMatchesTlog(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var tree Tree
+	var mem memTree
+	var got []tlog.Hash
+	for i := int64(0); i < 1100; i++ {
+		var h event.Hash
+		for j := range h {
+			h[j] = byte(r.Uint32())
+		}
+		want, err := tlog.StoredHashesForRecordHash(i, tlog.RecordHash(h[:]), &mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err = tree.AppendStored(got[:0], h); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("record %d: stored %d hashes %x, tlog %d %x", i, len(got), got, len(want), want)
+		}
+		mem.add(t, i, LeafHash(h))
+	}
+	if root, _ := tlog.TreeHash(1100, &mem); tree.Root() != root {
+		t.Fatalf("root %x, want %x", tree.Root(), root)
+	}
 }

@@ -30,8 +30,25 @@ func (t *Tree) Add(h event.Hash) error { return t.AddLeafHash(LeafHash(h)) }
 // does, but straight from the kept edge: the walk adds a leaf per event, in
 // one goroutine, and must not allocate for it.
 func (t *Tree) AddLeafHash(leaf tlog.Hash) error {
+	_, err := t.add(nil, false, leaf)
+	return err
+}
+
+// AppendStored adds the leaf for the next event's hash, as Add does, and
+// appends to dst the hashes tlog stores for that record
+// (tlog.StoredHashesForRecordHash): the leaf hash, then each subtree hash it
+// completes. They are the hashes the merge computes anyway, so an import
+// gets the stored tree and the root from one pass of hashing.
+func (t *Tree) AppendStored(dst []tlog.Hash, h event.Hash) ([]tlog.Hash, error) {
+	return t.add(dst, true, LeafHash(h))
+}
+
+func (t *Tree) add(stored []tlog.Hash, keep bool, leaf tlog.Hash) ([]tlog.Hash, error) {
 	h := leaf
 	for l := 0; ; l++ {
+		if keep {
+			stored = append(stored, h)
+		}
 		// The subtree at level l that leaf t.n completes is #(t.n>>l).
 		left := t.last[l]
 		t.last[l] = subtree{n: t.n >> l, hash: h}
@@ -39,12 +56,12 @@ func (t *Tree) AddLeafHash(leaf tlog.Hash) error {
 			break
 		}
 		if left.n != t.n>>l-1 {
-			return fmt.Errorf("merkle tree at size %d: left sibling at level %d is not on the edge", t.n, l)
+			return stored, fmt.Errorf("merkle tree at size %d: left sibling at level %d is not on the edge", t.n, l)
 		}
 		h = tlog.NodeHash(left.hash, h)
 	}
 	t.n++
-	return nil
+	return stored, nil
 }
 
 // Size is the number of leaves added.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -219,4 +220,45 @@ func TestCheckQuorum(t *testing.T) {
 	if _, err := ParseVerifiers([]string{signers[0].VerifierKey(), signers[0].VerifierKey()}); err == nil {
 		t.Fatal("the same witness twice accepted: it would count twice")
 	}
+}
+
+// FuzzNewVerifier: a verifier key either is refused or names a key whose
+// hash is the one the text says.
+func FuzzNewVerifier(f *testing.F) {
+	_, vkey, _ := vectorKeys()
+	f.Add(vkey)
+	f.Add("w+00000000+BAEC")
+	f.Add("a b+00000000+")
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := NewVerifier(s)
+		if err != nil {
+			return
+		}
+		if !validName(v.Name()) {
+			t.Fatalf("accepted name %q", v.Name())
+		}
+		if !strings.Contains(s, fmt.Sprintf("+%08x+", v.KeyHash())) {
+			t.Fatalf("key hash %08x not the one in %q", v.KeyHash(), s)
+		}
+		if v.Verify([]byte("x\n"), make([]byte, 72)) {
+			t.Fatal("an all-zero signature verified")
+		}
+	})
+}
+
+// vectorKeys are the keys of testdata/cosignature-v1.txt, for seeds.
+func vectorKeys() (skey, vkey string, err error) {
+	b, err := os.ReadFile("testdata/cosignature-v1.txt")
+	if err != nil {
+		return "", "", err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "skey "); ok {
+			skey = v
+		}
+		if v, ok := strings.CutPrefix(l, "vkey "); ok {
+			vkey = v
+		}
+	}
+	return skey, vkey, nil
 }

@@ -77,7 +77,7 @@ func openCheckpoints(ctx context.Context, cfg checkpointConfig, spec backend.Spe
 	if key.Signer.Name() != origin {
 		log.Warn("the signing key's name differs from the origin; verifiers must pass the origin explicitly", "key", key.Signer.Name(), "origin", origin)
 	}
-	cps, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{
+	checkpointer, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{
 		Origin: origin, Key: key, Interval: cfg.interval, FinalTimeout: cfg.final, Copy: cfg.copy, Recover: cfg.recover, Rotate: cfg.rotate, Logger: log,
 	})
 	if errors.Is(err, checkpoint.ErrMismatch) || errors.Is(err, checkpoint.ErrUnsigned) {
@@ -89,6 +89,6 @@ func openCheckpoints(ctx context.Context, cfg checkpointConfig, spec backend.Spe
 	if err != nil {
 		return nil, err
 	}
-	log.Info("checkpoints", "origin", origin, "verifier_key", key.VerifierKey, "size", cps.Latest().Size)
-	return cps, nil
+	log.Info("checkpoints", "origin", origin, "verifier_key", key.VerifierKey, "size", checkpointer.Latest().Size)
+	return checkpointer, nil
 }

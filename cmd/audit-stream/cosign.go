@@ -99,18 +99,18 @@ func parseWitness(v string) (cosigner.Witness, error) {
 
 // open puts a cosigner in front of the checkpointer when witnesses are
 // configured; otherwise the checkpointer serves as it is.
-func (c witnessConfig) open(ctx context.Context, cps *checkpoint.Checkpointer, st store.Store, log *slog.Logger) (httpapi.Checkpoints, []prometheus.Collector, func(context.Context), error) {
+func (c witnessConfig) open(ctx context.Context, checkpointer *checkpoint.Checkpointer, st store.Store, log *slog.Logger) (httpapi.Checkpoints, []prometheus.Collector, func(context.Context), error) {
 	if len(c.witnesses) == 0 {
 		if c.quorum != 0 {
 			return nil, nil, nil, fmt.Errorf("--witness-quorum without --witness")
 		}
-		return cps, nil, func(context.Context) {}, nil
+		return checkpointer, nil, func(context.Context) {}, nil
 	}
 	q := c.quorum
 	if q == 0 {
 		q = len(c.witnesses)
 	}
-	cs, err := cosigner.New(ctx, cps, st, st, cosigner.Options{
+	cs, err := cosigner.New(ctx, checkpointer, st, st, cosigner.Options{
 		Witnesses: c.witnesses, Quorum: q, Timeout: c.timeout, Retry: c.retry, Logger: log,
 	})
 	if err != nil {

@@ -138,3 +138,42 @@ func TestInsiderRewriteRefusedByWitnesses(t *testing.T) {
 		t.Fatalf("verify with the witnesses after the attack: exit %d %s", code, out)
 	}
 }
+
+func TestWitnessServeUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	skey, _, _ := witness.GenerateKey("witness.test/u")
+	keyFile := filepath.Join(dir, "w.key")
+	os.WriteFile(keyFile, []byte(skey), 0o600)
+	_, logKey, _ := note.GenerateKey(rand.Reader, "log.test/u")
+	logSkey, _, _ := note.GenerateKey(rand.Reader, "log.test/u")
+	badKey := filepath.Join(dir, "bad.key")
+	os.WriteFile(badKey, []byte("not a key"), 0o600)
+	t.Setenv("AUDIT_STREAM_WITNESS_LOGS", "")
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--state", dir, "--log", logKey}, "--key, --state and at least one --log are required"},
+		{[]string{"--key", keyFile, "--log", logKey}, "--key, --state and at least one --log are required"},
+		{[]string{"--key", keyFile, "--state", dir}, "--key, --state and at least one --log are required"},
+		{[]string{"--key", filepath.Join(dir, "missing"), "--state", dir, "--log", logKey}, "no such file"},
+		{[]string{"--key", badKey, "--state", dir, "--log", logKey}, "not a note private key"},
+		{[]string{"--key", keyFile, "--state", dir, "--log", "nonsense"}, "--log nonsense"},
+		{[]string{"--key", keyFile, "--state", dir, "--log", logSkey}, "--log"}, // a private key is not a verifier key
+		{[]string{"--key", keyFile, "--state", dir, "--log", "@" + filepath.Join(dir, "missing")}, "--log"},
+		{[]string{"--key", keyFile, "--state", dir, "--log", logKey, "--log-level", "loud"}, "log-level"},
+	} {
+		code, _, errs := cli(t, append([]string{"witness", "serve", "--addr", "127.0.0.1:0"}, c.args...)...)
+		if code != 2 || !strings.Contains(errs, c.says) {
+			t.Errorf("witness serve %v: exit %d, want 2 saying %q:\n%s", c.args, code, c.says, errs)
+		}
+	}
+	// ORIGIN=KEY, and the environment instead of the flag.
+	origin, v, err := parseLogFlag("other.example/log=" + logKey)
+	if err != nil || origin != "other.example/log" || v.Name() != "log.test/u" {
+		t.Errorf("ORIGIN=KEY: %q %v %v", origin, v, err)
+	}
+	if origin, _, err := parseLogFlag("a=b=" + logKey); err != nil || origin != "a=b" {
+		t.Errorf("an origin holding '=': %q %v", origin, err)
+	}
+}

@@ -9,18 +9,15 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/backend"
+	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 	"github.com/audit-stream/audit-stream/verify"
 )
-
-// importBatch is the number of events written in one transaction: large
-// enough that the per-transaction cost (an fsync) vanishes, small enough to
-// keep memory and the WAL small.
-const importBatch = 16384
 
 func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var cp checkpointConfig
@@ -39,13 +36,17 @@ SQLite log imported into PostgreSQL (or back) verifies to the same root. FILE is
 original service's JSON array dump (GET /events?limit=100000); a leading UTF-8
 byte-order mark is ignored.
 
-The whole chain is verified first: a broken one is refused with the verify
-report on stdout, exit status 1, and nothing is written. Otherwise every
-event is stored exactly as it is (event_id, timestamp, payload, hash), the
-Merkle tree is built and a checkpoint signed with the key serve will use, so
-the server continues the same chain. Prints the verify report on stdout and
-progress on stderr. Exit status: 0 imported, 1 broken chain, 2 usage or I/O
-error.
+The whole chain is verified: a broken one is refused with the verify report
+on stdout, exit status 1, and nothing is written to the store. Otherwise
+every event is stored exactly as it is (event_id, timestamp, payload, hash),
+the Merkle tree is built and a checkpoint signed with the key serve will use,
+so the server continues the same chain. Prints the verify report on stdout
+and progress on stderr. Exit status: 0 imported, 1 broken chain, 2 usage or
+I/O error.
+
+Into a data directory the log is loaded into a new database file beside the
+store's, which replaces it only once complete: a crash or kill before that
+leaves the store as it was. No token command may run meanwhile.
 
 Examples:
   audit-stream import events.ndjson --data /var/lib/audit-stream
@@ -118,7 +119,7 @@ func importFile(ctx context.Context, file string, spec backend.Spec, cp checkpoi
 	if fi, err := in.Stat(); err != nil {
 		return rep, err
 	} else if !fi.Mode().IsRegular() {
-		return rep, fmt.Errorf("%s is not a regular file: import reads it twice (verify, then load)", file)
+		return rep, fmt.Errorf("%s is not a regular file", file)
 	}
 	created := false
 	if spec.Dir != "" {
@@ -147,86 +148,32 @@ func importFile(ctx context.Context, file string, spec backend.Spec, cp checkpoi
 	if head.ID != 0 {
 		return rep, fmt.Errorf("%w: %s already holds %d events; import needs an empty store", errUsage, spec, head.ID)
 	}
-
-	// Pass 1: verify, writing nothing.
-	p := newProgressLine(progress, "import: verified", 0)
-	rep, err = verify.CheckTreeRaw(ctx, verify.ExportSource(in), event.ParseStored, nil, verify.StreamOptions{Visit: func(e *event.Event) error {
-		p.tick(e.ID)
-		return nil
-	}})
+	// The empty log's checkpoint is signed before the events go in: the
+	// start-up check of serve (and of this import's final signature) then
+	// finds a log that grew from a signed empty tree, not events with no
+	// checkpoint at all.
+	signEmpty := func() error {
+		_, err := signCheckpoint(ctx, cp, spec, st, log)
+		return err
+	}
+	if ls, ok := st.(*sqlite.Store); ok {
+		rep, err = loadSQLite(ctx, in, ls, progress, signEmpty)
+		if err == nil && rep.Valid && rep.Checked > 0 {
+			// Commit closed the store: the log is in place, open it.
+			var reopened store.Store
+			if reopened, err = backend.Open(ctx, spec, backend.Serve, log); err == nil {
+				st = reopened
+			}
+		}
+	} else {
+		rep, err = loadAppending(ctx, in, st, progress, signEmpty, &written)
+	}
 	if err != nil || !rep.Valid {
 		return rep, err
 	}
-	p.done()
 	if rep.Checked == 0 {
 		return rep, fmt.Errorf("%w: %s holds no events", errUsage, file)
 	}
-
-	// The empty log's checkpoint first: the start-up check of serve
-	// (and of this import's final signature) then finds a log that grew
-	// from a signed empty tree, not events with no checkpoint at all.
-	if _, err := signCheckpoint(ctx, cp, spec, st, log); err != nil {
-		return rep, err
-	}
-
-	// Pass 2: load, verifying again so that what is written is what was
-	// verified even if the file changed in between.
-	if _, err := in.Seek(0, io.SeekStart); err != nil {
-		return rep, err
-	}
-	written = true
-	p = newProgressLine(progress, "import: imported", 0)
-	im := ledger.NewImporter(st)
-	full := make(chan []event.Event, 1)
-	free := make(chan []event.Event, 2)
-	free <- make([]event.Event, 0, importBatch)
-	free <- make([]event.Event, 0, importBatch)
-	loadErr := make(chan error, 1)
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		var err error
-		for batch := range full {
-			if err == nil {
-				if err = im.Append(lctx, batch); err != nil {
-					cancel()
-				} else {
-					p.tick(batch[len(batch)-1].ID)
-				}
-			}
-			clear(batch)
-			free <- batch[:0]
-		}
-		loadErr <- err
-	}()
-	batch := <-free
-	var t2 verify.Tree
-	rep2, err := verify.StreamTreeRaw(lctx, verify.ExportSource(in), event.ParseStored, verify.StreamOptions{Visit: func(e *event.Event) error {
-		batch = append(batch, *e)
-		if len(batch) == importBatch {
-			full <- batch
-			select {
-			case batch = <-free:
-			case <-lctx.Done():
-				return lctx.Err()
-			}
-		}
-		return nil
-	}}, &t2)
-	if err == nil && len(batch) > 0 {
-		full <- batch
-	}
-	close(full)
-	if lerr := <-loadErr; lerr != nil {
-		return rep, lerr
-	}
-	if err != nil {
-		return rep, err
-	}
-	if !rep2.Valid || rep2.Checked != rep.Checked || rep2.RootHash != rep.RootHash {
-		return rep, fmt.Errorf("%s changed while it was imported", file)
-	}
-	p.done()
 
 	// Sign over the imported events as serve would, with the key it will use.
 	got, err := signCheckpoint(ctx, cp, spec, st, log)
@@ -239,6 +186,74 @@ func importFile(ctx context.Context, file string, spec backend.Spec, cp checkpoi
 	return rep, nil
 }
 
+// loadSQLite reads the file once: verifying, computing the tree and writing
+// into a new database file beside the store's, which replaces the store's
+// only once the whole chain has passed. A broken chain leaves the store as
+// it was; so does a crash, at any point before the final rename.
+func loadSQLite(ctx context.Context, in io.Reader, st *sqlite.Store, progress io.Writer, signEmpty func() error) (rep verify.TreeReport, err error) {
+	ld, err := st.Loader(ctx)
+	if err != nil {
+		return rep, err
+	}
+	defer func() {
+		if err != nil || !rep.Valid || rep.Checked == 0 {
+			ld.Abort()
+		}
+	}()
+	p := newProgressLine(progress, "import: imported", 0)
+	rep, err = ledger.Import(ctx, verify.ExportSource(in), event.ParseStored, ledger.ImportOptions{Write: ld.Append, Progress: p.tick})
+	if err != nil || !rep.Valid || rep.Checked == 0 {
+		return rep, err
+	}
+	p.done()
+	// In the store being replaced, before Commit copies its meta.
+	start := time.Now()
+	if err := signEmpty(); err != nil {
+		return rep, err
+	}
+	if err := ld.Commit(ctx); err != nil {
+		return rep, err
+	}
+	fmt.Fprintf(progress, "import: indexed, synced and moved into place in %s\n", time.Since(start).Round(time.Millisecond))
+	return rep, nil
+}
+
+// loadAppending verifies the file, then reads it again and appends its
+// events to a store that cannot be swapped for a new one (a shared
+// PostgreSQL database), checking the chain again so that what is written is
+// what was verified even if the file changed in between.
+func loadAppending(ctx context.Context, in io.ReadSeeker, st store.Store, progress io.Writer, signEmpty func() error, written *bool) (rep verify.TreeReport, err error) {
+	p := newProgressLine(progress, "import: verified", 0)
+	rep, err = ledger.Import(ctx, verify.ExportSource(in), event.ParseStored, ledger.ImportOptions{Progress: p.tick})
+	if err != nil || !rep.Valid || rep.Checked == 0 {
+		return rep, err
+	}
+	p.done()
+	if err := signEmpty(); err != nil {
+		return rep, err
+	}
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		return rep, err
+	}
+	*written = true
+	p = newProgressLine(progress, "import: imported", 0)
+	rep2, err := ledger.Import(ctx, verify.ExportSource(in), event.ParseStored, ledger.ImportOptions{
+		Write: func(ctx context.Context, recs []store.Record) error {
+			_, err := st.Append(ctx, func(store.Tx) ([]store.Record, error) { return recs, nil })
+			return err
+		},
+		Progress: p.tick,
+	})
+	if err != nil {
+		return rep, err
+	}
+	if !rep2.Valid || rep2.Checked != rep.Checked || rep2.RootHash != rep.RootHash {
+		return rep, errors.New("the file changed while it was imported")
+	}
+	p.done()
+	return rep, nil
+}
+
 // signCheckpoint signs a checkpoint for the store's tree as it stands, the
 // way serve does at start-up, and returns it.
 func signCheckpoint(ctx context.Context, cp checkpointConfig, spec backend.Spec, st store.Store, log *slog.Logger) (verify.Checkpoint, error) {
@@ -247,9 +262,9 @@ func signCheckpoint(ctx context.Context, cp checkpointConfig, spec backend.Spec,
 		return verify.Checkpoint{}, err
 	}
 	defer led.Close(context.Background())
-	cps, err := openCheckpoints(ctx, cp, spec, st, led, log)
+	checkpointer, err := openCheckpoints(ctx, cp, spec, st, led, log)
 	if err != nil {
 		return verify.Checkpoint{}, err
 	}
-	return cps.Latest(), nil
+	return checkpointer.Latest(), nil
 }

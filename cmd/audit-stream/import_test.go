@@ -7,11 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/audit-stream/audit-stream/internal/e2e"
+	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
 
 // dumpEvent is one event of a hand-made dump: raw is the payload as the dump
@@ -264,6 +267,54 @@ func TestImportRefuses(t *testing.T) {
 		if code, _, _ := cli(t, args...); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
 		}
+	}
+}
+
+// A SIGKILL in the middle of an import leaves the store as it was, never a
+// store that looks complete; the next import starts again and completes,
+// and removes what the killed one left.
+func TestImportKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	const n = 60_000
+	dump := writeExport(t, dir, n)
+	data := filepath.Join(dir, "data")
+	cmd := exec.Command(e2e.Binary(t), "import", "--quiet", "--data", data, dump)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	partial := filepath.Join(data, sqlite.FileName+".import")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		if fi, err := os.Stat(partial); err == nil && fi.Size() > 1<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the import wrote no megabyte in a minute")
+		}
+	}
+	cmd.Process.Kill()
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("the import finished before it was killed: nothing was tested")
+	}
+	if _, err := os.Stat(partial); err != nil {
+		t.Fatalf("the killed import left no partial file: %v", err)
+	}
+	if code, out, errs := cli(t, "export", "--data", data); code != 0 || out != "" {
+		t.Fatalf("store after a killed import: exit %d, %d bytes exported: %s", code, len(out), errs)
+	}
+	code, out, errs := cli(t, "import", "--quiet", "--data", data, dump)
+	if code != 0 {
+		t.Fatalf("import after a killed one: exit %d: %s %s", code, out, errs)
+	}
+	if rep := verifyReport(t, out); rep["valid"] != true || rep["checked"] != float64(n) {
+		t.Fatalf("report %s", out)
+	}
+	if _, err := os.Stat(partial); !os.IsNotExist(err) {
+		t.Fatalf("the partial file is still there: %v", err)
 	}
 }
 

@@ -38,7 +38,7 @@ func commands() []command {
 		{"append", "append one event to a server", runAppend},
 		{"tail", "follow a server's log live, as NDJSON", runTail},
 		{"verify", "verify a live log, an export or a receipt against signed checkpoints", runVerify},
-		{"witness", "watch a log's checkpoints and alert on rewritten history", runWitness},
+		{"witness", "watch a log's checkpoints and alert on rewritten history; witness serve: cosign logs' checkpoints (C2SP tlog-witness)", runWitness},
 		{"keygen", "generate a checkpoint signing key", runKeygen},
 		{"key", "key show: print the checkpoint verifier key", runKey},
 		{"token", "create, list and revoke API tokens", runToken},

@@ -215,37 +215,37 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	// gets half the shutdown time at most, so the rest of the shutdown
 	// still fits in --shutdown-timeout.
 	cfg.checkpoint.final = max(cfg.shutdown/2, time.Millisecond)
-	cps, err := openCheckpoints(ctx, cfg.checkpoint, spec, st, led, log)
+	checkpointer, err := openCheckpoints(ctx, cfg.checkpoint, spec, st, led, log)
 	if err != nil {
 		led.Close(context.Background())
 		return err
 	}
 	// The checkpointer outlives the ledger: once the ledger closes it
 	// covers the last events, then stops, before the store closes.
-	cpsDone := make(chan struct{})
+	checkpointerDone := make(chan struct{})
 	var stopBy time.Time // the shutdown deadline, once a shutdown starts
 	defer func() {
 		if stopBy.IsZero() {
-			<-cpsDone // bounded by the checkpointer's own final timeout
+			<-checkpointerDone // bounded by the checkpointer's own final timeout
 			return
 		}
 		t := time.NewTimer(time.Until(stopBy))
 		defer t.Stop()
 		select {
-		case <-cpsDone:
+		case <-checkpointerDone:
 		case <-t.C:
 			log.Warn("last checkpoint not stored within --shutdown-timeout; the next start signs it")
 		}
 	}()
 	go func() {
-		defer close(cpsDone)
-		if err := cps.Run(context.WithoutCancel(ctx)); store.IsFull(err) {
+		defer close(checkpointerDone)
+		if err := checkpointer.Run(context.WithoutCancel(ctx)); store.IsFull(err) {
 			log.Warn("last checkpoint not stored: storage full; the next start signs it", "err", err)
 		} else if err != nil {
 			log.Error("checkpointer stopped", "err", err)
 		}
 	}()
-	served, metrics, cosign, err := cfg.witnesses.open(ctx, cps, st, log)
+	served, metrics, cosign, err := cfg.witnesses.open(ctx, checkpointer, st, log)
 	if err != nil {
 		led.Close(context.Background())
 		return err

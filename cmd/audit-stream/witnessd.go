@@ -33,7 +33,7 @@ func runWitnessServe(ctx context.Context, args []string, stdin io.Reader, stdout
 	keyFile := fs.String("key", envOr("AUDIT_STREAM_WITNESS_KEY", ""), "the witness's private key file, from audit-stream witness keygen (required; env AUDIT_STREAM_WITNESS_KEY)")
 	state := fs.String("state", envOr("AUDIT_STREAM_WITNESS_STATE", ""), "directory holding the latest cosigned checkpoint of each log (required; env AUDIT_STREAM_WITNESS_STATE)")
 	var logs repeated
-	fs.Var(&logs, "log", "a log to witness: its verifier key, or ORIGIN=KEY when its origin is not the key's name; KEY may be @FILE (repeatable; several keys for one origin are all trusted)")
+	fs.Var(&logs, "log", "a log to witness: its verifier key, or ORIGIN=KEY when its origin is not the key's name; KEY may be @FILE (repeatable; several keys for one origin are all trusted; env AUDIT_STREAM_WITNESS_LOGS, separated by spaces)")
 	bodyTimeout := fs.Duration("body-timeout", 10*time.Second, "time a request's body has to arrive")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
@@ -65,6 +65,9 @@ Flags:
 	if err != nil {
 		fmt.Fprintf(stderr, "witness serve: %v\n", err)
 		return 2
+	}
+	if len(logs) == 0 {
+		logs = strings.Fields(os.Getenv("AUDIT_STREAM_WITNESS_LOGS"))
 	}
 	if *keyFile == "" || *state == "" || len(logs) == 0 {
 		fmt.Fprintln(stderr, "witness serve: --key, --state and at least one --log are required")

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/audit-stream/audit-stream/internal/clock"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/verify"
 	"golang.org/x/mod/sumdb/tlog"
@@ -51,6 +52,9 @@ type Options struct {
 	Key    *Key
 	// Interval is the least time between two checkpoints; default 1 s.
 	Interval time.Duration
+	// Clock is what the interval is measured and waited out by; default
+	// clock.Real.
+	Clock clock.Clock
 	// FinalTimeout bounds signing and storing the last checkpoint when
 	// the log closes; default 5 s.
 	FinalTimeout time.Duration
@@ -110,6 +114,9 @@ func Open(ctx context.Context, st Store, heads Heads, opt Options) (*Checkpointe
 	}
 	if opt.FinalTimeout <= 0 {
 		opt.FinalTimeout = 5 * time.Second
+	}
+	if opt.Clock == nil {
+		opt.Clock = clock.Real
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
@@ -384,7 +391,7 @@ func (c *Checkpointer) publish(cp verify.Checkpoint, signed []byte) {
 // whatever is left, at once and within FinalTimeout, so a clean shutdown
 // leaves every event covered without waiting for the interval.
 func (c *Checkpointer) Run(ctx context.Context) error {
-	last := time.Now()
+	last := c.opt.Clock.Now()
 	for {
 		ch := c.heads.Changed()
 		if c.heads.Closed() {
@@ -400,12 +407,12 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 		}
 		// Wait out the interval, but not past the log closing: a
 		// shutdown must not wait for a checkpoint to fall due.
-		if wait := c.opt.Interval - time.Since(last); wait > 0 {
-			t := time.NewTimer(wait)
+		if wait := c.opt.Interval - c.opt.Clock.Now().Sub(last); wait > 0 {
+			t := c.opt.Clock.NewTimer(wait)
 			closing := false
 			for !closing {
 				select {
-				case <-t.C:
+				case <-t.C():
 				case <-ctx.Done():
 					t.Stop()
 					return c.final()
@@ -421,7 +428,7 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 				return c.final()
 			}
 		}
-		last = time.Now()
+		last = c.opt.Clock.Now()
 		if err := c.advance(ctx); err != nil {
 			if ctx.Err() != nil {
 				return c.final()

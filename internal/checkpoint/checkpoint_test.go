@@ -13,6 +13,7 @@ import (
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/checkpoint"
+	"github.com/audit-stream/audit-stream/internal/clock"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/faultstore"
@@ -82,6 +83,7 @@ func (l *logUnderTest) append(t *testing.T, n int) {
 }
 
 func TestCheckpointsSurviveRestartAndNeverGoBack(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	_, key, err := checkpoint.GenerateKey("example.com/log")
 	if err != nil {
@@ -107,26 +109,61 @@ func TestCheckpointsSurviveRestartAndNeverGoBack(t *testing.T) {
 }
 
 func TestCheckpointIntervalBoundsSigning(t *testing.T) {
+	t.Parallel()
 	_, key, _ := checkpoint.GenerateKey("example.com/log")
-	l := open(t, t.TempDir(), key, 200*time.Millisecond)
-	start := time.Now()
-	sizes := map[int64]bool{}
-	for time.Since(start) < time.Second {
-		l.append(t, 1)
-		sizes[l.checkpoints.Latest().Size] = true
-		time.Sleep(5 * time.Millisecond)
+	clk := clock.NewManual(time.Date(2026, 5, 15, 3, 14, 15, 0, time.UTC))
+	const interval = 200 * time.Millisecond
+	l, err := tryOpen(t, t.TempDir(), checkpoint.Options{Origin: "example.com/log", Key: key, Interval: interval, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// One checkpoint at open, then at most one per 200 ms.
-	if len(sizes) > 7 {
-		t.Fatalf("%d checkpoints in 1 s with a 200 ms interval", len(sizes))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	signedAt := func(size int64) {
+		t.Helper()
+		if cp, _, err := l.checkpoints.Wait(ctx, size); err != nil || cp.Size != size {
+			t.Fatalf("waiting for a checkpoint of %d: %+v %v", size, cp, err)
+		}
 	}
-	head := l.led.Head().ID
-	if cp, _, err := l.checkpoints.Wait(context.Background(), head); err != nil || cp.Size < head {
-		t.Fatalf("last appends not covered: %+v %v", cp, err)
+	unsigned := func(size int64) {
+		t.Helper()
+		if got := l.checkpoints.Latest().Size; got != size {
+			t.Fatalf("a checkpoint of %d within the interval; the last must still be %d", got, size)
+		}
 	}
+
+	// The log grows at once after Run starts: the first checkpoint waits
+	// out the interval, however many appends come meanwhile, and then
+	// covers them all.
+	l.append(t, 1)
+	if err := clk.WaitTimers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	l.append(t, 4)
+	unsigned(0)
+	clk.Advance(interval - time.Millisecond)
+	unsigned(0)
+	clk.Advance(time.Millisecond)
+	signedAt(5)
+
+	// Growing right after a checkpoint: again one interval.
+	l.append(t, 1)
+	if err := clk.WaitTimers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	unsigned(5)
+	clk.Advance(interval)
+	signedAt(6)
+
+	// After a quiet spell longer than the interval a checkpoint is due at
+	// once: no timer, no waiting.
+	clk.Advance(time.Hour)
+	l.append(t, 1)
+	signedAt(7)
 }
 
 func TestKeyFiles(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	k1, created, err := checkpoint.LoadOrCreateKey(dir, "example.com/log")
 	if err != nil || !created {
@@ -148,6 +185,7 @@ func TestKeyFiles(t *testing.T) {
 }
 
 func TestRotatedKeyResigns(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	_, k1, _ := checkpoint.GenerateKey("example.com/log")
 	l := open(t, dir, k1, 10*time.Millisecond)
@@ -174,6 +212,7 @@ func TestRotatedKeyResigns(t *testing.T) {
 // rotation is asked for, from the very first start on (an empty log
 // records its identity in its first, empty checkpoint).
 func TestIdentityChangeNeedsRotation(t *testing.T) {
+	t.Parallel()
 	for _, events := range []int{0, 3} {
 		dir := t.TempDir()
 		_, k1, _ := checkpoint.GenerateKey("example.com/log")
@@ -244,6 +283,7 @@ func (r *recordingStore) SwapMeta(ctx context.Context, key string, old, value []
 // one's root is the stored tree's, and each is consistent with the one it
 // replaced.
 func TestTwoCheckpointersNeverFork(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, key, err := checkpoint.GenerateKey("example.com/log")
 	if err != nil {
@@ -322,6 +362,7 @@ func TestTwoCheckpointersNeverFork(t *testing.T) {
 // A checkpoint that cannot be stored is not served: the checkpointer keeps
 // serving the last stored one and stores a new one once the store heals.
 func TestCheckpointStoreFailure(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, key, err := checkpoint.GenerateKey("example.com/log")
 	if err != nil {

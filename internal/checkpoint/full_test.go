@@ -17,6 +17,7 @@ import (
 // outage must not become a read outage) and signs the new one once there is
 // room again.
 func TestFullDiskCheckpointResumes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	_, key, err := checkpoint.GenerateKey("example.com/log")
@@ -65,29 +66,29 @@ func TestFullDiskCheckpointResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer led.Close(ctx)
-	cps, err := checkpoint.Open(ctx, fs, led.Feed(), opt)
+	checkpointer, err := checkpoint.Open(ctx, fs, led.Feed(), opt)
 	if err != nil {
 		t.Fatalf("open on a full disk: %v", err)
 	}
-	if got := cps.Latest().Size; got != 1 {
+	if got := checkpointer.Latest().Size; got != 1 {
 		t.Fatalf("checkpoint on a full disk covers %d, want the stored 1", got)
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); cps.Run(runCtx) }()
+	go func() { defer close(done); checkpointer.Run(runCtx) }()
 	defer func() { stop(); <-done }()
 	if _, err := led.Append(ctx, req); !store.IsFull(err) {
 		t.Fatalf("append on a full disk: %v", err)
 	}
 	time.Sleep(50 * time.Millisecond) // several intervals of failed signing
-	if got := cps.Latest().Size; got != 1 {
+	if got := checkpointer.Latest().Size; got != 1 {
 		t.Fatalf("checkpoint moved to %d without being stored", got)
 	}
 
 	fs.HealAll()
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, _, err := cps.Wait(wctx, 2); err != nil {
+	if _, _, err := checkpointer.Wait(wctx, 2); err != nil {
 		t.Fatalf("no checkpoint after space returned: %v", err)
 	}
 	if b, err := st.Meta(ctx, "checkpoint"); err != nil || len(b) == 0 {

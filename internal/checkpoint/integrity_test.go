@@ -44,6 +44,7 @@ func unsignedLog(t *testing.T, dir string, n int, source string) (*sqlite.Store,
 }
 
 func TestUnsignedLogRefusedUnlessRecovering(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, key, _ := checkpoint.GenerateKey("example.com/log")
 	st, led := unsignedLog(t, t.TempDir(), 5, "s")
@@ -82,6 +83,7 @@ func TestUnsignedLogRefusedUnlessRecovering(t *testing.T) {
 }
 
 func TestCheckpointCopy(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, key, _ := checkpoint.GenerateKey("example.com/log")
 	copyFile := filepath.Join(t.TempDir(), "checkpoint")
@@ -128,6 +130,7 @@ func TestCheckpointCopy(t *testing.T) {
 
 // A copy that cannot be written only lags: signing goes on.
 func TestCheckpointCopyUnwritable(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, key, _ := checkpoint.GenerateKey("example.com/log")
 	var logs bytes.Buffer

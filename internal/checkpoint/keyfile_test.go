@@ -11,6 +11,7 @@ import (
 // The key goes in whole or not at all, never over an existing file, and no
 // temporary file is left behind.
 func TestWriteKeyFileAtomic(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "signing.key")
 	skey, _, err := checkpoint.GenerateKey("example.com/log")
@@ -43,6 +44,7 @@ func TestWriteKeyFileAtomic(t *testing.T) {
 // An empty key file in the data directory, as a crash during key creation
 // left it before writes were atomic, is replaced instead of blocking start.
 func TestEmptyKeyFileReplaced(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, checkpoint.KeyFile), nil, 0o600); err != nil {
 		t.Fatal(err)

@@ -70,12 +70,12 @@ type Options struct {
 // has the read methods of the checkpointer, so that the HTTP layer serves
 // one or the other.
 type Cosigner struct {
-	cps  Checkpoints
-	tree Tree
-	meta Meta
-	opt  Options
-	log  *slog.Logger
-	ws   []*witnessState
+	checkpointer Checkpoints
+	tree         Tree
+	meta         Meta
+	opt          Options
+	log          *slog.Logger
+	ws           []*witnessState
 
 	mu      sync.Mutex
 	latest  verify.Checkpoint
@@ -100,7 +100,7 @@ type witnessState struct {
 // New returns a cosigner over the checkpointer's checkpoints. It serves the
 // cosigned checkpoint kept from an earlier run when it still verifies under
 // the log's key, else the checkpointer's latest until the first quorum.
-func New(ctx context.Context, cps Checkpoints, tree Tree, meta Meta, opt Options) (*Cosigner, error) {
+func New(ctx context.Context, checkpointer Checkpoints, tree Tree, meta Meta, opt Options) (*Cosigner, error) {
 	if len(opt.Witnesses) == 0 {
 		return nil, errors.New("cosigner: no witnesses")
 	}
@@ -116,7 +116,7 @@ func New(ctx context.Context, cps Checkpoints, tree Tree, meta Meta, opt Options
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Cosigner{cps: cps, tree: tree, meta: meta, opt: opt, log: opt.Logger, changed: make(chan struct{})}
+	c := &Cosigner{checkpointer: checkpointer, tree: tree, meta: meta, opt: opt, log: opt.Logger, changed: make(chan struct{})}
 	for _, w := range opt.Witnesses {
 		c.ws = append(c.ws, &witnessState{Witness: w})
 	}
@@ -124,7 +124,7 @@ func New(ctx context.Context, cps Checkpoints, tree Tree, meta Meta, opt Options
 		Name: "audit_stream_witness_submissions_total",
 		Help: "Checkpoint submissions to witnesses, by witness and result (cosigned, conflict, refused, failed).",
 	}, []string{"witness", "result"})
-	c.latest, c.signed = cps.Signed()
+	c.latest, c.signed = checkpointer.Signed()
 	if kept, err := meta.Meta(ctx, metaKey); err == nil {
 		if cp, ok := c.keptVerifies(kept); ok && cp.Size <= c.latest.Size {
 			c.latest, c.signed, c.quorate = cp, kept, true
@@ -137,14 +137,14 @@ func New(ctx context.Context, cps Checkpoints, tree Tree, meta Meta, opt Options
 // keptVerifies checks a cosigned checkpoint from an earlier run: the log's
 // current key signed it and a quorum of the witnesses cosigned it.
 func (c *Cosigner) keptVerifies(kept []byte) (verify.Checkpoint, bool) {
-	v, err := verify.ParseVerifierKey(c.cps.VerifierKey())
+	v, err := verify.ParseVerifierKey(c.checkpointer.VerifierKey())
 	if err != nil {
 		return verify.Checkpoint{}, false
 	}
 	cp, err := verify.OpenCheckpoint(kept, v, "")
 	if err != nil {
 		// The origin may differ from the key name: take the body's.
-		latest, _ := c.cps.Signed()
+		latest, _ := c.checkpointer.Signed()
 		if cp, err = verify.OpenCheckpoint(kept, v, latest.Origin); err != nil {
 			return cp, false
 		}
@@ -197,13 +197,13 @@ func (c *Cosigner) Run(ctx context.Context) {
 	var last verify.Checkpoint // the checkpoint of the last round
 	complete := false          // whether every witness cosigned it
 	for ctx.Err() == nil {
-		cp, signed := c.cps.Signed()
+		cp, signed := c.checkpointer.Signed()
 		if cp.Size == last.Size && cp.Hash == last.Hash {
 			c.waitNext(ctx, cp.Size, complete)
 			if ctx.Err() != nil {
 				return
 			}
-			cp, signed = c.cps.Signed()
+			cp, signed = c.checkpointer.Signed()
 		}
 		complete = c.round(ctx, cp, signed)
 		last = cp
@@ -220,7 +220,7 @@ func (c *Cosigner) waitNext(ctx context.Context, size int64, complete bool) {
 		wait, stop = context.WithTimeout(wait, c.opt.Retry)
 		defer stop()
 	}
-	c.cps.Wait(wait, size+1)
+	c.checkpointer.Wait(wait, size+1)
 }
 
 // round submits one checkpoint to every witness not still busy with an
@@ -403,7 +403,7 @@ func (c *Cosigner) Wait(ctx context.Context, size int64) (verify.Checkpoint, []b
 }
 
 // VerifierKey is the log's verifier key.
-func (c *Cosigner) VerifierKey() string { return c.cps.VerifierKey() }
+func (c *Cosigner) VerifierKey() string { return c.checkpointer.VerifierKey() }
 
 type hashReader struct {
 	ctx context.Context

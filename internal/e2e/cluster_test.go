@@ -242,8 +242,8 @@ func TestClusterOneChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cps [][]verify.Checkpoint // per instance, in the order served
-	cps = make([][]verify.Checkpoint, len(c.procs))
+	var served [][]verify.Checkpoint // per instance, in the order served
+	served = make([][]verify.Checkpoint, len(c.procs))
 	poll := func(k int) {
 		resp, err := client.Get(c.procs[k].URL + "/checkpoint")
 		if err != nil {
@@ -259,7 +259,7 @@ func TestClusterOneChain(t *testing.T) {
 			t.Errorf("instance %d served a checkpoint that does not verify: %v", k, err)
 			return
 		}
-		cps[k] = append(cps[k], cp)
+		served[k] = append(served[k], cp)
 	}
 	began := time.Now()
 	deadline := time.Now().Add(3 * time.Second)
@@ -329,7 +329,7 @@ func TestClusterOneChain(t *testing.T) {
 		return out, nil
 	})
 	total := 0
-	for k, list := range cps {
+	for k, list := range served {
 		for i, cp := range list {
 			if i > 0 && cp.Size < list[i-1].Size {
 				t.Fatalf("instance %d's checkpoint went backwards: %d after %d", k, cp.Size, list[i-1].Size)

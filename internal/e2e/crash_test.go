@@ -25,6 +25,7 @@ var client = &http.Client{Timeout: 10 * time.Second}
 // acknowledged event is there with the hash it was acknowledged with, and
 // the chain is valid. Repeated, to kill at different moments of a commit.
 func TestKillDuringAppends(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	acked := map[int64]string{}
 	var mu sync.Mutex
@@ -113,6 +114,7 @@ func TestKillDuringAppends(t *testing.T) {
 
 // SIGTERM lets in-flight appends finish, then exits 0.
 func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := e2e.Start(t, dir, "")
 	resp, err := client.Post(p.URL+"/events", "application/json", strings.NewReader(`{"kind":"other","source":"s"}`))

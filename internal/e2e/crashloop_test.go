@@ -59,6 +59,7 @@ type crashLoop struct {
 // answer was lost commit once; replays of acknowledged keys return the
 // original events.
 func TestCrashLoop(t *testing.T) {
+	t.Parallel()
 	iterations := 5
 	if *long {
 		iterations = 20

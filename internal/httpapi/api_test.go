@@ -78,6 +78,7 @@ func verifyValid(t testing.TB, url string, wantChecked int64) {
 // come back with exactly the original service's hash: ids, prev_hash links
 // and the canonical payload included.
 func TestCanonicalVectorsOverHTTP(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "canonical-vectors.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -128,6 +129,7 @@ func TestCanonicalVectorsOverHTTP(t *testing.T) {
 }
 
 func TestServerAssignsTimestamp(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	code, _, b := do(t, "POST", env.URL+"/events", `{"kind":"other","source":"s"}`)
 	if code != 201 {
@@ -147,6 +149,7 @@ func TestServerAssignsTimestamp(t *testing.T) {
 // Each bad request is answered with a 4xx problem+json naming the problem,
 // and none of them writes anything.
 func TestRejections(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	deep := `{"kind":"other","source":"s","payload":` + strings.Repeat(`{"a":`, 70) + `1` + strings.Repeat(`}`, 70) + `}`
 	cases := []struct {
@@ -230,6 +233,7 @@ func TestRejections(t *testing.T) {
 }
 
 func TestQuery(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	kinds := []string{"request_allowed", "request_denied", "watch_created"}
 	sources := []string{"a", "b"}
@@ -276,6 +280,7 @@ func TestQuery(t *testing.T) {
 }
 
 func TestIndexAndHealth(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	code, _, b := do(t, "GET", env.URL+"/healthz", "")
 	if code != 200 || strings.TrimSpace(string(b)) != `{"status":"ok"}` {
@@ -297,6 +302,7 @@ func TestIndexAndHealth(t *testing.T) {
 // Appends from many goroutines at once get distinct, gap-free ids and one
 // unbroken chain.
 func TestConcurrentAppends(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	const producers, each = 16, 25
 	var wg sync.WaitGroup
@@ -336,6 +342,7 @@ func TestConcurrentAppends(t *testing.T) {
 
 // Stop the server, start it again on the same data: the chain continues.
 func TestRestartContinuesChain(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	env := apitest.Start(t, apitest.Options{Dir: dir})
 	var last stored
@@ -356,6 +363,7 @@ func TestRestartContinuesChain(t *testing.T) {
 
 // The data directory may hold other files; the server leaves them alone.
 func TestForeignFilesUntouched(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	foreign := filepath.Join(dir, "backup-2026.tar")
 	if err := os.WriteFile(foreign, []byte("keep me"), 0o600); err != nil {
@@ -372,6 +380,7 @@ func TestForeignFilesUntouched(t *testing.T) {
 // GET /metrics serves Prometheus text with the sequencer's commits, the head,
 // and requests counted by route pattern (not by raw path).
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	for i := range 3 {
 		if code, _, b := do(t, "POST", env.URL+"/events", fmt.Sprintf(`{"kind":"other","source":"s","payload":{"i":%d}}`, i)); code != 201 {

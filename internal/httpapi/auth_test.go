@@ -21,6 +21,7 @@ var identities = []string{"none", "bad", "revoked", "expired", "producer", "read
 // TestRoleMatrix calls every endpoint as every kind of caller over a real
 // listener and checks the status.
 func TestRoleMatrix(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	secrets := map[string]string{"none": "", "bad": "ast_not-a-real-token-at-all"}
 	secrets["producer"], _ = mint(t, env.Store, auth.Spec{Roles: []string{"producer"}, Sources: []string{"billing"}}, nil)
@@ -91,6 +92,7 @@ func TestRoleMatrix(t *testing.T) {
 // TestOpenUntilFirstToken: with no token the server runs open and says so;
 // the first token, created by another process, closes it on the next request.
 func TestOpenUntilFirstToken(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	authMode := func() string {
 		var idx struct{ Auth string }
@@ -126,6 +128,7 @@ func TestOpenUntilFirstToken(t *testing.T) {
 // TestSourceSpoofing: a producer may append only as its own sources, in a
 // single append and in every item of a batch, and nothing is written.
 func TestSourceSpoofing(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	secret, _ := mint(t, env.Store, auth.Spec{Roles: []string{"producer"}, Sources: []string{"billing", "shipping"}}, nil)
 	cases := []struct{ name, path, body, detail string }{
@@ -153,6 +156,7 @@ func TestSourceSpoofing(t *testing.T) {
 // connection to the database) fails on the very next request; so does one
 // revoked through the admin API.
 func TestRevocationImmediate(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	admin, _ := mint(t, env.Store, auth.Spec{Roles: []string{"admin"}}, nil)
 	s1, t1 := mint(t, env.Store, auth.Spec{Roles: []string{"reader"}}, nil)
@@ -184,6 +188,7 @@ func TestRevocationImmediate(t *testing.T) {
 // TestSecretsNeverLogged: refused and accepted requests, with the secret in
 // the header or in ?access_token=, leave no secret in the log.
 func TestSecretsNeverLogged(t *testing.T) {
+	t.Parallel()
 	var logs syncBuffer
 	env := apitest.Start(t, apitest.Options{Log: &logs})
 	reader, _ := mint(t, env.Store, auth.Spec{Roles: []string{"reader"}}, nil)
@@ -215,6 +220,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 
 // TestTokensFile: plain and hashed entries of a read-only tokens file.
 func TestTokensFile(t *testing.T) {
+	t.Parallel()
 	digest := auth.Digest("hashed-secret-0123456789")
 	f, err := auth.ParseFile([]byte(`{"tokens":[
 		{"id":"ci","roles":["producer"],"sources":["billing"],"token":"plain-secret-0123456789"},
@@ -271,6 +277,7 @@ func TestRateLimit(t *testing.T) {
 
 // TestAdminAPICreate: the secret is returned once and works.
 func TestAdminAPICreate(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	admin, _ := mint(t, env.Store, auth.Spec{Roles: []string{"admin"}}, nil)
 	r := call(t, "POST", env.URL+"/admin/tokens", admin, `{"roles":["producer"],"sources":["billing"],"name":"ci","expires":"90d"}`)
@@ -303,6 +310,7 @@ func TestAdminAPICreate(t *testing.T) {
 // TestFirstTokenViaAPI: with only a tokens file, the first token the admin
 // API stores is logged at WARN with the auth mode; later ones are not.
 func TestFirstTokenViaAPI(t *testing.T) {
+	t.Parallel()
 	f, err := auth.ParseFile([]byte(`{"tokens":[{"id":"boot","roles":["admin"],"token":"bootstrap-secret-0123456789"}]}`))
 	if err != nil {
 		t.Fatal(err)

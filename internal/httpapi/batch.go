@@ -25,7 +25,19 @@ func (s *Server) appendBatch(w http.ResponseWriter, r *http.Request) error {
 	// A byte-order mark some editors and Windows tools put first is not
 	// part of the JSON.
 	body = event.TrimBOM(body)
+	// Which items have a schema is known only once they are parsed, and
+	// parsing checks them: a large batch takes a slot whenever any kind
+	// has a schema.
+	n := 0
+	if s.opt.Kinds.Schemas() > 0 {
+		n = len(body)
+	}
+	release, err := s.heavyCheck(n)
+	if err != nil {
+		return err
+	}
 	reqs, err := parseBatch(body, isNDJSON(r.Header.Get("Content-Type")), s.opt.Kinds)
+	release()
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 )
 
 func TestBatchAppend(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	call(t, "POST", env.URL+"/events", "", ev) // event 1, so the batch starts at 2
 	var items []string
@@ -52,6 +53,7 @@ func TestBatchAppend(t *testing.T) {
 // TestBatchRejections: any bad item rejects the whole batch, naming it, and
 // nothing is written.
 func TestBatchRejections(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{API: httpapiOptionsSmallBatch()})
 	producer, _ := mint(t, env.Store, auth.Spec{Roles: []string{"producer"}, Sources: []string{"billing"}}, nil)
 	good := `{"kind":"other","source":"billing"}`

@@ -270,6 +270,7 @@ var noRedirects = &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*h
 }}
 
 func TestCompatibilityTable(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	for _, tc := range compatCases() {
 		t.Run(tc.name, func(t *testing.T) {
@@ -314,6 +315,7 @@ func compatCall(t *testing.T, method, url, body string, hdr ...string) resp {
 // GET /kinds is open to anyone, so many anonymous clients at once must not
 // disturb producers, and hostile query strings and paths get short answers.
 func TestKindsAndQueryChecksUnderHostileClients(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)

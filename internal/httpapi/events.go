@@ -32,7 +32,17 @@ func (s *Server) appendEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// The kind's payload schema, and whether it is retired.
-	if verr := s.opt.Kinds.Check(&req); verr != nil {
+	if s.opt.Kinds.HasSchema(req.Kind) {
+		release, err := s.heavyCheck(len(req.Payload))
+		if err != nil {
+			return err
+		}
+		verr := s.opt.Kinds.Check(&req)
+		release()
+		if verr != nil {
+			return verr
+		}
+	} else if verr := s.opt.Kinds.Check(&req); verr != nil {
 		return verr
 	}
 	// Source binding and Idempotency-Key: see idempotency.go.

@@ -14,6 +14,7 @@ import (
 // a detail that says the disk is full, reads keep working, and appends
 // resume when space returns.
 func TestDiskFullAnswers503(t *testing.T) {
+	t.Parallel()
 	var fs *faultstore.Store
 	env := apitest.Start(t, apitest.Options{Wrap: func(st store.Store) store.Store {
 		fs = faultstore.New(st)

@@ -33,3 +33,26 @@ func (s *Server) writeDeadline(w http.ResponseWriter) (rearm func()) {
 	rearm()
 	return rearm
 }
+
+// HeavyCheckBytes is the size from which checking payloads against their
+// kinds' schemas takes a slot of MaxHeavyChecks. A schema check is linear in
+// the payload but may cost a hundred times its parse (a pattern or
+// uniqueItems over a megabyte): bounding how many run at once keeps the
+// rest of the CPU for everything else, whatever producers send.
+const HeavyCheckBytes = 64 << 10
+
+// heavyCheck takes a slot for checking n bytes of payloads against schemas,
+// or answers 503 when every slot is taken. Smaller checks take none.
+func (s *Server) heavyCheck(n int) (release func(), err error) {
+	if n < HeavyCheckBytes {
+		return func() {}, nil
+	}
+	select {
+	case s.checks <- struct{}{}:
+		return func() { <-s.checks }, nil
+	default:
+		p := problem(http.StatusServiceUnavailable, "too many large payloads are being checked against their kinds' schemas; retry shortly")
+		p.retryAfter = 1
+		return nil, p
+	}
+}

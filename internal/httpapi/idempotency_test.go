@@ -19,6 +19,7 @@ type ack struct {
 // TestIdempotentConcurrent: 32 goroutines send the same key at once from
 // their own connections: exactly one event, 31 replays with the same hash.
 func TestIdempotentConcurrent(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	secret, _ := mint(t, env.Store, auth.Spec{Roles: []string{"producer"}, Sources: []string{"billing"}}, nil)
 	const n = 32
@@ -69,6 +70,7 @@ func TestIdempotentConcurrent(t *testing.T) {
 
 // TestIdempotentAcrossRestart: the key is durable with its event.
 func TestIdempotentAcrossRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	env := apitest.Start(t, apitest.Options{Dir: dir})
 	secret, _ := mint(t, env.Store, auth.Spec{Roles: []string{"producer"}, Sources: []string{"billing"}}, nil)
@@ -98,6 +100,7 @@ func TestIdempotentAcrossRestart(t *testing.T) {
 
 // TestIdempotencyRefusals: key reuse with another body, and bad keys.
 func TestIdempotencyRefusals(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	p1, _ := mint(t, env.Store, auth.Spec{Roles: []string{"producer"}, Sources: []string{"billing"}}, nil)
 	p2, _ := mint(t, env.Store, auth.Spec{Roles: []string{"producer"}, Sources: []string{"billing"}}, nil)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -248,4 +249,49 @@ func readStream(t *testing.T, url string, n int) string {
 		}
 	}
 	return b.String()
+}
+
+// Large payloads of kinds with a schema are checked a bounded number at a
+// time: with every slot taken, such an append is a 503 with Retry-After,
+// while small payloads and kinds without a schema go on.
+func TestHeavySchemaChecksBounded(t *testing.T) {
+	t.Parallel()
+	env := apitest.Start(t, apitest.Options{API: httpapi.Options{Kinds: testCatalog(t, testKinds)}})
+	big := strings.Repeat("x", httpapi.HeavyCheckBytes)
+	large := `{"kind":"payment_approved","source":"b","payload":{"amount":1,"currency":"EUR","memo":"` + big + `"}}`
+	small := `{"kind":"payment_approved","source":"b","payload":{"amount":1,"currency":"EUR"}}`
+	noSchema := `{"kind":"other","source":"b","payload":{"memo":"` + big + `"}}`
+	release := httpapi.HoldHeavyChecks(env.API)
+	for _, tc := range []struct {
+		name, path, body string
+		status           int
+	}{
+		{"large payload with a schema", "/events", large, 503},
+		{"large batch while kinds have schemas", "/events/batch", "[" + noSchema + "]", 503},
+		{"small payload with a schema", "/events", small, 201},
+		{"small batch", "/events/batch", "[" + small + "," + small + "]", 201},
+		{"large payload without a schema", "/events", noSchema, 201},
+	} {
+		r := call(t, "POST", env.URL+tc.path, "", tc.body, "Content-Type", "application/json")
+		if r.status != tc.status {
+			t.Errorf("%s: %d, want %d: %.200s", tc.name, r.status, tc.status, r.body)
+		}
+		if tc.status == 503 && (r.header.Get("Retry-After") == "" || !strings.Contains(r.detail(), "schemas")) {
+			t.Errorf("%s: Retry-After %q, detail %q", tc.name, r.header.Get("Retry-After"), r.detail())
+		}
+	}
+	release()
+	if r := call(t, "POST", env.URL+"/events", "", large, "Content-Type", "application/json"); r.status != 201 {
+		t.Errorf("large payload with a slot free: %d %.200s", r.status, r.body)
+	}
+	// The slots are returned on refusals too.
+	bad := strings.Replace(large, `"amount":1`, `"amount":-1`, 1)
+	for range 3 * runtime.GOMAXPROCS(0) {
+		if r := call(t, "POST", env.URL+"/events", "", bad, "Content-Type", "application/json"); r.status != 422 {
+			t.Fatalf("a failing large payload: %d", r.status)
+		}
+	}
+	if r := call(t, "POST", env.URL+"/events/batch", "", "["+large+"]", "Content-Type", "application/json"); r.status != 201 {
+		t.Errorf("large batch with a slot free: %d %.200s", r.status, r.body)
+	}
 }

@@ -52,11 +52,11 @@ func hexHashes(hs []tlog.Hash) []string {
 }
 
 func (s *Server) getCheckpoint(w http.ResponseWriter, r *http.Request) error {
-	cps, err := s.checkpoints()
+	checkpoints, err := s.checkpoints()
 	if err != nil {
 		return err
 	}
-	_, signed := cps.Signed()
+	_, signed := checkpoints.Signed()
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	// Mutable: tlog-tiles asks that it not be cached beyond a few seconds.
@@ -66,12 +66,12 @@ func (s *Server) getCheckpoint(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getCheckpointKey(w http.ResponseWriter, r *http.Request) error {
-	cps, err := s.checkpoints()
+	checkpoints, err := s.checkpoints()
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, err = w.Write([]byte(cps.VerifierKey() + "\n"))
+	_, err = w.Write([]byte(checkpoints.VerifierKey() + "\n"))
 	return err
 }
 
@@ -107,7 +107,7 @@ func (s *Server) rootAt(ctx context.Context, n int64, cp verify.Checkpoint) (tlo
 }
 
 func (s *Server) inclusionProof(w http.ResponseWriter, r *http.Request) error {
-	cps, err := s.checkpoints()
+	checkpoints, err := s.checkpoints()
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func (s *Server) inclusionProof(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cp := cps.Latest()
+	cp := checkpoints.Latest()
 	n, err := s.treeSize(r, "tree_size", cp)
 	if err != nil {
 		return err
@@ -138,11 +138,11 @@ func (s *Server) inclusionProof(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) consistencyProof(w http.ResponseWriter, r *http.Request) error {
-	cps, err := s.checkpoints()
+	checkpoints, err := s.checkpoints()
 	if err != nil {
 		return err
 	}
-	cp := cps.Latest()
+	cp := checkpoints.Latest()
 	q := r.URL.Query()
 	if !q.Has("from") {
 		return problem(http.StatusBadRequest, "from is required: the size of the older tree")
@@ -227,7 +227,7 @@ const receiptWait = 5 * time.Second
 // checkpoint, as a C2SP tlog-proof. An event newer than the latest
 // checkpoint waits for the next one (at most one checkpoint interval).
 func (s *Server) receipt(w http.ResponseWriter, r *http.Request) error {
-	cps, err := s.checkpoints()
+	checkpoints, err := s.checkpoints()
 	if err != nil {
 		return err
 	}
@@ -241,7 +241,7 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), receiptWait)
 	defer cancel()
-	cp, signed, err := cps.Wait(ctx, id)
+	cp, signed, err := checkpoints.Wait(ctx, id)
 	if err != nil {
 		p := problem(http.StatusServiceUnavailable, "event "+strconv.FormatInt(id, 10)+" is not covered by a signed checkpoint yet; retry shortly")
 		p.retryAfter = 1

@@ -5,7 +5,6 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -16,7 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/clock"
 	"github.com/audit-stream/audit-stream/internal/kinds"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/store"
@@ -59,6 +61,9 @@ type Options struct {
 	// the CPU the fan-out takes from the producers. Default 20,000 (the
 	// default linger holds up to 1,000 subscribers); negative: no bound.
 	StreamBursts int
+	// Clock is what stream lingers are waited out by; default clock.Real.
+	// (Write deadlines are the connection's own, in real time.)
+	Clock clock.Clock
 	// WriteTimeout bounds each write to a stream, so a dead peer frees its
 	// slot; default 30 s.
 	WriteTimeout time.Duration
@@ -73,6 +78,11 @@ type Options struct {
 	// MaxHeavyReads caps concurrent whole-log reads (/verify, /export);
 	// default GOMAXPROCS (heavy.go).
 	MaxHeavyReads int
+	// MaxHeavyChecks caps concurrent appends whose payloads of kinds with
+	// a schema reach HeavyCheckBytes: checking a large payload against a
+	// schema may take far longer than parsing it (heavy.go). Default
+	// GOMAXPROCS.
+	MaxHeavyChecks int
 	// BatchBodyLimit caps POST /events/batch bodies; default 16 MiB.
 	BatchBodyLimit int64
 	// AccessLog writes one INFO line per request (accesslog.go).
@@ -100,13 +110,14 @@ type Store interface {
 
 // Server is the HTTP API. It holds no log state of its own.
 type Server struct {
-	st    Store
-	led   *ledger.Ledger
-	opt   Options
-	log   *slog.Logger
-	mux   *http.ServeMux
-	sema  chan struct{} // one token per open stream
-	heavy chan struct{} // one token per whole-log read
+	st     Store
+	led    *ledger.Ledger
+	opt    Options
+	log    *slog.Logger
+	mux    *http.ServeMux
+	sema   chan struct{} // one token per open stream
+	heavy  chan struct{} // one token per whole-log read
+	checks chan struct{} // one token per large schema check
 
 	mu       sync.Mutex
 	draining bool
@@ -117,10 +128,15 @@ type Server struct {
 	ready   readiness
 	handler http.Handler // the mux, instrumented
 	table   []Route      // what routes() registered, in order
+
+	cpFrames frameCache // checkpoint frames shared by /stream subscribers
 }
 
 // New returns the API over a store and its ledger.
 func New(st Store, led *ledger.Ledger, opt Options) *Server {
+	if opt.Clock == nil {
+		opt.Clock = clock.Real
+	}
 	if opt.BodyLimit <= 0 {
 		opt.BodyLimit = 1 << 20
 	}
@@ -157,10 +173,14 @@ func New(st Store, led *ledger.Ledger, opt Options) *Server {
 	if opt.MaxHeavyReads <= 0 {
 		opt.MaxHeavyReads = runtime.GOMAXPROCS(0)
 	}
+	if opt.MaxHeavyChecks <= 0 {
+		opt.MaxHeavyChecks = runtime.GOMAXPROCS(0)
+	}
 	if opt.BatchBodyLimit <= 0 {
 		opt.BatchBodyLimit = 16 << 20
 	}
-	s := &Server{st: st, led: led, opt: opt, log: opt.Logger, sema: make(chan struct{}, opt.MaxStreams), heavy: make(chan struct{}, opt.MaxHeavyReads)}
+	s := &Server{st: st, led: led, opt: opt, log: opt.Logger, sema: make(chan struct{}, opt.MaxStreams), heavy: make(chan struct{}, opt.MaxHeavyReads),
+		checks: make(chan struct{}, opt.MaxHeavyChecks)}
 	s.auth = newAuthState(opt.Auth)
 	s.metrics = newMetrics(s)
 	s.mux = s.routes()
@@ -239,7 +259,7 @@ func (s *Server) routes() *http.ServeMux {
 	route("GET /events", reader, query{"kind", "source", "limit", "since", "until", "after", "before", "order", "q", payloadParam + "*"}, s.queryEvents)
 	route("GET /events/{id}", reader, nil, s.getEvent)
 	// access_token: browsers cannot set headers on an EventSource (auth.go).
-	route("GET /stream", reader, query{"after", "kind", "source", "since", "until", "q", payloadParam + "*", "access_token"}, s.stream)
+	route("GET /stream", reader, query{"after", "kind", "source", "since", "until", "q", payloadParam + "*", "checkpoints", "access_token"}, s.stream)
 	route("GET /verify", reader, nil, s.verify)
 	route("GET /stats", reader, nil, s.stats)
 	route("GET /metrics", reader, nil, func(w http.ResponseWriter, r *http.Request) error {

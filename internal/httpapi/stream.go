@@ -65,6 +65,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		}
 		cursor = n
 	}
+	withCheckpoints, err := wantsCheckpoints(r)
+	if err != nil {
+		return err
+	}
+	var checkpoints Checkpoints
+	if withCheckpoints {
+		if checkpoints, err = s.checkpoints(); err != nil {
+			return err
+		}
+	}
 	select {
 	case s.sema <- struct{}{}:
 		defer func() { <-s.sema }()
@@ -124,10 +134,40 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 
 	heartbeat := time.NewTicker(s.opt.Heartbeat)
 	defer heartbeat.Stop()
-	linger := time.NewTimer(0)
-	<-linger.C
-	defer linger.Stop()
 	ctx := r.Context()
+	// Checkpoint frames, when asked for (streamcheckpoints.go). cpWake
+	// stays nil otherwise, and a nil channel never fires.
+	var follower *checkpointFollower
+	var cpWake <-chan struct{}
+	sendCheckpoint := func() error { return nil }
+	if checkpoints != nil {
+		follower = s.followCheckpoints(ctx, checkpoints, cursor)
+		cpWake = follower.C()
+		sendCheckpoint = func() error {
+			fr, err := follower.next(ctx, cursor)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Error("stream checkpoint proof failed", "after", cursor, "err", err)
+				}
+				return err
+			}
+			if fr == nil {
+				return nil
+			}
+			arm()
+			one[0] = fr
+			if err := writeBurst(w, rc, one); err != nil {
+				return err
+			}
+			heartbeat.Reset(s.opt.Heartbeat)
+			return nil
+		}
+		// The first frame right after the preamble: a reader resuming
+		// mid-log learns a signed tree to anchor to before any event.
+		if err := sendCheckpoint(); err != nil {
+			return nil
+		}
+	}
 	token := s.watchStreamToken(r)
 	defer token.Stop()
 	// Woken only by events this subscriber may want: an idle subscriber
@@ -169,6 +209,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			}
 			heartbeat.Reset(s.opt.Heartbeat)
 		}
+		// After the events it covers, never before: a checkpoint is
+		// checked against the events already received.
+		if err := sendCheckpoint(); err != nil {
+			return nil
+		}
 		if cursor < feed.Head() {
 			continue
 		}
@@ -182,16 +227,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			// then carry many events, which is what lets a thousand
 			// subscribers keep up. An event after a quiet spell still
 			// goes out at once.
-			linger.Reset(s.linger())
+			linger := s.opt.Clock.NewTimer(s.linger())
 			select {
-			case <-linger.C:
+			case <-linger.C():
 				continue
 			case <-ctx.Done():
+				linger.Stop()
 				return nil
 			}
 		}
 		select {
 		case <-waiter.C():
+		case <-cpWake: // a new checkpoint: sent after the next read
 		case <-token.C(): // re-checked at the top of the loop
 		case <-heartbeat.C:
 			arm()

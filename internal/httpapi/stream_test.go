@@ -134,6 +134,7 @@ func preamble(t testing.TB, fr *frameReader, retry int) int64 {
 }
 
 func TestStreamWireFormat(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{API: httpapi.Options{Heartbeat: 100 * time.Millisecond, RetryMillis: 1500}})
 	post(t, env.URL, "request_denied", "gw", `{"path":"/admin","msg":"line\nbreak \u2028 é"}`)
 	post(t, env.URL, "other", "gw-2", `{}`)
@@ -234,6 +235,7 @@ func seq(from, to int64) []int64 {
 }
 
 func TestStreamResume(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	for i := range 10 {
 		post(t, env.URL, "other", "s", fmt.Sprintf(`{"i":%d}`, i))
@@ -295,6 +297,7 @@ func TestStreamResume(t *testing.T) {
 }
 
 func TestStreamFilters(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	type ev struct{ kind, source string }
 	var log []ev
@@ -329,6 +332,7 @@ func TestStreamFilters(t *testing.T) {
 }
 
 func TestStreamRejects(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	for range 3 {
 		post(t, env.URL, "other", "s", `{}`)
@@ -385,6 +389,7 @@ func TestStreamRejects(t *testing.T) {
 }
 
 func TestStreamLimit(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{API: httpapi.Options{MaxStreams: 2}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -426,6 +431,7 @@ func TestStreamLimit(t *testing.T) {
 // A peer that stops reading is dropped once a write blocks for longer than
 // the write timeout, and its slot is freed; appends never wait for it.
 func TestStreamWriteDeadlineFreesSlot(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{API: httpapi.Options{MaxStreams: 1, WriteTimeout: 200 * time.Millisecond}})
 	u, _ := url.Parse(env.URL)
 	conn, err := net.Dial("tcp", u.Host)
@@ -459,6 +465,7 @@ func TestStreamWriteDeadlineFreesSlot(t *testing.T) {
 // acknowledged, then ends cleanly (a proper end of the chunked body, not a
 // cut connection).
 func TestStreamShutdown(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	post(t, env.URL, "other", "s", `{}`)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -9,6 +9,7 @@ import (
 )
 
 func TestParseTilePath(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]tlog.Tile{
 		"0/000":                {H: 8, L: 0, N: 0, W: 256},
 		"0/x001/x234/067":      {H: 8, L: 0, N: 1234067, W: 256},

@@ -15,6 +15,7 @@ import (
 // TestVerifierOpen: verification material is open by default and closes
 // with CloseVerification (then any valid token may read it).
 func TestVerifierOpen(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir())
 	if err != nil {

@@ -84,6 +84,7 @@ func servedCheckpoint(t testing.TB, env *apitest.Env) (verify.Checkpoint, note.V
 }
 
 func TestCheckpointCoversAppends(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	cp, _ := servedCheckpoint(t, env)
 	if cp.Size != 0 || cp.Hash != verify.EmptyTreeHash {
@@ -105,6 +106,7 @@ func TestCheckpointCoversAppends(t *testing.T) {
 // Every proof the server gives verifies with tlog's own checker against the
 // signed checkpoint, for random tree sizes, ids and older sizes.
 func TestProofsVerifyIndependently(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	r := rand.New(rand.NewPCG(3, 4))
 	total := 0
@@ -191,6 +193,7 @@ func toTlog(hs []event.Hash) []tlog.Hash {
 }
 
 func TestVerifiableLogRejections(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	appendN(t, env, 10)
 	for _, c := range []struct {
@@ -287,6 +290,7 @@ func c2spIndex(n int64, w int) string {
 }
 
 func TestTilesWithIndependentClient(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	cp := appendN(t, env, 256*3+17)
 	thr := tlog.TileHashReader(tlog.Tree{N: cp.Size, Hash: cp.Hash}, httpTiles{t, env.URL})
@@ -344,6 +348,7 @@ func TestTilesWithIndependentClient(t *testing.T) {
 }
 
 func TestExportNDJSON(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	appendN(t, env, 3000)
 	resp, err := apitest.Client.Get(env.URL + "/export?after=100&until=2900")
@@ -380,6 +385,7 @@ func TestExportNDJSON(t *testing.T) {
 }
 
 func TestReceiptVerifiesOffline(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	appendN(t, env, 20)
 	_, v := servedCheckpoint(t, env)
@@ -404,6 +410,7 @@ func TestReceiptVerifiesOffline(t *testing.T) {
 // Rewriting a stored tree node behind the server's back is caught by
 // /verify, which rebuilds the root from the events.
 func TestVerifyDetectsTreeMismatch(t *testing.T) {
+	t.Parallel()
 	env := apitest.Start(t, apitest.Options{})
 	appendN(t, env, 50)
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(env.Dir, sqlite.FileName))

@@ -37,10 +37,11 @@ type Kind struct {
 
 // Catalog is an immutable set of kinds with their append-time rules.
 type Catalog struct {
-	set   *event.KindSet
-	kinds []Kind
-	rules map[string]*rule // only kinds with a schema or retired
-	file  string
+	set     *event.KindSet
+	kinds   []Kind
+	rules   map[string]*rule // only kinds with a schema or retired
+	file    string
+	schemas int // kinds with a schema
 }
 
 // rule is what an append of one kind is checked against beyond its name.
@@ -76,14 +77,12 @@ func (c *Catalog) Kinds() []Kind { return slices.Clone(c.kinds) }
 func (c *Catalog) File() string { return c.file }
 
 // Schemas returns how many kinds carry a schema.
-func (c *Catalog) Schemas() int {
-	n := 0
-	for _, r := range c.rules {
-		if r.schema != nil {
-			n++
-		}
-	}
-	return n
+func (c *Catalog) Schemas() int { return c.schemas }
+
+// HasSchema reports whether payloads of kind are checked against a schema.
+func (c *Catalog) HasSchema(kind string) bool {
+	r := c.rules[kind]
+	return r != nil && r.schema != nil
 }
 
 // Check applies the kind's append-time rules to a parsed request: a retired
@@ -215,6 +214,9 @@ func parse(name string, data []byte) (*Catalog, error) {
 		}
 		if r.retired || r.schema != nil {
 			c.rules[k.Name] = r
+		}
+		if r.schema != nil {
+			c.schemas++
 		}
 		if isBuiltin {
 			// The file refines a built-in kind: its description stays

@@ -15,6 +15,7 @@ import (
 // and a reader still gets every event exactly once: what the ring dropped
 // comes from storage, in reads of bounded size.
 func TestFeedBoundedInBytes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir())
 	if err != nil {

@@ -97,6 +97,7 @@ func want(n int, flt store.Filter) []int64 {
 // through the ring, through storage when behind the ring, and across the
 // holes a restart leaves in the ring.
 func TestFeedRead(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := sqlite.Open(ctx, dir)

@@ -2,79 +2,113 @@ package ledger
 
 import (
 	"context"
-	"fmt"
-	"maps"
+	"errors"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/verify"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// Importer appends events that already have their ids, timestamps and
-// hashes (an existing log being imported) to a store, adding the Merkle tree
-// hashes exactly as the sequencer does. It does not check the chain: the
-// caller verifies it first, and the store refuses records that do not extend
-// its head. Use it only while no ledger runs on the store.
-type Importer struct {
-	st       store.Store
-	edge     map[int64]tlog.Hash
-	edgeSize int64
-	buf      []store.Record
+// ImportBatch is the number of records Import hands to one write: large
+// enough that a write's fixed cost (a transaction) vanishes, small enough
+// that the few batches in flight stay a few megabytes.
+const ImportBatch = 4096
+
+// ImportOptions tunes Import.
+type ImportOptions struct {
+	// Write stores a batch of records, which continue those of the
+	// previous call, from event 1. It runs in a goroutine of its own, so
+	// storing overlaps verifying; the records are not reused before it
+	// returns. Nil verifies only.
+	Write func(ctx context.Context, recs []store.Record) error
+	// Progress, if set, is called from that goroutine with the number of
+	// events verified (and written) so far, after every batch.
+	Progress func(n int64)
 }
 
-// NewImporter returns an Importer that appends to st.
-func NewImporter(st store.Store) *Importer { return &Importer{st: st} }
+// Import walks an encoded log once, from event 1, as verify --file does
+// (decoding and re-hashing in parallel, checking the chain in order), and
+// turns every event that passes into a store record with the Merkle tree
+// hashes the store keeps for it, computed in memory from the tree's right
+// edge: an import into an empty store needs no hash read back. Memory is a
+// few batches, whatever the size of the log.
+//
+// A broken chain, or an event that does not decode, is a report with Valid
+// false and a nil error: Write has then seen some of the events before the
+// break, and the caller must discard what it wrote. The error is one of
+// reading the source or of Write.
+func Import(ctx context.Context, src verify.RawSource, decode verify.Decoder, opt ImportOptions) (verify.TreeReport, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type batch struct {
+		recs []store.Record
+		tree []tlog.Hash // backs the records' Tree slices
+	}
+	const inFlight = 3 // one filling, one waiting, one being written
+	free := make(chan *batch, inFlight)
+	for range inFlight {
+		free <- &batch{recs: make([]store.Record, 0, ImportBatch), tree: make([]tlog.Hash, 0, 2*ImportBatch+64)}
+	}
+	full := make(chan *batch, 1)
+	writeErr := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range full {
+			if err == nil && opt.Write != nil {
+				if err = opt.Write(ctx, b.recs); err != nil {
+					cancel()
+				}
+			}
+			if err == nil && opt.Progress != nil {
+				opt.Progress(b.recs[len(b.recs)-1].ID)
+			}
+			clear(b.recs) // drop the payloads
+			b.recs, b.tree = b.recs[:0], b.tree[:0]
+			free <- b
+		}
+		writeErr <- err
+	}()
 
-// Append durably appends events, which must continue the store's head, in
-// one transaction. It keeps nothing of events after it returns.
-func (im *Importer) Append(ctx context.Context, events []event.Event) error {
-	if len(events) == 0 {
+	var t verify.Tree
+	cur := <-free
+	send := func() error {
+		select {
+		case full <- cur:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case cur = <-free:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	rep, err := verify.StreamRaw(ctx, src, decode, verify.StreamOptions{Visit: func(e *event.Event) error {
+		start := len(cur.tree)
+		var err error
+		if cur.tree, err = t.AppendStored(cur.tree, e.Hash); err != nil {
+			return err
+		}
+		cur.recs = append(cur.recs, store.Record{Event: *e, Tree: cur.tree[start:len(cur.tree):len(cur.tree)]})
+		if len(cur.recs) == ImportBatch {
+			return send()
+		}
 		return nil
+	}})
+	if len(cur.recs) > 0 && err == nil && rep.Valid {
+		full <- cur
 	}
-	_, err := im.st.Append(ctx, func(tx store.Tx) ([]store.Record, error) {
-		return im.build(tx, events)
-	})
-	clear(im.buf) // drop the payloads
-	if err != nil {
-		im.edge = nil // reloaded from the store on the next call
-		return err
+	close(full)
+	if werr := <-writeErr; werr != nil {
+		return verify.TreeReport{Report: rep}, werr
 	}
-	return nil
-}
-
-func (im *Importer) build(tx store.Tx, events []event.Event) ([]store.Record, error) {
-	head := tx.Head()
-	if im.edge == nil || im.edgeSize != head.ID {
-		edge, err := loadEdge(tx, head.ID)
-		if err != nil {
-			return nil, err
-		}
-		im.edge, im.edgeSize = edge, head.ID
+	tr := verify.TreeReport{Report: rep, TreeSize: t.Size(), RootHash: event.Hash(t.Root()).String()}
+	var derr *verify.DecodeError
+	if errors.As(err, &derr) {
+		tr.Fail(derr.At, "%v", derr)
+		err = nil
 	}
-	// A retried transaction starts again from the edge as it was.
-	hr := &edgeReader{edge: maps.Clone(im.edge), tx: tx}
-	recs := im.buf[:0]
-	// Tree hashes of one batch share one backing array.
-	tree := make([]tlog.Hash, 0, 2*len(events)+64)
-	for i := range events {
-		e := &events[i]
-		hashes, err := tlog.StoredHashesForRecordHash(e.ID-1, tlog.RecordHash(e.Hash[:]), hr)
-		if err != nil {
-			return nil, fmt.Errorf("ledger: tree hashes for event %d: %w", e.ID, err)
-		}
-		base := tlog.StoredHashIndex(0, e.ID-1)
-		for j, h := range hashes {
-			hr.edge[base+int64(j)] = h
-		}
-		start := len(tree)
-		tree = append(tree, hashes...)
-		recs = append(recs, store.Record{Event: *e, Tree: tree[start:len(tree):len(tree)]})
-		if len(hr.edge) > 4096 {
-			hr.edge = pruneEdge(hr.edge, e.ID)
-		}
-	}
-	im.buf = recs
-	last := events[len(events)-1].ID
-	im.edge, im.edgeSize = pruneEdge(hr.edge, last), last
-	return recs, nil
+	return tr, err
 }

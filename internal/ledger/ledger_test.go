@@ -84,6 +84,7 @@ func checkLog(t *testing.T, st store.Store) int64 {
 // is exactly the RFC 6962 tree of the chain, also after a restart reloads
 // the tree's right edge.
 func TestGroupCommitKeepsChainAndTree(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	st, l := open(t, dir, ledger.Options{MaxGroup: 50})
 	var wg sync.WaitGroup
@@ -136,6 +137,7 @@ func TestGroupCommitKeepsChainAndTree(t *testing.T) {
 
 // An append whose context ends before it is sequenced writes nothing.
 func TestCancelledBeforeSequencingWritesNothing(t *testing.T) {
+	t.Parallel()
 	st, l := open(t, t.TempDir(), ledger.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -150,6 +152,7 @@ func TestCancelledBeforeSequencingWritesNothing(t *testing.T) {
 // Close answers every append already queued, then refuses new ones; the
 // feed closes after the last event.
 func TestCloseDrains(t *testing.T) {
+	t.Parallel()
 	st, l := open(t, t.TempDir(), ledger.Options{})
 	var wg sync.WaitGroup
 	var ok, refused sync.Map

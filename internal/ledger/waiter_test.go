@@ -22,6 +22,7 @@ func poked(w *ledger.Waiter) bool {
 // A waiter is woken by the events its filter may want, and by the feed
 // closing, and by nothing else.
 func TestWaiterWakesOnlyForItsEvents(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir())
 	if err != nil {

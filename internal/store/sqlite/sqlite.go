@@ -69,6 +69,12 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("sqlite: data directory %s is in use by another process: %w", dir, err)
 	}
+	// The lock says no import runs: a database file one left is from an
+	// import that never finished, and is not the store.
+	if err := removeStaleImport(dir); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("sqlite: remove an unfinished import: %w", err)
+	}
 	s, err := open(ctx, dir)
 	if err != nil {
 		lock.Close()
@@ -110,6 +116,8 @@ func open(ctx context.Context, dir string) (*Store, error) {
 	return s, nil
 }
 
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
 func openDB(path string, readOnly bool) (*sql.DB, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
@@ -125,7 +133,10 @@ func openDB(path string, readOnly bool) (*sql.DB, error) {
 		// a transaction never fails half-way with SQLITE_BUSY.
 		q.Set("_txlock", "immediate")
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	// In a file: URI, '?' starts the parameters and '#' a fragment: a data
+	// directory named with either would open another file. SQLite decodes
+	// %HH escapes in the path.
+	db, err := sql.Open("sqlite", "file:"+uriPath.Replace(path)+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}

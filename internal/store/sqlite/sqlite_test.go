@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) storetest.Storage {
 		dir := t.TempDir()
 		open := func(f func(context.Context, string) (*sqlite.Store, error)) func() store.Store {
@@ -36,6 +38,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestSecondProcessRefused(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	st, err := sqlite.Open(context.Background(), dir)
 	if err != nil {
@@ -52,6 +55,7 @@ func TestSecondProcessRefused(t *testing.T) {
 // file: Scan must deliver the events before it and then fail naming it,
 // never hand on a misread event.
 func TestScanReportsDamagedHash(t *testing.T) {
+	t.Parallel()
 	for _, col := range []string{"prev_hash", "hash"} {
 		t.Run(col, func(t *testing.T) {
 			ctx := context.Background()
@@ -105,6 +109,7 @@ func TestScanReportsDamagedHash(t *testing.T) {
 // filter on indexed, so that both plans (index lookup, row-by-row check) meet
 // the same expectations.
 func TestQueriesIndexed(t *testing.T) {
+	t.Parallel()
 	storetest.RunQueries(t, func(t *testing.T) storetest.Storage {
 		st, err := sqlite.Open(context.Background(), t.TempDir())
 		if err != nil {
@@ -122,6 +127,7 @@ func TestQueriesIndexed(t *testing.T) {
 // existed opens in place, its events get their instants, and time ranges
 // find them.
 func TestMigrateTimeColumn(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := sqlite.Open(ctx, dir)
@@ -179,4 +185,44 @@ func idsOf(evs []event.Event) []int64 {
 		out = append(out, e.ID)
 	}
 	return out
+}
+
+// A data directory whose name holds the characters a file: URI gives a
+// meaning ('?', '#', '%') opens the database inside it, not another file.
+func TestOddDirectoryName(t *testing.T) {
+	ctx := context.Background()
+	parent := t.TempDir()
+	for _, name := range []string{"a#b", "c?d", "e%41f", "g%23h"} {
+		dir := filepath.Join(parent, name)
+		st, err := sqlite.Open(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetMeta(ctx, "probe", []byte(name)); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if _, err := os.Stat(filepath.Join(dir, sqlite.FileName)); err != nil {
+			t.Fatalf("%q: the database is not in its directory: %v", name, err)
+		}
+	}
+	entries, _ := os.ReadDir(parent)
+	if len(entries) != 4 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("files beside the data directories: %v", names)
+	}
+	for _, name := range []string{"a#b", "c?d", "e%41f", "g%23h"} {
+		st, err := sqlite.Open(ctx, filepath.Join(parent, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := st.Meta(ctx, "probe")
+		st.Close()
+		if err != nil || string(v) != name {
+			t.Fatalf("%q holds %q, %v", name, v, err)
+		}
+	}
 }

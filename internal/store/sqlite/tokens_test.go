@@ -13,6 +13,7 @@ import (
 // TestOpenAdmin: token administration works beside a running server (which
 // holds the directory lock), sees the server's schema, and cannot append.
 func TestOpenAdmin(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	srv, err := sqlite.Open(ctx, dir)
@@ -49,6 +50,7 @@ func TestOpenAdmin(t *testing.T) {
 // TestOpenAdminFresh: the first admin token can be made before the server
 // ever started, and the server then opens the same database.
 func TestOpenAdminFresh(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir() + "/data"
 	adm, err := sqlite.OpenAdmin(ctx, dir)
