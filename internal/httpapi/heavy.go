@@ -13,12 +13,18 @@ import (
 
 // heavyRead takes a slot for a whole-log read, or returns the 503.
 func (s *Server) heavyRead() (release func(), err error) {
+	return trySlot(s.heavy, 2, "too many whole-log reads (/verify, /export, payload and text queries) in progress (--max-heavy-reads); retry later")
+}
+
+// trySlot takes a slot of sem, or answers 503 with Retry-After and detail at
+// once when every slot is taken.
+func trySlot(sem chan struct{}, retryAfter int, detail string) (release func(), err error) {
 	select {
-	case s.heavy <- struct{}{}:
-		return func() { <-s.heavy }, nil
+	case sem <- struct{}{}:
+		return func() { <-sem }, nil
 	default:
-		p := problem(http.StatusServiceUnavailable, "too many whole-log reads (/verify, /export, payload and text queries) in progress (--max-heavy-reads); retry later")
-		p.retryAfter = 2
+		p := problem(http.StatusServiceUnavailable, detail)
+		p.retryAfter = retryAfter
 		return nil, p
 	}
 }
@@ -47,12 +53,5 @@ func (s *Server) heavyCheck(n int) (release func(), err error) {
 	if n < HeavyCheckBytes {
 		return func() {}, nil
 	}
-	select {
-	case s.checks <- struct{}{}:
-		return func() { <-s.checks }, nil
-	default:
-		p := problem(http.StatusServiceUnavailable, "too many large payloads are being checked against their kinds' schemas; retry shortly")
-		p.retryAfter = 1
-		return nil, p
-	}
+	return trySlot(s.checks, 1, "too many large payloads are being checked against their kinds' schemas; retry shortly")
 }
