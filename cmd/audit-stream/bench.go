@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -55,6 +56,9 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return 2
 	}
 	name := args[0]
+	if name == "subscribe" {
+		return runBenchSubscribe(ctx, args[1:], stdin, stdout, stderr)
+	}
 	w := loadgen.Workload(name)
 	baselineOnly := name == "baseline"
 	if baselineOnly {
@@ -83,6 +87,12 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if !cfg.quiet {
 		opt.Progress = stderr
 	}
+	if exe, err := os.Executable(); err == nil {
+		opt.Exec = []string{exe}
+		if cfg.cpuprofile != "" {
+			opt.SubscriberProfile = cfg.cpuprofile + ".subscribers"
+		}
+	}
 	var base *loadgen.Result
 	if cfg.baseline || baselineOnly {
 		b, err := loadgen.RunBaseline(ctx, w, opt)
@@ -104,6 +114,14 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			}
 			defer stop()
 			opt.URL = url
+		}
+		if cfg.cpuprofile != "" {
+			stopProfile, err := startCPUProfile(cfg.cpuprofile)
+			if err != nil {
+				fmt.Fprintf(stderr, "bench: %v\n", err)
+				return 1
+			}
+			defer stopProfile()
 		}
 		r, err := loadgen.Run(ctx, w, opt)
 		if err != nil {
@@ -135,6 +153,7 @@ type benchConfig struct {
 	baseline    bool
 	json        bool
 	quiet       bool
+	cpuprofile  string
 }
 
 func benchFlags(cfg *benchConfig, out io.Writer) *flag.FlagSet {
@@ -150,6 +169,7 @@ func benchFlags(cfg *benchConfig, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.baseline, "baseline", true, "also measure the bare handler in this run and print the ratio")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "no progress line on stderr")
+	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (with no --url, the server's too) to this file, and the fan-out's subscriber process's to this file + .subscribers")
 	fs.Usage = func() {
 		benchUsage(fs.Output())
 		fs.PrintDefaults()
@@ -226,4 +246,55 @@ func (l *listenWatcher) Write(p []byte) (int, error) {
 		l.buf = l.buf[i+1:]
 	}
 	return len(p), nil
+}
+
+// startCPUProfile profiles this process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// runBenchSubscribe is the fan-out's subscriber process (loadgen's
+// protocol on stdin and stdout); the fanout workload starts it from its
+// own binary. It is not listed in the help: people run fanout.
+func runBenchSubscribe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var opt loadgen.SubscribeOptions
+	fs := flag.NewFlagSet("bench subscribe", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&opt.URL, "url", "", "base URL of the server (loopback only)")
+	registerToken(fs, &opt.Token)
+	fs.IntVar(&opt.Subscribers, "subscribers", 100, "/stream subscribers")
+	fs.Int64Var(&opt.After, "after", 0, "event id the streams resume after")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if *cpuprofile != "" {
+		stop, err := startCPUProfile(*cpuprofile)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench subscribe: %v\n", err)
+			return 1
+		}
+		defer stop()
+	}
+	if err := resolveToken(&opt.Token); err != nil {
+		fmt.Fprintf(stderr, "bench subscribe: %v\n", err)
+		return 2
+	}
+	if err := loadgen.RunSubscribers(ctx, opt, stdin, stdout); err != nil {
+		fmt.Fprintf(stderr, "bench subscribe: %v\n", err)
+		return 1
+	}
+	return 0
 }

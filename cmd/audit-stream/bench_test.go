@@ -74,6 +74,14 @@ func TestBenchWorkloads(t *testing.T) {
 	if got := int64(rep.DeliveredPerSubMin*rep.Seconds + 0.5); got != rep.Events || rep.Subscribers != 3 || rep.LagP99 <= 0 {
 		t.Fatalf("fanout: slowest subscriber got %d of %d events: %+v", got, rep.Events, rep)
 	}
+	// The subscribers ran in a process of their own (this test binary,
+	// standing in for audit-stream through TestMain), and the producers'
+	// rate without them was measured first.
+	if !rep.SubscriberProcess || rep.SubscriberCPUSeconds <= 0 || rep.AloneEventsPerSec <= 0 ||
+		rep.ProducerRatio != rep.EventsPerSec/rep.AloneEventsPerSec || rep.LagP50 > rep.LagP99 ||
+		rep.HeapMaxMB <= 0 || rep.ServerCPUSeconds <= 0 {
+		t.Fatalf("fanout: %+v", rep)
+	}
 
 	rep = benchJSON(t, "query", "--url", env.URL, "--duration", "300ms", "--producers", "2", "--fill", "3000")
 	if n := logCount(t, env.URL, ""); n < 3000 {
