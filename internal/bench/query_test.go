@@ -25,7 +25,7 @@ var bigIndexes = []string{"decision_id"}
 // bigTimeRange returns a since/until pair covering the middle half of the
 // 1,000,000-event store's time span (its timestamps are those the server
 // gave while the store was built).
-func bigTimeRange(b *testing.B, st *sqlite.Store) (since, until string) {
+func bigTimeRange(b *testing.B, st store.Store) (since, until string) {
 	ctx := context.Background()
 	first, err := st.Get(ctx, bigSize/4)
 	if err != nil {
@@ -63,8 +63,8 @@ func warm(b *testing.B, urls ...string) {
 // BenchmarkQueryKindSourceTime1M is GET /events with kind, source and a
 // time range (1 event in 30 of the middle half matches) and limit=1000.
 func BenchmarkQueryKindSourceTime1M(b *testing.B) {
-	env := apitest.Start(b, apitest.Options{Dir: bigStore(b), IndexPayload: bigIndexes})
-	since, until := bigTimeRange(b, env.Store.(*sqlite.Store))
+	env := startBig(b)
+	since, until := bigTimeRange(b, env.Store)
 	urls := make([]string, 0, 30)
 	for i := range 30 {
 		q := url.Values{"kind": {benchKinds[i%len(benchKinds)]}, "source": {fmt.Sprintf("service-%d", i%10)}, "since": {since}, "until": {until}, "limit": {"1000"}}
@@ -87,7 +87,7 @@ func BenchmarkQueryKindSourceTime1M(b *testing.B) {
 // BenchmarkQueryPayloadIndexed1M is GET /events?payload.decision_id=… (an
 // indexed path; one event each) for ids spread over the log.
 func BenchmarkQueryPayloadIndexed1M(b *testing.B) {
-	env := apitest.Start(b, apitest.Options{Dir: bigStore(b), IndexPayload: bigIndexes})
+	env := startBig(b)
 	u := func(i int) string {
 		return fmt.Sprintf("%s/events?payload.decision_id=DEC-%08d", env.URL, (i*7919)%bigSize)
 	}
@@ -107,6 +107,14 @@ func BenchmarkQueryPayloadIndexed1M(b *testing.B) {
 	reportLatency(b, lat, cpu)
 }
 
+// startBig starts a server on the big store (bigTarget) with the payload
+// paths of bigIndexes indexed.
+func startBig(b *testing.B) *apitest.Env {
+	opt := bigTarget(b)
+	opt.IndexPayload = bigIndexes
+	return apitest.Start(b, opt)
+}
+
 var linkTarget = regexp.MustCompile(`^<([^>]+)>; rel="next"$`)
 
 // BenchmarkPageWalk1M walks the 1,000,000-event log back from the head by
@@ -119,7 +127,7 @@ func BenchmarkPageWalk1M(b *testing.B) {
 		{"asc", "order=asc&limit=1000"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			env := apitest.Start(b, apitest.Options{Dir: bigStore(b), IndexPayload: bigIndexes})
+			env := startBig(b)
 			first := env.URL + "/events?" + tc.query
 			next := first
 			for range 20 {
@@ -155,7 +163,7 @@ func BenchmarkPageWalk1M(b *testing.B) {
 // benchmarks do.
 func BenchmarkQueryBaseline1M(b *testing.B) {
 	b.Run("scan", func(b *testing.B) {
-		env := apitest.Start(b, apitest.Options{Dir: bigStore(b), IndexPayload: bigIndexes})
+		env := startBig(b)
 		ctx := context.Background()
 		lat := make([]time.Duration, 0, b.N)
 		b.ResetTimer()
@@ -172,7 +180,7 @@ func BenchmarkQueryBaseline1M(b *testing.B) {
 		reportLatency(b, lat, cpu)
 	})
 	b.Run("http", func(b *testing.B) {
-		env := apitest.Start(b, apitest.Options{Dir: bigStore(b), IndexPayload: bigIndexes})
+		env := startBig(b)
 		resp, err := http.Get(env.URL + "/events?limit=1000")
 		if err != nil {
 			b.Fatal(err)
@@ -203,8 +211,8 @@ func BenchmarkQueryBaseline1M(b *testing.B) {
 }
 
 // BenchmarkQueryFirstTimeRange1M is the first time-range query after the
-// store opens: it builds the store's time-to-id map from the whole log (the
-// cost a server pays once per start).
+// SQLite store opens: it builds the store's time-to-id map from the whole log
+// (the cost a server pays once per start).
 func BenchmarkQueryFirstTimeRange1M(b *testing.B) {
 	dir := bigStore(b)
 	ctx := context.Background()

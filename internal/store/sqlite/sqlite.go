@@ -109,6 +109,10 @@ func open(ctx context.Context, dir string) (*Store, error) {
 		s.w.Close()
 		return nil, err
 	}
+	if err := upgradeQueryIndexes(ctx, s.w); err != nil {
+		s.w.Close()
+		return nil, err
+	}
 	if s.r, err = openDB(path, true); err != nil {
 		s.w.Close()
 		return nil, err
@@ -204,17 +208,6 @@ var migrations = []migration{
 	// place.
 	{sql: `ALTER TABLE events ADD COLUMN ts INTEGER;
 	CREATE INDEX events_ts ON events(ts);`, fill: fillTimes},
-	// 4: the kind index carries the source after the id, and the source
-	// index the kind, so that a query on kind and source checks the other
-	// column in whichever index SQLite walks and reads only the rows that
-	// match both (on a log of 5 sources per kind, a fifth of the rows).
-	// Each index stays in id order within its value, which is what kind
-	// and source queries walk. Rebuilding them takes seconds per million
-	// events, once (README, Upgrading).
-	{sql: `DROP INDEX events_kind;
-	DROP INDEX events_source;
-	CREATE INDEX events_kind ON events(kind, event_id, source);
-	CREATE INDEX events_source ON events(source, event_id, kind);`},
 }
 
 // fillTimes sets ts for every row that lacks it, in batches so that memory
