@@ -56,6 +56,7 @@ type serveConfig struct {
 	// indexPayload lists the payload paths with an expression index.
 	indexPayload stringList
 	scanLimit    int
+	skew         time.Duration
 	kindsFile    string // kinds beyond the built-in ones (internal/kinds)
 }
 
@@ -111,6 +112,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.Var(&cfg.indexPayload, "index-payload", "a payload path (dotted, such as decision_id or args.path) to index for payload.<path>= queries; repeatable or comma-separated")
 	fs.IntVar(&cfg.scanLimit, "query-scan-limit", 200000, "how many events one GET /events may examine one by one for q and unindexed payload filters (negative: no limit)")
 	fs.StringVar(&cfg.kindsFile, "kinds", "", "a kinds file (YAML, or JSON when named *.json): event kinds beyond the built-in ones, each with a description and optionally a JSON Schema its payloads must satisfy; read at start-up (restart to reload)")
+	fs.DurationVar(&cfg.skew, "timestamp-skew", 24*time.Hour, "how far a producer's own timestamp may be from the time the server received the event before its provenance flags it as skewed (counted in audit_stream_timestamp_skewed_total)")
 	fs.TextVar(&cfg.precision, "timestamp-precision", event.Microseconds, "precision of server timestamps: microseconds (2026-05-15T03:14:15.123456+00:00) or seconds (2026-05-15T03:14:15+00:00, as the original service stamped)")
 	cfg.checkpoint.flags(fs)
 	cfg.witnesses.flags(fs)
@@ -270,6 +272,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		Checkpoints:    served,
 		Metrics:        metrics,
 		QueryScanLimit: cfg.scanLimit,
+		Seals:          checkpointer,
+		TimestampSkew:  cfg.skew,
 		DataDir:        spec.Dir, // "" for PostgreSQL: the store check is the readiness
 		AccessLog:      cfg.accessLog,
 		Kinds:          cat,

@@ -153,6 +153,7 @@ func Start(t testing.TB, opt Options) *Env {
 	go func() { defer close(done); checkpoints.Run(cctx) }()
 	opt.API.Logger = log
 	opt.API.Checkpoints = checkpoints
+	opt.API.Seals = checkpoints
 	if opt.API.DataDir == "" {
 		opt.API.DataDir = opt.Dir
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/audit-stream/audit-stream/internal/clock"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/provenance"
 	"github.com/audit-stream/audit-stream/verify"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -34,6 +35,9 @@ type Store interface {
 	Meta(ctx context.Context, key string) ([]byte, error)
 	SetMeta(ctx context.Context, key string, value []byte) error
 	SwapMeta(ctx context.Context, key string, old, value []byte) error
+	// LastProvenance reads the provenance record chain's end, for the
+	// seal signed with each checkpoint (seal.go).
+	LastProvenance(ctx context.Context, id int64) (provenance.Record, error)
 }
 
 // Heads tells the checkpointer when the log grows; *ledger.Feed is one.
@@ -323,6 +327,11 @@ func (c *Checkpointer) sign(ctx context.Context, n int64) error {
 		signed, err := verify.SignCheckpoint(cp, c.opt.Key.Signer)
 		if err != nil {
 			return fmt.Errorf("checkpoint: sign: %w", err)
+		}
+		// The seal is stored before the checkpoint is published, so every
+		// checkpoint anyone is served has one.
+		if err := c.seal(ctx, cp); err != nil {
+			return err
 		}
 		err = c.st.SwapMeta(ctx, metaKey, prev, signed)
 		if err == nil {

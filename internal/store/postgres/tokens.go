@@ -23,8 +23,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, "INSERT INTO tokens ("+store.TokenColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-		row.ID, row.Name, row.Roles, row.Sources, row.Digest, row.Created, row.Expires, row.Revoked)
+	_, err = s.pool.Exec(ctx, "INSERT INTO tokens ("+store.TokenColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", row.Args()...)
 	if err != nil {
 		return classify(fmt.Errorf("postgres: create token %s: %w", t.ID, err))
 	}
