@@ -2,8 +2,8 @@ package httpapi
 
 import (
 	"crypto/sha256"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"hash"
 	"net/http"
 	"strconv"

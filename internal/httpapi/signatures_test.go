@@ -16,8 +16,8 @@ import (
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/apitest"
 	"github.com/audit-stream/audit-stream/internal/auth"
-	"github.com/audit-stream/audit-stream/internal/prodsig"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
+	"github.com/audit-stream/audit-stream/internal/prodsig"
 	"github.com/audit-stream/audit-stream/provenance"
 	"golang.org/x/mod/sumdb/note"
 )
