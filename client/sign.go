@@ -1,17 +1,13 @@
 package client
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/prodsig"
-	"github.com/audit-stream/audit-stream/provenance"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -109,20 +105,4 @@ func kindsIn(body []byte, batch bool) ([]string, error) {
 		names[i] = it.Kind
 	}
 	return names, nil
-}
-
-// Provenance returns the provenance of event id: who appended it, when the
-// server received it, whether its timestamp was the producer's (and
-// skewed), and its producer signature. An event appended before the
-// server recorded provenance, or imported, is an *Error with Status 404.
-func (c *Client) Provenance(ctx context.Context, id int64) (provenance.Event, error) {
-	var p provenance.Event
-	data, err := c.get(ctx, "/events/"+strconv.FormatInt(id, 10)+"/provenance", nil, 64<<10)
-	if err != nil {
-		return p, err
-	}
-	if err := json.Unmarshal(data, &p); err != nil {
-		return p, fmt.Errorf("client: provenance of event %d: %w", id, err)
-	}
-	return p, nil
 }

@@ -17,11 +17,15 @@
 package provenance
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -287,12 +291,20 @@ func OpenSeal(signed []byte, v note.Verifier) (Seal, error) {
 	return s, nil
 }
 
+// ErrTampered wraps every reason Chain.Add refuses a record: it was
+// changed, moved or dropped after it was written.
+var ErrTampered = errors.New("provenance record tampered with")
+
 // Chain recomputes the record chain as records arrive in order, checking
 // each against its stored Chain, so the first edited record is named.
 type Chain struct {
 	value  event.Hash
 	lastID int64
 }
+
+// ChainFrom continues a chain whose value after the records of the first
+// lastID events is value (a seal's).
+func ChainFrom(value event.Hash, lastID int64) Chain { return Chain{value: value, lastID: lastID} }
 
 // Add folds r into the chain. Records must come in id order without
 // overlap (a log imported without provenance has gaps, which are fine).
@@ -301,11 +313,11 @@ func (c *Chain) Add(r *Record) error {
 		return err
 	}
 	if r.FirstID <= c.lastID {
-		return fmt.Errorf("provenance record at %d overlaps the one before (up to %d)", r.FirstID, c.lastID)
+		return fmt.Errorf("%w: the record at %d overlaps the one before (up to %d)", ErrTampered, r.FirstID, c.lastID)
 	}
 	v := r.ChainHash(c.value)
 	if v != r.Chain {
-		return fmt.Errorf("provenance record for events %d-%d does not hash to its chain value: it was changed after it was written", r.FirstID, r.LastID())
+		return fmt.Errorf("%w: the record for events %d-%d does not hash to its chain value: it, or one before it, was changed after it was written", ErrTampered, r.FirstID, r.LastID())
 	}
 	c.value, c.lastID = v, r.LastID()
 	return nil
@@ -316,3 +328,126 @@ func (c *Chain) Value() event.Hash { return c.value }
 
 // LastID is the last event id the records added so far cover.
 func (c *Chain) LastID() int64 { return c.lastID }
+
+// Report sums up a check of the provenance records.
+type Report struct {
+	// SealSize is the tree size of the seal the records were checked
+	// against.
+	SealSize int64 `json:"seal_size"`
+	Records  int64 `json:"records"`
+	// Events is how many events have a record; the others were imported
+	// or appended before the server recorded provenance.
+	Events int64 `json:"events"`
+	// Signed is how many events carry a producer signature, all of them
+	// checked when producer keys were given (SignaturesChecked).
+	Signed            int64 `json:"signed"`
+	SignaturesChecked bool  `json:"signatures_checked"`
+	// Skewed is how many producer timestamps were flagged as skewed.
+	Skewed int64 `json:"skewed"`
+}
+
+// maxLine bounds one NDJSON line Check reads: an event of the largest
+// batch body, or a record of a batch of 10,000 signatures.
+const maxLine = 32 << 20
+
+// Check holds the provenance records (NDJSON, as GET /provenance serves
+// them) of the first seal.Size events to seal and to the events (NDJSON, as
+// GET /export serves them, from event 1): each record must hash to its
+// chain value, be bound to its last event's hash, carry producer
+// signatures that verify over its events (with keys, as CheckEvents), and
+// the chain after the last record must be the sealed value. A failure is
+// an error naming the first record or event at fault. The events must
+// already be checked against the seal's tree (audit-stream verify does
+// that first); seal.Root binds the two.
+func Check(records, events io.Reader, seal Seal, keys map[string]note.Verifier) (Report, error) {
+	rep := Report{SealSize: seal.Size, SignaturesChecked: keys != nil}
+	recs := bufio.NewReaderSize(records, 64<<10)
+	evs := bufio.NewReaderSize(events, 64<<10)
+	var chain Chain
+	var pending []event.Event // the events of the current record
+	next := int64(1)          // the next event id expected from events
+	readEvent := func() (event.Event, error) {
+		line, err := readLine(evs)
+		if err != nil {
+			return event.Event{}, fmt.Errorf("events: %w", err)
+		}
+		e, err := event.ParseStored(line)
+		if err != nil {
+			return e, fmt.Errorf("event %d: %w", next, err)
+		}
+		if e.ID != next {
+			return e, fmt.Errorf("events: got event %d, want %d", e.ID, next)
+		}
+		next++
+		return e, nil
+	}
+	for {
+		line, err := readLine(recs)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return rep, fmt.Errorf("provenance records: %w", err)
+		}
+		var r Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			return rep, fmt.Errorf("provenance record after event %d: %w", chain.LastID(), err)
+		}
+		if err := chain.Add(&r); err != nil {
+			return rep, err
+		}
+		if r.LastID() > seal.Size {
+			return rep, fmt.Errorf("provenance record for events %d-%d reaches past the seal's tree size %d", r.FirstID, r.LastID(), seal.Size)
+		}
+		pending = pending[:0]
+		for next <= r.LastID() {
+			e, err := readEvent()
+			if err != nil {
+				return rep, err
+			}
+			if e.ID >= r.FirstID {
+				pending = append(pending, e)
+			}
+		}
+		if err := CheckEvents(&r, pending, keys); err != nil {
+			return rep, err
+		}
+		rep.Records++
+		rep.Events += r.Count
+		rep.Signed += int64(len(r.Sigs))
+		for _, f := range r.Flags {
+			if f&FlagSkewed != 0 {
+				rep.Skewed++
+			}
+		}
+	}
+	if chain.Value() != seal.Chain {
+		return rep, fmt.Errorf("%w: the records up to tree size %d do not reach the value the log sealed: a record was edited, removed or added after it was sealed", ErrTampered, seal.Size)
+	}
+	return rep, nil
+}
+
+// readLine reads one NDJSON line without its newline, skipping blank
+// ones; io.EOF at the end.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	for {
+		var line []byte
+		for {
+			chunk, err := r.ReadSlice('\n')
+			line = append(line, chunk...)
+			if len(line) > maxLine {
+				return nil, fmt.Errorf("a line longer than %d bytes", maxLine)
+			}
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
+				return nil, err
+			}
+			break
+		}
+		if line = bytes.TrimSpace(line); len(line) > 0 {
+			return line, nil
+		}
+	}
+}

@@ -35,9 +35,9 @@ type Store interface {
 	Meta(ctx context.Context, key string) ([]byte, error)
 	SetMeta(ctx context.Context, key string, value []byte) error
 	SwapMeta(ctx context.Context, key string, old, value []byte) error
-	// LastProvenance reads the provenance record chain's end, for the
-	// seal signed with each checkpoint (seal.go).
-	LastProvenance(ctx context.Context, id int64) (provenance.Record, error)
+	// ScanProvenance reads the provenance records a seal covers
+	// (seal.go).
+	ScanProvenance(ctx context.Context, after, until int64, fn func(*provenance.Record) error) error
 }
 
 // Heads tells the checkpointer when the log grows; *ledger.Feed is one.
@@ -93,6 +93,10 @@ type Checkpointer struct {
 	latest  verify.Checkpoint
 	signed  []byte
 	changed chan struct{} // closed when a new checkpoint is signed
+
+	// sealed is the provenance chain as of the last seal this
+	// checkpointer signed or checked (seal.go); guarded by mu.
+	sealed provenance.Chain
 }
 
 // ErrMismatch reports a stored tree that no longer has the root of the last
@@ -216,6 +220,7 @@ func (c *Checkpointer) load(ctx context.Context, head int64) error {
 	if err := c.check(ctx, head); err != nil {
 		return err
 	}
+	c.loadSeal(ctx, cp)
 	if copied != nil {
 		if err := c.checkAgainst(ctx, head, *copied, "the checkpoint copy "+c.opt.Copy); err != nil {
 			return err

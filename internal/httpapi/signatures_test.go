@@ -16,6 +16,8 @@ import (
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/apitest"
 	"github.com/audit-stream/audit-stream/internal/auth"
+	"github.com/audit-stream/audit-stream/internal/checkpoint"
+	"github.com/audit-stream/audit-stream/internal/pgtest"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 	"github.com/audit-stream/audit-stream/internal/prodsig"
 	"github.com/audit-stream/audit-stream/provenance"
@@ -372,4 +374,56 @@ func metric(t testing.TB, url, token, name string) float64 {
 	}
 	t.Fatalf("no %s in /metrics", name)
 	return 0
+}
+
+// TestSignedReplayAcrossInstances: two instances sharing one PostgreSQL
+// database receive copies of one signed request at the same moment: the
+// signature lookup runs inside the append transaction, under the log's
+// lock, so exactly one copy appends.
+func TestSignedReplayAcrossInstances(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Schema(t)
+	_, key, err := checkpoint.GenerateKey("example.com/cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := apitest.Start(t, apitest.Options{Store: url, Key: key, Origin: "example.com/cluster"})
+	b := apitest.Start(t, apitest.Options{Store: url, Key: key, Origin: "example.com/cluster"})
+	signer, vkey := producerKey(t, "billing.example.com")
+	secret, _ := mint(t, a.Store, auth.Spec{Roles: []string{"producer"}, Sources: []string{"billing"}, SigningKey: vkey}, nil)
+	for round := range 5 {
+		body := `{"kind":"other","source":"billing","payload":{"round":` + strconv.Itoa(round) + `},"timestamp":"2026-05-15T03:14:15Z"}`
+		sig := signBody(t, signer, body, false)
+		const n = 16
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		codes := make([]int, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				env := a
+				if i%2 == 1 {
+					env = b
+				}
+				codes[i] = call(t, "POST", env.URL+"/events", secret, body, prodsig.HeaderName, sig).status
+			}()
+		}
+		close(start)
+		wg.Wait()
+		created := 0
+		for i, c := range codes {
+			switch c {
+			case http.StatusCreated:
+				created++
+			case http.StatusConflict:
+			default:
+				t.Fatalf("round %d, copy %d: %d", round, i, c)
+			}
+		}
+		if created != 1 || count(t, a.Store) != int64(round+1) {
+			t.Fatalf("round %d: %d of %d copies appended; the log has %d events", round, created, n, count(t, a.Store))
+		}
+	}
 }
