@@ -350,17 +350,34 @@ type Report struct {
 // batch body, or a record of a batch of 10,000 signatures.
 const maxLine = 32 << 20
 
+// CheckOptions says what Check requires beyond the seal.
+type CheckOptions struct {
+	// Keys are the producer verifier keys by key id (Keys): every
+	// signature must verify under the key it names. nil: signatures are
+	// counted, not checked.
+	Keys map[string]note.Verifier
+	// SignedSources are sources every event of which must carry a
+	// producer signature that verifies (so Keys must be given): an event
+	// of theirs appended unsigned — by an admin token, say, or before the
+	// producer's key was registered — fails the check.
+	SignedSources []string
+}
+
 // Check holds the provenance records (NDJSON, as GET /provenance serves
 // them) of the first seal.Size events to seal and to the events (NDJSON, as
 // GET /export serves them, from event 1): each record must hash to its
 // chain value, be bound to its last event's hash, carry producer
-// signatures that verify over its events (with keys, as CheckEvents), and
-// the chain after the last record must be the sealed value. A failure is
-// an error naming the first record or event at fault. The events must
+// signatures that verify over its events (with opt.Keys, as CheckEvents),
+// and the chain after the last record must be the sealed value. A failure
+// is an error naming the first record or event at fault. The events must
 // already be checked against the seal's tree (audit-stream verify does
 // that first); seal.Root binds the two.
-func Check(records, events io.Reader, seal Seal, keys map[string]note.Verifier) (Report, error) {
-	rep := Report{SealSize: seal.Size, SignaturesChecked: keys != nil}
+func Check(records, events io.Reader, seal Seal, opt CheckOptions) (Report, error) {
+	rep := Report{SealSize: seal.Size, SignaturesChecked: opt.Keys != nil}
+	signedOnly := make(map[string]bool, len(opt.SignedSources))
+	for _, src := range opt.SignedSources {
+		signedOnly[src] = true
+	}
 	recs := bufio.NewReaderSize(records, 64<<10)
 	evs := bufio.NewReaderSize(events, 64<<10)
 	var chain Chain
@@ -380,6 +397,13 @@ func Check(records, events io.Reader, seal Seal, keys map[string]note.Verifier) 
 		}
 		next++
 		return e, nil
+	}
+	// unrecorded checks an event no record covers.
+	unrecorded := func(e *event.Event) error {
+		if signedOnly[e.Source] {
+			return fmt.Errorf("%w: event %d of source %q has no provenance record, so no producer signature", ErrSignature, e.ID, e.Source)
+		}
+		return nil
 	}
 	for {
 		line, err := readLine(recs)
@@ -407,10 +431,19 @@ func Check(records, events io.Reader, seal Seal, keys map[string]note.Verifier) 
 			}
 			if e.ID >= r.FirstID {
 				pending = append(pending, e)
+			} else if err := unrecorded(&e); err != nil {
+				return rep, err
 			}
 		}
-		if err := CheckEvents(&r, pending, keys); err != nil {
+		if err := CheckEvents(&r, pending, opt.Keys); err != nil {
 			return rep, err
+		}
+		if r.KeyID == "" {
+			for i := range pending {
+				if signedOnly[pending[i].Source] {
+					return rep, fmt.Errorf("%w: event %d of source %q is not signed (appended by %s)", ErrSignature, pending[i].ID, pending[i].Source, r.AppendedBy)
+				}
+			}
 		}
 		rep.Records++
 		rep.Events += r.Count
@@ -423,6 +456,15 @@ func Check(records, events io.Reader, seal Seal, keys map[string]note.Verifier) 
 	}
 	if chain.Value() != seal.Chain {
 		return rep, fmt.Errorf("%w: the records up to tree size %d do not reach the value the log sealed: a record was edited, removed or added after it was sealed", ErrTampered, seal.Size)
+	}
+	for len(signedOnly) > 0 && next <= seal.Size {
+		e, err := readEvent()
+		if err != nil {
+			return rep, err
+		}
+		if err := unrecorded(&e); err != nil {
+			return rep, err
+		}
 	}
 	return rep, nil
 }

@@ -2,6 +2,7 @@ package provenance_test
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -173,5 +174,47 @@ func TestFlagsText(t *testing.T) {
 	}
 	if err := g.UnmarshalText([]byte("04")); err == nil {
 		t.Fatal("flag digit 4 accepted")
+	}
+}
+
+// TestCheck: the whole check over NDJSON as the server serves it, with
+// events no record covers (imported ones) before and after the records.
+func TestCheck(t *testing.T) {
+	s, v := key(t, "billing.example.com")
+	evs, r := signed(t, s, 2, 2)
+	// Events 1 and 4 have no record; the chain of events 1-4 is rebuilt
+	// around the signed ones.
+	all := []event.Event{{ID: 1, Timestamp: "2026-05-15T03:14:14Z", Kind: "other", Source: "billing", Payload: []byte(`{}`)}}
+	all = append(all, evs...)
+	all = append(all, event.Event{ID: 4, Timestamp: "2026-05-15T03:14:17Z", Kind: "other", Source: "other", Payload: []byte(`{}`)})
+	var export strings.Builder
+	for i := range all {
+		all[i].Hash, _ = all[i].ComputeHash(nil)
+		export.Write(append(all[i].AppendJSON(nil), '\n'))
+	}
+	r.LastHash = all[2].Hash
+	r.Chain = r.ChainHash(event.Hash{})
+	line, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal := provenance.Seal{Size: 4, Chain: r.Chain}
+	keys := provenance.Keys([]note.Verifier{v})
+	rep, err := provenance.Check(strings.NewReader(string(line)+"\n"), strings.NewReader(export.String()), seal, provenance.CheckOptions{Keys: keys})
+	if err != nil || rep.Records != 1 || rep.Events != 2 || rep.Signed != 2 {
+		t.Fatalf("Check = %+v, %v", rep, err)
+	}
+	_, err = provenance.Check(strings.NewReader(string(line)+"\n"), strings.NewReader(export.String()), seal, provenance.CheckOptions{Keys: keys, SignedSources: []string{"billing"}})
+	if !errors.Is(err, provenance.ErrSignature) || !strings.Contains(err.Error(), "event 1 of source \"billing\" has no provenance record") {
+		t.Fatalf("an unrecorded event of a signed source: %v", err)
+	}
+	_, err = provenance.Check(strings.NewReader(string(line)+"\n"), strings.NewReader(export.String()), seal, provenance.CheckOptions{Keys: keys, SignedSources: []string{"other"}})
+	if !errors.Is(err, provenance.ErrSignature) || !strings.Contains(err.Error(), "event 4 of source \"other\"") {
+		t.Fatalf("an unrecorded event after the records: %v", err)
+	}
+	// Another sealed value: a record dropped or changed.
+	_, err = provenance.Check(strings.NewReader(""), strings.NewReader(export.String()), seal, provenance.CheckOptions{})
+	if !errors.Is(err, provenance.ErrTampered) {
+		t.Fatalf("records missing: %v", err)
 	}
 }

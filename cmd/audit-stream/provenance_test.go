@@ -100,14 +100,29 @@ func TestProducerSignaturesEndToEnd(t *testing.T) {
 		t.Fatalf("old key on the rotated token: %d %s", code, errs)
 	}
 
+	// An admin token may append in any source's name, unsigned.
+	admin := token("--role", "admin")
+	if code, _, errs := runCmd(t, "", "append", "--url", env.URL, "--token", admin, "--kind", "other", "--source", "billing", "--payload", `{"forged":true}`); code != 0 {
+		t.Fatalf("admin append: %d %s", code, errs)
+	}
+
 	logPub := filepath.Join(dir, "log.pub")
 	os.WriteFile(logPub, []byte(env.Key.VerifierKey), 0o644)
-	waitCheckpoint(t, env.URL, 4)
+	waitCheckpoint(t, env.URL, 5)
 	base := []string{"--url", env.URL, "--token", reader, "--key", "@" + logPub}
 
 	code, rep, errs := runVerifyJSON(t, append(base, "--producer-key", "@"+oldPub, "--producer-key", "@"+newPub)...)
-	if code != 0 || !rep.Valid || rep.Provenance == nil || rep.Provenance.Signed != 4 || rep.Provenance.Records != 4 || !rep.Provenance.SignaturesChecked {
+	if code != 0 || !rep.Valid || rep.Provenance == nil || rep.Provenance.Signed != 4 || rep.Provenance.Records != 5 || !rep.Provenance.SignaturesChecked {
 		t.Fatalf("verify with both producer keys: %d %+v %s %s", code, rep.Provenance, provReason(rep), errs)
+	}
+	// A verifier that requires billing's events to be signed catches the
+	// one appended in its name without its key.
+	code, rep, _ = runVerifyJSON(t, append(base, "--producer-key", "@"+oldPub, "--producer-key", "@"+newPub, "--signed-source", "billing")...)
+	if code != 1 || !strings.Contains(provReason(rep), `event 5 of source "billing" is not signed (appended by token:`) {
+		t.Fatalf("verify --signed-source billing: %d %s", code, provReason(rep))
+	}
+	if code, _, errs := runCmd(t, "", append([]string{"verify"}, append(base, "--signed-source", "billing")...)...); code != 2 || !strings.Contains(errs, "needs the producers' keys") {
+		t.Fatalf("--signed-source without keys: %d %s", code, errs)
 	}
 	code, rep, _ = runVerifyJSON(t, append(base, "--producer-key", "@"+newPub)...)
 	if code != 1 || !strings.Contains(provReason(rep), "no --producer-key names it") {
@@ -160,7 +175,7 @@ func TestProducerSignaturesEndToEnd(t *testing.T) {
 	// Records appended after the rewrite chain from the server's own
 	// value, not the rewritten one: still caught.
 	appendSigned(rotated, newKey, `{"n":4}`)
-	waitCheckpoint(t, env.URL, 5)
+	waitCheckpoint(t, env.URL, 6)
 	code, rep, _ = runVerifyJSON(t, append(base, "--provenance")...)
 	if code != 1 || !strings.Contains(provReason(rep), "tampered") {
 		t.Fatalf("verify after a new checkpoint over the rewritten chain: %d %s", code, provReason(rep))
@@ -188,9 +203,9 @@ func TestProducerSignaturesEndToEnd(t *testing.T) {
 	env = apitest.Start(t, apitest.Options{Dir: env.Dir, Log: logs})
 	base[1] = env.URL
 	appendSigned(rotated, newKey, `{"n":5}`)
-	waitCheckpoint(t, env.URL, 6)
+	waitCheckpoint(t, env.URL, 7)
 	code, rep, _ = runVerifyJSON(t, append(base, "--provenance")...)
-	if code != 1 || !strings.Contains(provReason(rep), "no provenance seal for its checkpoint at size 6") {
+	if code != 1 || !strings.Contains(provReason(rep), "no provenance seal for its checkpoint at size 7") {
 		t.Fatalf("verify after a restart on the rewritten chain: %d %s", code, provReason(rep))
 	}
 	if !strings.Contains(logs.String(), "ALERT: the provenance records do not continue the chain this log sealed") {

@@ -17,8 +17,9 @@ import (
 
 // provenanceFlags are verify's provenance options.
 type provenanceFlags struct {
-	check bool
-	keys  repeated
+	check  bool
+	keys   repeated
+	signed repeated
 	// producers indexes the --producer-key verifiers by key id; nil
 	// without any (signatures are then counted, not checked).
 	producers map[string]note.Verifier
@@ -26,12 +27,16 @@ type provenanceFlags struct {
 
 func (p *provenanceFlags) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&p.check, "provenance", false, "with --url: also check every event's provenance record (who appended it, when it arrived, its producer signature) against the record chain the log sealed with its checkpoint")
+	fs.Var(&p.signed, "signed-source", "a source every event of which must carry a producer signature that verifies under a --producer-key (repeatable): an event appended unsigned in its name — by an admin token, or before its key was registered — fails")
 	fs.Var(&p.keys, "producer-key", "a producer's verifier key (name+hash+base64) or @FILE, repeatable; implies --provenance: every producer signature must verify under one of these (keep a rotated producer's old key here to check its old events)")
 }
 
 // parse reads the producer keys; a mistake in them is a usage error.
 func (p *provenanceFlags) parse() error {
 	if len(p.keys) == 0 {
+		if len(p.signed) > 0 {
+			return fmt.Errorf("%w: --signed-source needs the producers' keys (--producer-key)", errUsage)
+		}
 		return nil
 	}
 	p.check = true
@@ -90,7 +95,7 @@ func checkProvenance(ctx context.Context, c *client.Client, v note.Verifier, cp 
 		return nil, err
 	}
 	defer events.Close()
-	prep, err := provenance.Check(records, events, seal, p.producers)
+	prep, err := provenance.Check(records, events, seal, provenance.CheckOptions{Keys: p.producers, SignedSources: p.signed})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
