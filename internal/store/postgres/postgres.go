@@ -37,6 +37,11 @@ import (
 // Options configures Open.
 type Options struct {
 	Logger *slog.Logger
+	// ReadURL, if set, is a read replica of the database that serves the
+	// store Reads returns; ReadWait is how long such a read waits for the
+	// replica to hold the events it needs (default DefaultReadWait).
+	ReadURL  string
+	ReadWait time.Duration
 }
 
 // Store is the PostgreSQL implementation of store.Store.
@@ -46,6 +51,8 @@ type Store struct {
 	schema  string
 	channel string // NOTIFY channel of this schema's heads
 	lockKey int64  // advisory lock of this schema's appends
+
+	rep *replica // nil without a read replica
 
 	heads      store.HeadWatchers
 	stopListen context.CancelFunc
@@ -116,6 +123,17 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	if opt.ReadURL != "" {
+		if s.rep, err = openReplica(ctx, opt.ReadURL, opt.ReadWait, s.schema); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		if err := s.rep.sameLog(ctx, pool); err != nil {
+			s.rep.pool.Close()
+			pool.Close()
+			return nil, err
+		}
+	}
 	lctx, cancel := context.WithCancel(context.Background())
 	s.stopListen, s.listenDone = cancel, make(chan struct{})
 	ready := make(chan error, 1)
@@ -123,6 +141,9 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	if err := <-ready; err != nil {
 		cancel()
 		<-s.listenDone
+		if s.rep != nil {
+			s.rep.pool.Close()
+		}
 		pool.Close()
 		return nil, err
 	}
@@ -141,6 +162,9 @@ func (s *Store) Close() error {
 	s.stopListen()
 	<-s.listenDone
 	s.heads.Close()
+	if s.rep != nil {
+		s.rep.pool.Close()
+	}
 	s.pool.Close()
 	return nil
 }
