@@ -46,6 +46,8 @@ type Store struct {
 	tokens tokenCache
 	heads  store.HeadWatchers
 
+	times timeMap // query.go: time ranges to id ranges
+
 	imu            sync.RWMutex
 	payloadIndexes []string // dotted payload paths with an expression index
 
