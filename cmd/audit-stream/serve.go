@@ -94,6 +94,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.addr, "addr", defaultAddr(), "listen address HOST:PORT (env HOST, PORT)")
 	cfg.store.flags(fs)
+	cfg.store.readFlag(fs)
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "maximum request body in bytes")
 	fs.DurationVar(&cfg.bodyWait, "body-timeout", 30*time.Second, "how long a client may take to send a whole request body, from the start of the request (408 after)")
 	fs.IntVar(&cfg.maxConns, "max-conns", 12000, "maximum open client connections, streams included; beyond it a connection gets an immediate 503 (lowered to what the open-file limit allows)")
@@ -255,7 +256,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	cosignCtx, stopCosign := context.WithCancel(ctx)
 	defer stopCosign()
 	go cosign(cosignCtx)
-	api := httpapi.New(st, led, httpapi.Options{
+	api := httpapi.New(backend.Reads(st), led, httpapi.Options{
 		BodyLimit:      cfg.bodyLimit,
 		BodyTimeout:    cfg.bodyWait,
 		MaxHeavyReads:  cfg.heavyReads,
