@@ -64,6 +64,9 @@ func (p *provenanceFlags) parse() error {
 // to the events: a second pass over the export, in bounded memory. A
 // failure is recorded in rep.
 func checkProvenance(ctx context.Context, c *client.Client, v note.Verifier, cp verify.Checkpoint, p provenanceFlags, rep *verify.TreeReport) (*provenance.Report, error) {
+	if cp.Size == 0 {
+		return &provenance.Report{}, nil // the empty log: nothing to seal
+	}
 	signed, err := c.ProvenanceSeal(ctx, cp.Size)
 	var apiErr *client.Error
 	if errors.As(err, &apiErr) && apiErr.Status == 404 {
@@ -81,9 +84,6 @@ func checkProvenance(ctx context.Context, c *client.Client, v note.Verifier, cp 
 	if seal.Origin != cp.Origin || seal.Size != cp.Size || seal.Root != cp.Hash {
 		rep.Fail(0, "the provenance seal (origin %q, size %d) is not for the checkpoint (origin %q, size %d) or names another tree", seal.Origin, seal.Size, cp.Origin, cp.Size)
 		return nil, nil
-	}
-	if cp.Size == 0 {
-		return &provenance.Report{}, nil
 	}
 	records, err := c.ProvenanceRecords(ctx, 0, cp.Size)
 	if err != nil {
