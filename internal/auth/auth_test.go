@@ -91,7 +91,7 @@ func TestParseFile(t *testing.T) {
 	f, err := ParseFile([]byte(`{"tokens":[
 		{"id":"ci","roles":["producer"],"sources":["billing"],"token":"0123456789abcdef"},
 		{"id":"svc","roles":["reader"],"subject":"CN=svc,O=Acme","expires":"2030-01-01T00:00:00Z"},
-		{"id":"signed","roles":["producer"],"sources":["billing"],"subject":"CN=billing","signing_key":" `+producerVKey+`\n"}]}`))
+		{"id":"signed","roles":["producer"],"sources":["billing"],"subject":"CN=billing","signing_key":" ` + producerVKey + `\n"}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
