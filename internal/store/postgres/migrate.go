@@ -91,7 +91,8 @@ EXCEPTION WHEN others THEN
 	RETURN '"\u0001unreadable"'::jsonb;
 END
 $fn$;`,
-	`-- 3: the payload key function catches errors, which opens a subtransaction
+	provenanceSchema,
+	`-- 4: the payload key function catches errors, which opens a subtransaction
 -- on every call, and a parallel worker cannot open one: marked parallel safe,
 -- it failed every index build PostgreSQL ran in parallel (--index-payload on
 -- an existing log of a few hundred megabytes) and any parallel scan that
