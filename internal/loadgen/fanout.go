@@ -28,7 +28,11 @@ func fanout(ctx context.Context, t *target, opt Options) (Result, error) {
 		return Result{}, err
 	}
 	produce := func(name string) Result {
-		return loop(ctx, name, opt.Producers, opt.Duration, opt.Progress,
+		var period time.Duration
+		if opt.Rate > 0 {
+			period = time.Duration(float64(time.Second) * float64(opt.Producers) / float64(opt.Rate))
+		}
+		return pacedLoop(ctx, name, opt.Producers, opt.Duration, period, opt.Progress,
 			func(ctx context.Context, w int, i int64) (int64, error) {
 				body := fmt.Appendf(nil, `{"kind":"other","source":%q,"payload":{"sent":"%d","producer":%d,"i":%d}}`,
 					fanoutSource, time.Now().UnixNano(), w, i)
@@ -68,7 +72,7 @@ func fanout(ctx context.Context, t *target, opt Options) (Result, error) {
 	}
 	r.Subscribers = opt.Subscribers
 	r.SubscriberProcess = len(opt.Exec) > 0
-	r.AloneEventsPerSec = alone.EventsPerSec
+	r.AloneEventsPerSec, r.AloneLatency, r.Rate = alone.EventsPerSec, &alone.Latency, opt.Rate
 	if alone.EventsPerSec > 0 {
 		r.ProducerRatio = r.EventsPerSec / alone.EventsPerSec
 	}
