@@ -76,6 +76,9 @@ type Ledger struct {
 	// the store while this instance is the only writer.
 	edge     map[int64]tlog.Hash
 	edgeSize int64
+	// chain is the provenance record chain's value at edgeSize, kept and
+	// reloaded with the edge.
+	chain event.Hash
 
 	commits, committed atomic.Int64 // transactions and events, for metrics
 
@@ -324,14 +327,29 @@ func (l *Ledger) build(tx store.Tx, group []*pending, now string, clock time.Tim
 		if err != nil {
 			return nil, err
 		}
-		l.edge, l.edgeSize = edge, head.ID
+		chain, err := tx.ChainHead()
+		if err != nil {
+			return nil, err
+		}
+		l.edge, l.edgeSize, l.chain = edge, head.ID, chain
 	}
 	recs := make([]store.Record, 0, countReqs(group))
 	id, prev := head.ID, head.Hash
 	hr := &edgeReader{edge: l.edge, tx: tx}
 	var buf []byte
+	chain := l.chain
+	var signed map[string]int64 // signatures this group writes, for replays within it
 	for _, p := range group {
 		p.n, p.replay, p.fail = 0, nil, nil
+		if st := p.opt.Stamp; st != nil && len(st.Sigs) > 0 {
+			refused, err := l.checkReplay(tx, p, signed)
+			if err != nil {
+				return nil, err
+			}
+			if refused {
+				continue
+			}
+		}
 		if p.opt.IdempotencyKey != "" {
 			write, err := l.claimKey(tx, p, id+1, clock)
 			if err != nil {
@@ -365,9 +383,24 @@ func (l *Ledger) build(tx store.Tx, group []*pending, now string, clock time.Tim
 			recs = append(recs, rec)
 			prev = rec.Hash
 		}
+		if st := p.opt.Stamp; st != nil {
+			r := st.record(id-int64(p.n)+1, int64(p.n), prev)
+			r.Chain = r.ChainHash(chain)
+			if err := tx.PutProvenance(&r); err != nil {
+				return nil, err
+			}
+			chain = r.Chain
+			if len(st.Sigs) > 0 && signed == nil {
+				signed = make(map[string]int64)
+			}
+			for i, sig := range st.Sigs {
+				signed[string(sig)] = r.FirstID + int64(i)
+			}
+		}
 	}
 	l.edge = pruneEdge(hr.edge, id)
 	l.edgeSize = id
+	l.chain = chain
 	return recs, nil
 }
 

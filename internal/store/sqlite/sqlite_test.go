@@ -166,12 +166,14 @@ func TestMigrateTimeColumn(t *testing.T) {
 	led.Close(ctx)
 	st.Close()
 
-	// Take the file back to schema version 2, as an older binary left it.
+	// Take the file back to schema version 2, as an older binary left it
+	// (undoing migration 4 too).
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"DROP INDEX events_ts", "ALTER TABLE events DROP COLUMN ts", "PRAGMA user_version = 2"} {
+	for _, q := range []string{"DROP TABLE provenance", "DROP TABLE signatures", "ALTER TABLE tokens DROP COLUMN signing_key",
+		"DROP INDEX events_ts", "ALTER TABLE events DROP COLUMN ts", "PRAGMA user_version = 2"} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
