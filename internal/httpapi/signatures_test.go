@@ -427,3 +427,34 @@ func TestSignedReplayAcrossInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminTokenSigningKey: the admin API registers a producer key on a
+// new token and shows it; a malformed or private key is refused.
+func TestAdminTokenSigningKey(t *testing.T) {
+	t.Parallel()
+	env := apitest.Start(t, apitest.Options{})
+	admin, _ := mint(t, env.Store, auth.Spec{Roles: []string{"admin"}}, nil)
+	signer, vkey := producerKey(t, "billing.example.com")
+	body, _ := json.Marshal(map[string]any{"roles": []string{"producer"}, "sources": []string{"billing"}, "signing_key": vkey})
+	r := call(t, "POST", env.URL+"/admin/tokens", admin, string(body), "Content-Type", "application/json")
+	var created struct {
+		Token      string `json:"token"`
+		SigningKey string `json:"signing_key"`
+	}
+	if r.status != http.StatusCreated || json.Unmarshal(r.body, &created) != nil || created.SigningKey != vkey {
+		t.Fatalf("POST /admin/tokens with a signing key: %d %s", r.status, r.body)
+	}
+	if r := call(t, "POST", env.URL+"/events", created.Token, ev); r.status != http.StatusUnauthorized {
+		t.Fatalf("unsigned append with the new token: %d %s", r.status, r.body)
+	}
+	if r := call(t, "POST", env.URL+"/events", created.Token, ev, prodsig.HeaderName, signBody(t, signer, ev, false)); r.status != http.StatusCreated {
+		t.Fatalf("signed append with the new token: %d %s", r.status, r.body)
+	}
+	skey := strings.Replace(vkey, "billing.example.com", "PRIVATE+KEY+billing.example.com", 1)
+	for _, bad := range []string{"billing.example.com", skey, vkey + "x"} {
+		body, _ := json.Marshal(map[string]any{"roles": []string{"producer"}, "sources": []string{"billing"}, "signing_key": bad})
+		if r := call(t, "POST", env.URL+"/admin/tokens", admin, string(body), "Content-Type", "application/json"); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.detail(), "producer key") {
+			t.Errorf("signing_key %q: %d %s", bad, r.status, r.body)
+		}
+	}
+}
