@@ -46,6 +46,8 @@ type Store struct {
 	tokens tokenCache
 	heads  store.HeadWatchers
 
+	rows rowWriter // the writer connection's insert statements; under wmu
+
 	imu            sync.RWMutex
 	payloadIndexes []string // dotted payload paths with an expression index
 
@@ -299,11 +301,28 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.heads.Close()
-	err := errors.Join(s.r.Close(), s.w.Close())
+	err := errors.Join(s.closeRows(), s.r.Close(), s.w.Close())
 	if s.lock != nil {
 		s.lock.Close()
 	}
 	return err
+}
+
+// closeRows finalizes the writer's insert statements before its connection
+// closes. The caller holds wmu.
+func (s *Store) closeRows() error {
+	if s.rows.conn == nil {
+		return nil
+	}
+	conn, err := s.w.Conn(context.Background())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(any) error {
+		s.rows.close()
+		return nil
+	})
 }
 
 // querier is what the reads below need of a connection: *sql.DB, *sql.Conn
@@ -360,7 +379,12 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) (_ []store.Re
 	if s.lock == nil {
 		return nil, errAdmin
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: writer connection: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: begin: %w", err)
 	}
@@ -376,7 +400,9 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) (_ []store.Re
 	if err := store.CheckExtends(head, recs); err != nil {
 		return nil, err
 	}
-	if err := insert(ctx, tx, recs); err != nil {
+	// The rows go in through the driver's connection under the
+	// transaction database/sql began on it (see rowWriter).
+	if err := conn.Raw(func(dc any) error { return s.rows.insert(ctx, dc, recs) }); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -392,34 +418,6 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) (_ []store.Re
 // process the only writer, so the heads are those of its own commits.
 func (s *Store) WatchHead(ctx context.Context) <-chan store.Head {
 	return s.heads.Watch(ctx)
-}
-
-// insert writes recs with one prepared single-row statement: measured as
-// fast as multi-row VALUES statements in SQLite, and simpler.
-func insert(ctx context.Context, tx *sql.Tx, recs []store.Record) error {
-	stmt, err := tx.PrepareContext(ctx, "INSERT INTO events (event_id, timestamp, kind, source, payload, prev_hash, hash, tree, ts) VALUES (?,?,?,?,?,?,?,?,?)")
-	if err != nil {
-		return fmt.Errorf("sqlite: prepare insert: %w", err)
-	}
-	defer stmt.Close()
-	var tree []byte
-	for i := range recs {
-		r := &recs[i]
-		tree = tree[:0]
-		for _, h := range r.Tree {
-			tree = append(tree, h[:]...)
-		}
-		// The payload goes in as TEXT so that SQLite's JSON functions
-		// (and future payload indexes) can read it.
-		var ts any // NULL: a timestamp that does not parse is in no time range
-		if t, ok := store.TimeOf(r.Timestamp); ok {
-			ts = t
-		}
-		if _, err := stmt.ExecContext(ctx, r.ID, r.Timestamp, r.Kind, r.Source, string(r.Payload), r.PrevHash[:], r.Hash[:], tree, ts); err != nil {
-			return fmt.Errorf("sqlite: insert event %d: %w", r.ID, err)
-		}
-	}
-	return nil
 }
 
 // readHashesBatch bounds the ids in one IN (...) query.
