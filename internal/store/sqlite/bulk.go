@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -35,7 +34,6 @@ type Loader struct {
 	conn    *sql.Conn
 	head    store.Head
 	indexes []string // CREATE INDEX statements, run once the rows are in
-	rows    rowWriter
 	done    bool
 }
 
@@ -83,7 +81,7 @@ func (l *Loader) start(ctx context.Context) error {
 	// size takes because the file is new.
 	q := "file:" + l.path + "?_pragma=page_size(16384)&_pragma=journal_mode(OFF)&_pragma=synchronous(OFF)&_pragma=locking_mode(EXCLUSIVE)&_pragma=cache_size(-8192)"
 	var err error
-	if l.db, err = sql.Open("sqlite", q); err != nil {
+	if l.db, err = sqlOpen(q); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", l.path, err)
 	}
 	l.db.SetMaxOpenConns(1)
@@ -133,25 +131,18 @@ func (l *Loader) Append(ctx context.Context, recs []store.Record) (err error) {
 	if len(recs) == 0 {
 		return nil
 	}
-	// The driver's own connection, below database/sql: the load is one
-	// long run of statements on a connection nobody else uses, and
-	// database/sql's per-call locking and argument conversion cost as
-	// much as SQLite's insert.
-	err = l.conn.Raw(func(dc any) error {
-		conn, ok := dc.(driver.ConnBeginTx)
-		if !ok {
-			return fmt.Errorf("sqlite: driver connection %T cannot begin", dc)
-		}
-		tx, err := conn.BeginTx(ctx, driver.TxOptions{})
+	// The rows go in through the driver's connection (see rowWriter).
+	err = func() error {
+		tx, err := l.conn.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
-		if err := l.rows.insert(ctx, dc, recs); err != nil {
-			tx.Rollback()
+		defer tx.Rollback()
+		if err := insertRows(ctx, l.conn, recs); err != nil {
 			return err
 		}
 		return tx.Commit()
-	})
+	}()
 	if err != nil {
 		return fmt.Errorf("sqlite: load events %d-%d: %w", recs[0].ID, recs[len(recs)-1].ID, err)
 	}
@@ -175,9 +166,6 @@ func (l *Loader) Commit(ctx context.Context) (err error) {
 	}()
 	s := l.s
 	old := filepath.Join(s.dir, FileName)
-	if err := l.closeRows(); err != nil {
-		return err
-	}
 	// The indexes are built by sorting; a helper thread sorts while the
 	// connection merges, on a core the load no longer uses.
 	if _, err := l.conn.ExecContext(ctx, "PRAGMA threads = 1"); err != nil {
@@ -248,7 +236,7 @@ func (l *Loader) Commit(ctx context.Context) (err error) {
 			s.lock.Close()
 		}
 	}()
-	if err := errors.Join(s.closeRows(), s.r.Close(), s.w.Close()); err != nil {
+	if err := errors.Join(s.r.Close(), s.w.Close()); err != nil {
 		return fmt.Errorf("sqlite: close the store: %w", err)
 	}
 	for _, suffix := range []string{"-wal", "-shm"} {
@@ -272,7 +260,7 @@ func (l *Loader) Abort() error {
 	l.done = true
 	var errs []error
 	if l.conn != nil {
-		errs = append(errs, l.closeRows(), l.conn.Close())
+		errs = append(errs, l.conn.Close())
 	}
 	if l.db != nil {
 		errs = append(errs, l.db.Close())
@@ -293,13 +281,4 @@ func syncFile(path string) error {
 		return fmt.Errorf("sqlite: sync %s: %w", path, err)
 	}
 	return nil
-}
-
-// closeRows finalizes the insert statements, which would otherwise keep
-// the connection's memory alive after it closes.
-func (l *Loader) closeRows() error {
-	return l.conn.Raw(func(any) error {
-		l.rows.close()
-		return nil
-	})
 }

@@ -2,12 +2,14 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"fmt"
 	"strings"
 	"unsafe"
 
 	"github.com/audit-stream/audit-stream/internal/store"
+	sqlitedrv "modernc.org/sqlite"
 )
 
 // eventsInsert names no event_id: SQLite gives each row the rowid after
@@ -30,10 +32,68 @@ const eventsRow = "(?,?,?,?,?,?,?,?)"
 // the difference to larger statements vanish.
 var insertSizes = [...]int{64, 16, 4, 1}
 
-// driverConn is what a rowWriter needs of the driver's connection.
-type driverConn interface {
+// sqliteConn is what the driver's connection offers database/sql.
+type sqliteConn interface {
 	driver.Conn
+	driver.ConnBeginTx
 	driver.ConnPrepareContext
+	driver.ExecerContext
+	driver.QueryerContext
+	driver.Pinger
+	driver.SessionResetter
+	driver.Validator
+}
+
+// rowsConn is the driver's connection with the event insert statements
+// prepared on it. database/sql may close a connection at any time (it
+// drops one whose statement a cancelled context interrupted), and a
+// statement must be finalized before its connection closes: so the
+// statements live and die with the connection, not with the store.
+type rowsConn struct {
+	sqliteConn
+	rows rowWriter
+}
+
+func (c *rowsConn) Close() error {
+	c.rows.close()
+	return c.sqliteConn.Close()
+}
+
+// connector opens rowsConns.
+type connector struct{ driver.Connector }
+
+func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
+	dc, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sc, ok := dc.(sqliteConn)
+	if !ok {
+		dc.Close()
+		return nil, fmt.Errorf("sqlite: driver connection %T lacks a method database/sql uses", dc)
+	}
+	return &rowsConn{sqliteConn: sc, rows: rowWriter{conn: sc}}, nil
+}
+
+// sqlOpen opens a database/sql pool of rowsConns on dsn.
+func sqlOpen(dsn string) (*sql.DB, error) {
+	c, err := sqlitedrv.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(connector{c}), nil
+}
+
+// insertRows writes recs on conn, inside the transaction conn has open
+// (see rowWriter).
+func insertRows(ctx context.Context, conn *sql.Conn, recs []store.Record) error {
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(*rowsConn)
+		if !ok {
+			return fmt.Errorf("sqlite: driver connection %T was not opened by sqlOpen", dc)
+		}
+		return c.rows.insert(ctx, recs)
+	})
 }
 
 // rowWriter inserts event rows through the driver's own connection, below
@@ -41,26 +101,19 @@ type driverConn interface {
 // database/sql's per-call locking and argument conversion cost as much as
 // SQLite's insert, and preparing a statement per transaction cost more
 // than a small group's rows. Both the store's appends and the bulk loader
-// write with it. Not safe for concurrent use.
+// write with it. Not safe for concurrent use; database/sql serializes the
+// use of one connection.
 type rowWriter struct {
-	conn  driverConn // the connection the statements belong to
+	conn  driver.ConnPrepareContext
 	stmts map[int]driver.StmtExecContext
 	args  []driver.NamedValue
 	tree  []byte
 }
 
-// insert writes recs on dc, inside whatever transaction dc has open. It
-// checks ctx between statements: a context the driver could watch costs a
-// goroutine per statement.
-func (w *rowWriter) insert(ctx context.Context, dc any, recs []store.Record) error {
-	conn, ok := dc.(driverConn)
-	if !ok {
-		return fmt.Errorf("sqlite: driver connection %T cannot prepare", dc)
-	}
-	if w.conn != conn {
-		w.close()
-		w.conn, w.stmts = conn, make(map[int]driver.StmtExecContext, len(insertSizes))
-	}
+// insert writes recs inside whatever transaction the connection has open.
+// It checks ctx between statements: a context the driver could watch costs
+// a goroutine per statement.
+func (w *rowWriter) insert(ctx context.Context, recs []store.Record) error {
 	defer clear(w.args) // let the payloads go
 	for len(recs) > 0 {
 		if err := ctx.Err(); err != nil {
@@ -107,19 +160,21 @@ func (w *rowWriter) stmt(rows int) (driver.StmtExecContext, error) {
 		st.Close()
 		return nil, fmt.Errorf("sqlite: statement %T cannot execute with a context", st)
 	}
+	if w.stmts == nil {
+		w.stmts = make(map[int]driver.StmtExecContext, len(insertSizes))
+	}
 	w.stmts[rows] = ex
 	return ex, nil
 }
 
-// close finalizes the statements; call it on the connection's own
-// goroutine (inside Raw) before the connection closes.
+// close finalizes the statements.
 func (w *rowWriter) close() {
 	for _, st := range w.stmts {
 		if c, ok := st.(driver.Stmt); ok {
 			c.Close()
 		}
 	}
-	w.conn, w.stmts = nil, nil
+	w.stmts = nil
 }
 
 // bind sets w.args to the columns of recs, in eventsInsert's order.

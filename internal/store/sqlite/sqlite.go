@@ -21,7 +21,6 @@ import (
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"golang.org/x/mod/sumdb/tlog"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // FileName is the database file inside the data directory.
@@ -45,8 +44,6 @@ type Store struct {
 
 	tokens tokenCache
 	heads  store.HeadWatchers
-
-	rows rowWriter // the writer connection's insert statements; under wmu
 
 	imu            sync.RWMutex
 	payloadIndexes []string // dotted payload paths with an expression index
@@ -138,7 +135,7 @@ func openDB(path string, readOnly bool) (*sql.DB, error) {
 	// In a file: URI, '?' starts the parameters and '#' a fragment: a data
 	// directory named with either would open another file. SQLite decodes
 	// %HH escapes in the path.
-	db, err := sql.Open("sqlite", "file:"+uriPath.Replace(path)+"?"+q.Encode())
+	db, err := sqlOpen("file:" + uriPath.Replace(path) + "?" + q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -301,28 +298,11 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.heads.Close()
-	err := errors.Join(s.closeRows(), s.r.Close(), s.w.Close())
+	err := errors.Join(s.r.Close(), s.w.Close())
 	if s.lock != nil {
 		s.lock.Close()
 	}
 	return err
-}
-
-// closeRows finalizes the writer's insert statements before its connection
-// closes. The caller holds wmu.
-func (s *Store) closeRows() error {
-	if s.rows.conn == nil {
-		return nil
-	}
-	conn, err := s.w.Conn(context.Background())
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return conn.Raw(func(any) error {
-		s.rows.close()
-		return nil
-	})
 }
 
 // querier is what the reads below need of a connection: *sql.DB, *sql.Conn
@@ -402,7 +382,7 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) (_ []store.Re
 	}
 	// The rows go in through the driver's connection under the
 	// transaction database/sql began on it (see rowWriter).
-	if err := conn.Raw(func(dc any) error { return s.rows.insert(ctx, dc, recs) }); err != nil {
+	if err := insertRows(ctx, conn, recs); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
