@@ -43,6 +43,7 @@ type Client struct {
 	token   string
 	tls     *tls.Config
 	timeout time.Duration
+	signer  *signer // sign.go; nil: appends are not signed
 }
 
 // Option configures a Client.
@@ -240,6 +241,9 @@ func (c *Client) Append(ctx context.Context, r AppendRequest) (event.Event, erro
 
 // AppendWith is Append with options: an idempotency key.
 func (c *Client) AppendWith(ctx context.Context, r AppendRequest, opt AppendOptions) (Appended, error) {
+	if c.signer != nil {
+		r.Timestamp = c.signer.stamp(r.Timestamp)
+	}
 	return c.post(ctx, "/events", r.wire(), opt, func(data []byte) ([]event.Event, error) {
 		e, err := parseEvent(data)
 		return []event.Event{e}, err
@@ -258,6 +262,9 @@ func (c *Client) AppendBatch(ctx context.Context, rs []AppendRequest, opt Append
 	}
 	items := make([]any, len(rs))
 	for i, r := range rs {
+		if c.signer != nil {
+			r.Timestamp = c.signer.stamp(r.Timestamp)
+		}
 		items[i] = r.wire()
 	}
 	a, err := c.post(ctx, "/events/batch", items, opt, parseEvents)
@@ -273,7 +280,13 @@ func (c *Client) post(ctx context.Context, path string, body any, opt AppendOpti
 	if err != nil {
 		return Appended{}, fmt.Errorf("client: POST %s: payload: %w", path, err)
 	}
-	data, h, err := c.do(ctx, request{method: http.MethodPost, path: path, body: b, header: opt.header()})
+	header := opt.header()
+	if c.signer != nil {
+		if header, err = c.signer.sign(b, path == "/events/batch", header); err != nil {
+			return Appended{}, fmt.Errorf("client: POST %s: sign: %w", path, err)
+		}
+	}
+	data, h, err := c.do(ctx, request{method: http.MethodPost, path: path, body: b, header: header})
 	if err != nil {
 		return Appended{}, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/audit-stream/audit-stream/client"
 	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/checkpoint"
 )
 
 func runAppend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -21,6 +22,7 @@ func runAppend(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		payload   string
 		timestamp string
 		key       string
+		signKey   string
 	)
 	fs := flag.NewFlagSet("append", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -29,6 +31,7 @@ func runAppend(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.StringVar(&source, "source", "", "event source (required)")
 	fs.StringVar(&payload, "payload", "", "payload: a JSON object, @FILE to read it from a file, or @- for stdin")
 	fs.StringVar(&timestamp, "timestamp", "", "RFC 3339 timestamp to record instead of the server's clock")
+	fs.StringVar(&signKey, "sign-key", "", "sign the event with this producer key (a file as audit-stream keygen writes it, or env:NAME), for a token registered with its verifier key; the event gets this client's timestamp unless --timestamp is given")
 	fs.StringVar(&key, "idempotency-key", "", "send this Idempotency-Key: running the command again with the same key and event appends nothing and prints the stored event")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream append --kind K --source S [--payload JSON | --payload @file] [--url URL]
@@ -40,6 +43,7 @@ Examples:
   audit-stream append --kind incident_filed --source oncall --payload @incident.json
   jq -c . event.json | audit-stream append --kind other --source batch --payload @-
   audit-stream append --kind other --source billing --payload @order.json --idempotency-key order-7731
+  audit-stream append --kind other --source billing --payload '{"n":1}' --sign-key billing.key
 
 Flags:
 `)
@@ -76,7 +80,16 @@ Flags:
 		}
 		req.Payload = data
 	}
-	c, err := remote.client(remote.url, 0)
+	var opts []client.Option
+	if signKey != "" {
+		k, err := checkpoint.LoadKey(signKey, "")
+		if err != nil {
+			fmt.Fprintf(stderr, "append: --sign-key: %v\n", err)
+			return 2
+		}
+		opts = append(opts, client.WithSigner(k.Signer))
+	}
+	c, err := remote.client(remote.url, 0, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "append: %v\n", err)
 		return 2

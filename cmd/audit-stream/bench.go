@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"regexp"
+	"runtime/pprof"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/audit-stream/audit-stream/internal/loadgen"
@@ -32,6 +35,9 @@ Workloads:
   proof      GET /events/{id}/proof on a log filled to --fill events
   verify     GET /verify on a log filled to --fill events
   baseline   only the bare handler, single appends
+  soak       a steady append rate for --duration (default 10m) while subscribers
+             connect and leave; samples the server's RSS, goroutines, open files
+             and latencies; exit 1 on a leak trend (see bench soak --help)
 
 Examples:
   audit-stream bench append --producers 64 --duration 10s
@@ -39,6 +45,7 @@ Examples:
   audit-stream bench fanout --subscribers 1000 --producers 16
   audit-stream bench verify --fill 1000000 --producers 1
   audit-stream bench append --url http://127.0.0.1:8093 --token "$TOKEN"
+  audit-stream bench soak --duration 10m --out-svg soak.svg --out-json soak.json
 
 Flags:
 `)
@@ -51,10 +58,16 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			benchFlags(new(benchConfig), stdout).PrintDefaults()
 			return 0
 		}
-		fmt.Fprintln(stderr, "bench: name a workload first: append, batch, fanout, query, proof, verify or baseline (see --help)")
+		fmt.Fprintln(stderr, "bench: name a workload first: append, batch, fanout, query, proof, verify, baseline or soak (see --help)")
 		return 2
 	}
 	name := args[0]
+	switch name {
+	case "subscribe":
+		return runBenchSubscribe(ctx, args[1:], stdin, stdout, stderr)
+	case "soak":
+		return runBenchSoak(ctx, args[1:], stdout, stderr)
+	}
 	w := loadgen.Workload(name)
 	baselineOnly := name == "baseline"
 	if baselineOnly {
@@ -76,12 +89,18 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err := opt.Check(w); err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		if !baselineOnly && strings.HasPrefix(err.Error(), "unknown workload") {
-			fmt.Fprintln(stderr, "bench: workloads: append, batch, fanout, query, proof, verify, baseline")
+			fmt.Fprintln(stderr, "bench: workloads: append, batch, fanout, query, proof, verify, baseline, soak")
 		}
 		return 2
 	}
 	if !cfg.quiet {
 		opt.Progress = stderr
+	}
+	if exe, err := os.Executable(); err == nil {
+		opt.Exec = []string{exe}
+		if cfg.cpuprofile != "" {
+			opt.SubscriberProfile = cfg.cpuprofile + ".subscribers"
+		}
 	}
 	var base *loadgen.Result
 	if cfg.baseline || baselineOnly {
@@ -104,6 +123,14 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			}
 			defer stop()
 			opt.URL = url
+		}
+		if cfg.cpuprofile != "" {
+			stopProfile, err := startCPUProfile(cfg.cpuprofile)
+			if err != nil {
+				fmt.Fprintf(stderr, "bench: %v\n", err)
+				return 1
+			}
+			defer stopProfile()
 		}
 		r, err := loadgen.Run(ctx, w, opt)
 		if err != nil {
@@ -135,6 +162,7 @@ type benchConfig struct {
 	baseline    bool
 	json        bool
 	quiet       bool
+	cpuprofile  string
 }
 
 func benchFlags(cfg *benchConfig, out io.Writer) *flag.FlagSet {
@@ -150,6 +178,7 @@ func benchFlags(cfg *benchConfig, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.baseline, "baseline", true, "also measure the bare handler in this run and print the ratio")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "no progress line on stderr")
+	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (with no --url, the server's too) to this file, and the fan-out's subscriber process's to this file + .subscribers")
 	fs.Usage = func() {
 		benchUsage(fs.Output())
 		fs.PrintDefaults()
@@ -226,4 +255,184 @@ func (l *listenWatcher) Write(p []byte) (int, error) {
 		l.buf = l.buf[i+1:]
 	}
 	return len(p), nil
+}
+
+// startCPUProfile profiles this process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// runBenchSubscribe is the fan-out's subscriber process (loadgen's
+// protocol on stdin and stdout); the fanout workload starts it from its
+// own binary. It is not listed in the help: people run fanout.
+func runBenchSubscribe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var opt loadgen.SubscribeOptions
+	fs := flag.NewFlagSet("bench subscribe", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&opt.URL, "url", "", "base URL of the server (loopback only)")
+	registerToken(fs, &opt.Token)
+	fs.IntVar(&opt.Subscribers, "subscribers", 100, "/stream subscribers")
+	fs.Int64Var(&opt.After, "after", 0, "event id the streams resume after")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if *cpuprofile != "" {
+		stop, err := startCPUProfile(*cpuprofile)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench subscribe: %v\n", err)
+			return 1
+		}
+		defer stop()
+	}
+	if err := resolveToken(&opt.Token); err != nil {
+		fmt.Fprintf(stderr, "bench subscribe: %v\n", err)
+		return 2
+	}
+	if err := loadgen.RunSubscribers(ctx, opt, stdin, stdout); err != nil {
+		fmt.Fprintf(stderr, "bench subscribe: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// runBenchSoak runs `bench soak`: a steady append rate while subscribers
+// come and go, sampling the server; exit 1 when the run shows a leak trend.
+func runBenchSoak(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	opt := loadgen.SoakOptions{}
+	fs := flag.NewFlagSet("bench soak", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&opt.URL, "url", "", "base URL of a running server on this machine (loopback only); default: start one as a child process on a temporary directory")
+	registerToken(fs, &opt.Token)
+	fs.DurationVar(&opt.Duration, "duration", 10*time.Minute, "how long to run")
+	fs.IntVar(&opt.Rate, "rate", 200, "events per second, all producers together, paced")
+	fs.IntVar(&opt.Producers, "producers", 4, "concurrent producers sharing the rate")
+	fs.IntVar(&opt.Subscribers, "subscribers", 50, "/stream subscribers connected at a time while they come and go")
+	fs.DurationVar(&opt.Interval, "interval", 0, "sampling period (default: duration/120, between 500ms and 10s)")
+	jsonOut := fs.Bool("json", false, "print the report (every sample) as JSON instead of the summary")
+	jsonFile := fs.String("out-json", "", "also write the report as JSON to this file")
+	svgFile := fs.String("out-svg", "", "write the plot of the samples as SVG to this file")
+	quiet := fs.Bool("quiet", false, "no progress line on stderr")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if err := resolveToken(&opt.Token); err != nil {
+		fmt.Fprintf(stderr, "bench soak: %v\n", err)
+		return 2
+	}
+	check := opt
+	if check.URL == "" {
+		check.URL = "http://127.0.0.1:1" // checked once the server is up
+	}
+	if err := check.Check(); err != nil {
+		fmt.Fprintf(stderr, "bench soak: %v\n", err)
+		return 2
+	}
+	if !*quiet {
+		opt.Progress = stderr
+	}
+	if opt.URL == "" {
+		url, stop, err := startServerProcess(ctx, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench soak: starting a server: %v\n", err)
+			return 1
+		}
+		defer stop()
+		opt.URL = url
+	}
+	rep, err := loadgen.Soak(ctx, opt)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench soak: %v\n", err)
+		return 1
+	}
+	if *jsonFile != "" {
+		var b bytes.Buffer
+		rep.WriteJSON(&b)
+		if err := os.WriteFile(*jsonFile, b.Bytes(), 0o644); err != nil {
+			fmt.Fprintf(stderr, "bench soak: %v\n", err)
+			return 1
+		}
+	}
+	if *svgFile != "" {
+		if err := os.WriteFile(*svgFile, rep.SVG(), 0o644); err != nil {
+			fmt.Fprintf(stderr, "bench soak: %v\n", err)
+			return 1
+		}
+	}
+	if *jsonOut {
+		err = rep.WriteJSON(stdout)
+	} else {
+		err = rep.WriteSummary(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bench soak: %v\n", err)
+		return 1
+	}
+	if len(rep.Failures) > 0 {
+		return 1
+	}
+	return 0
+}
+
+// startServerProcess runs `audit-stream serve` from this binary as a child
+// process on a new temporary data directory and a free loopback port, so
+// that what the soak samples (RSS, goroutines, descriptors) is the
+// server's alone. It returns the URL and a function that stops the server
+// (SIGTERM, as in production) and removes the directory.
+func startServerProcess(ctx context.Context, stderr io.Writer) (string, func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "audit-stream-soak-")
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(exe, "serve",
+		"--addr", "127.0.0.1:0", "--data", dir, "--auth", "auto", "--tokens-file", "",
+		"--signing-key", "", "--origin", "", "--checkpoint-copy", "", "--log-format", "text")
+	cmd.Env = append(os.Environ(), loadgen.ChildEnv+"=1")
+	lw := &listenWatcher{found: make(chan string, 1), out: stderr}
+	cmd.Stderr = lw
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		os.RemoveAll(dir)
+	}
+	select {
+	case addr := <-lw.found:
+		return "http://" + addr, stop, nil
+	case err := <-exited:
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("the server exited: %v", err)
+	case <-ctx.Done():
+		stop()
+		return "", nil, ctx.Err()
+	case <-time.After(30 * time.Second):
+		stop()
+		return "", nil, errors.New("the server did not listen within 30 s")
+	}
 }

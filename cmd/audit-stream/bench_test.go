@@ -74,6 +74,14 @@ func TestBenchWorkloads(t *testing.T) {
 	if got := int64(rep.DeliveredPerSubMin*rep.Seconds + 0.5); got != rep.Events || rep.Subscribers != 3 || rep.LagP99 <= 0 {
 		t.Fatalf("fanout: slowest subscriber got %d of %d events: %+v", got, rep.Events, rep)
 	}
+	// The subscribers ran in a process of their own (this test binary,
+	// standing in for audit-stream through TestMain), and the producers'
+	// rate without them was measured first.
+	if !rep.SubscriberProcess || rep.SubscriberCPUSeconds <= 0 || rep.AloneEventsPerSec <= 0 ||
+		rep.ProducerRatio != rep.EventsPerSec/rep.AloneEventsPerSec || rep.LagP50 > rep.LagP99 ||
+		rep.HeapMaxMB <= 0 || rep.ServerCPUSeconds <= 0 {
+		t.Fatalf("fanout: %+v", rep)
+	}
 
 	rep = benchJSON(t, "query", "--url", env.URL, "--duration", "300ms", "--producers", "2", "--fill", "3000")
 	if n := logCount(t, env.URL, ""); n < 3000 {
@@ -128,7 +136,14 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 	}{
 		{nil, "name a workload first"},
 		{[]string{"--producers", "2"}, "name a workload first"},
-		{[]string{"soak"}, `unknown workload "soak"`},
+		{[]string{"sleep"}, `unknown workload "sleep"`},
+		{[]string{"soak", "--duration", "5s"}, "--duration must be between 10s and 24h0m0s for soak, got 5s"},
+		{[]string{"soak", "--rate", "0"}, "--rate must be between 1 and 100000, got 0"},
+		{[]string{"soak", "--producers", "0"}, "--producers must be between 1 and 10000, got 0"},
+		{[]string{"soak", "--subscribers", "0"}, "--subscribers must be between 1 and 20000, got 0"},
+		{[]string{"soak", "--interval", "-1s"}, "--interval must not be negative"},
+		{[]string{"soak", "--url", "http://example.com"}, "only drives loopback servers"},
+		{[]string{"soak", "extra"}, `unexpected argument "extra"`},
 		{[]string{"append", "--producers", "0"}, "--producers must be between 1 and 10000, got 0"},
 		{[]string{"append", "--producers", "10001"}, "--producers must be between 1 and 10000"},
 		{[]string{"append", "--duration", "0s"}, "--duration must be positive"},

@@ -74,11 +74,11 @@ func resolveToken(token *string) error {
 
 // client is the client for url with the token and TLS settings. timeout
 // bounds each request but tails and exports; 0 leaves them to ctx.
-func (c *clientFlags) client(url string, timeout time.Duration) (*client.Client, error) {
+func (c *clientFlags) client(url string, timeout time.Duration, more ...client.Option) (*client.Client, error) {
 	if err := resolveToken(&c.token); err != nil {
 		return nil, err
 	}
-	opts := []client.Option{client.WithTimeout(timeout)}
+	opts := append([]client.Option{client.WithTimeout(timeout)}, more...)
 	if c.token != "" {
 		opts = append(opts, client.WithToken(c.token))
 	}

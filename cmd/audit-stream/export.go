@@ -23,13 +23,15 @@ func runExport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	remote.register(fs, "") // export from a running server at this URL
 	var sc storeConfig
 	sc.flags(fs)
+	sc.readFlag(fs)
 	out := fs.String("out", "", "write to this file instead of stdout")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: audit-stream export [--after N] [--until M] [--url URL | --store STORE] [--out FILE]
+		fmt.Fprint(fs.Output(), `Usage: audit-stream export [--after N] [--until M] [--url URL | --store STORE [--store-read URL]] [--out FILE]
 
 Write events (N, M] as NDJSON, one event a line in wire form, from a running
 server (GET /export), from the data directory of a stopped one, or from a
-PostgreSQL store (while its servers run). The output
+PostgreSQL store (while its servers run; --store-read reads the events from
+a read replica, up to the primary's head as export starts). The output
 is what audit-stream verify --file checks. Without --url, --store or --data
 (nor their environment variables), AUDIT_STREAM_URL names the server.
 
@@ -120,8 +122,17 @@ func exportLocal(ctx context.Context, sc storeConfig, after, until int64, w io.W
 		return err
 	}
 	defer st.Close()
+	if until == 0 {
+		// The head as the primary has it: a read replica (--store-read)
+		// then waits until it holds every event up to it.
+		head, err := st.Head(ctx)
+		if err != nil || head.ID <= after {
+			return err
+		}
+		until = head.ID
+	}
 	var line []byte
-	return st.Scan(ctx, store.Filter{After: after, Until: until}, 0, func(e *event.Event) error {
+	return backend.Reads(st).Scan(ctx, store.Filter{After: after, Until: until}, 0, func(e *event.Event) error {
 		line = append(e.AppendJSON(line[:0]), '\n')
 		_, err := w.Write(line)
 		return err

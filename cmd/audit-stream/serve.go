@@ -56,6 +56,7 @@ type serveConfig struct {
 	// indexPayload lists the payload paths with an expression index.
 	indexPayload stringList
 	scanLimit    int
+	skew         time.Duration
 	kindsFile    string // kinds beyond the built-in ones (internal/kinds)
 }
 
@@ -93,6 +94,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.addr, "addr", defaultAddr(), "listen address HOST:PORT (env HOST, PORT)")
 	cfg.store.flags(fs)
+	cfg.store.readFlag(fs)
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "maximum request body in bytes")
 	fs.DurationVar(&cfg.bodyWait, "body-timeout", 30*time.Second, "how long a client may take to send a whole request body, from the start of the request (408 after)")
 	fs.IntVar(&cfg.maxConns, "max-conns", 12000, "maximum open client connections, streams included; beyond it a connection gets an immediate 503 (lowered to what the open-file limit allows)")
@@ -111,6 +113,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.Var(&cfg.indexPayload, "index-payload", "a payload path (dotted, such as decision_id or args.path) to index for payload.<path>= queries; repeatable or comma-separated")
 	fs.IntVar(&cfg.scanLimit, "query-scan-limit", 200000, "how many events one GET /events may examine one by one for q and unindexed payload filters (negative: no limit)")
 	fs.StringVar(&cfg.kindsFile, "kinds", "", "a kinds file (YAML, or JSON when named *.json): event kinds beyond the built-in ones, each with a description and optionally a JSON Schema its payloads must satisfy; read at start-up (restart to reload)")
+	fs.DurationVar(&cfg.skew, "timestamp-skew", 24*time.Hour, "how far a producer's own timestamp may be from the time the server received the event before its provenance flags it as skewed (counted in audit_stream_timestamp_skewed_total)")
 	fs.TextVar(&cfg.precision, "timestamp-precision", event.Microseconds, "precision of server timestamps: microseconds (2026-05-15T03:14:15.123456+00:00) or seconds (2026-05-15T03:14:15+00:00, as the original service stamped)")
 	cfg.checkpoint.flags(fs)
 	cfg.witnesses.flags(fs)
@@ -253,7 +256,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	cosignCtx, stopCosign := context.WithCancel(ctx)
 	defer stopCosign()
 	go cosign(cosignCtx)
-	api := httpapi.New(st, led, httpapi.Options{
+	api := httpapi.New(backend.Reads(st), led, httpapi.Options{
 		BodyLimit:      cfg.bodyLimit,
 		BodyTimeout:    cfg.bodyWait,
 		MaxHeavyReads:  cfg.heavyReads,
@@ -270,6 +273,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		Checkpoints:    served,
 		Metrics:        metrics,
 		QueryScanLimit: cfg.scanLimit,
+		Seals:          checkpointer,
+		TimestampSkew:  cfg.skew,
 		DataDir:        spec.Dir, // "" for PostgreSQL: the store check is the readiness
 		AccessLog:      cfg.accessLog,
 		Kinds:          cat,

@@ -13,6 +13,12 @@ import (
 // with --data kept as its older name for a data directory.
 type storeConfig struct {
 	store, data string
+	read        string // --store-read, for the commands that take it
+}
+
+// readFlag adds --store-read, for the commands that read the log.
+func (c *storeConfig) readFlag(fs *flag.FlagSet) {
+	fs.StringVar(&c.read, "store-read", envOr("AUDIT_STREAM_STORE_READ", ""), "a read replica of the PostgreSQL store (a postgres:// URL) for queries, proofs, export, tiles and /verify; the head, appends, tokens and idempotency keys stay on --store (env AUDIT_STREAM_STORE_READ)")
 }
 
 func (c *storeConfig) flags(fs *flag.FlagSet) {
@@ -22,10 +28,15 @@ func (c *storeConfig) flags(fs *flag.FlagSet) {
 
 // spec is --store if given, else --data.
 func (c *storeConfig) spec() (backend.Spec, error) {
+	name := c.data
 	if c.store != "" {
-		return backend.Parse(c.store)
+		name = c.store
 	}
-	return backend.Parse(c.data)
+	spec, err := backend.Parse(name)
+	if err != nil {
+		return spec, err
+	}
+	return spec.WithReplica(c.read)
 }
 
 func (c *storeConfig) open(ctx context.Context, mode backend.Mode, log *slog.Logger) (store.Store, backend.Spec, error) {

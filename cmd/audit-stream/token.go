@@ -16,13 +16,14 @@ import (
 
 	"github.com/audit-stream/audit-stream/internal/auth"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
+	"github.com/audit-stream/audit-stream/internal/prodsig"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/backend"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
 
 const tokenUsage = `Usage:
-  audit-stream token create --role ROLE [--role ROLE2] [--source S]... [--name N] [--expires 90d]
+  audit-stream token create --role ROLE [--role ROLE2] [--source S]... [--name N] [--expires 90d] [--signing-key VKEY|FILE]
   audit-stream token list [--json]
   audit-stream token revoke ID
 
@@ -32,6 +33,12 @@ or a revocation takes effect on the next request.
 
 Roles: producer (append, only as the token's --source values), reader (the
 read endpoints), admin (everything, including /admin/tokens).
+
+--signing-key registers a producer's Ed25519 verifier key (name+hash+base64,
+as 'audit-stream keygen' prints it, or a file holding it): every event the
+token appends must then carry its signature (Audit-Signature), which the
+server checks, stores in the event's provenance and serves to verifiers.
+Give the verifier key only; the private key stays with the producer.
 
 'create' prints the secret alone on the first line of standard output, then
 the token's details. The secret is shown only this once: the database keeps
@@ -62,6 +69,7 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.Var(&sources, "source", "create: a source the token may append as, repeatable")
 	name := fs.String("name", "", "create: a name to recognise the token by")
 	expires := fs.String("expires", "", "create: lifetime, like 90d, 36h (default: never)")
+	signingKey := fs.String("signing-key", "", "create: the producer's verifier key (name+hash+base64) or a file holding it; its appends must be signed")
 	asJSON := fs.Bool("json", false, "list: print JSON")
 	initData := fs.Bool("init", false, "create the data directory and its database when --data holds no log yet (before the server's first start)")
 	fs.Usage = func() {
@@ -132,7 +140,12 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			fmt.Fprintf(stderr, "token create: %v\n", err)
 			return 2
 		}
-		spec := auth.Spec{Name: *name, Roles: roles, Sources: sources, TTL: ttl}
+		vkey, err := readProducerKey(*signingKey)
+		if err != nil {
+			fmt.Fprintf(stderr, "token create: --signing-key: %v\n", err)
+			return 2
+		}
+		spec := auth.Spec{Name: *name, Roles: roles, Sources: sources, TTL: ttl, SigningKey: vkey}
 		if err := spec.Check(); err != nil {
 			fmt.Fprintf(stderr, "token create: %v\n", err)
 			return 2
@@ -244,6 +257,33 @@ func printToken(w io.Writer, t store.Token) {
 		fmt.Fprintf(w, "sources:  %s\n", strings.Join(t.Sources, ", "))
 	}
 	fmt.Fprintf(w, "expires:  %s\n", timeOrNever(t.Expires))
+	if t.SigningKey != "" {
+		fmt.Fprintf(w, "signing key: %s\n", t.SigningKey)
+	}
+}
+
+// readProducerKey reads a producer verifier key given as itself or as a
+// file holding it. A private key is refused: the server needs only the
+// verifier key, and a producer's private key must never leave it.
+func readProducerKey(arg string) (string, error) {
+	if arg == "" {
+		return "", nil
+	}
+	text := arg
+	if _, err := prodsig.ParseKey(arg); err != nil {
+		b, ferr := os.ReadFile(arg)
+		if ferr != nil {
+			return "", fmt.Errorf("neither a verifier key (name+hash+base64) nor a readable file: %v", ferr)
+		}
+		text = strings.TrimSpace(string(b))
+	}
+	if strings.HasPrefix(text, "PRIVATE+KEY+") || strings.Contains(text, "PRIVATE KEY") {
+		return "", errors.New("that is a private key: give the verifier key ('audit-stream keygen' prints it), which is all the server needs")
+	}
+	if _, err := prodsig.ParseKey(text); err != nil {
+		return "", err
+	}
+	return text, nil
 }
 
 func dash(s string) string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/audit-stream/audit-stream/client"
 	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/provenance"
 	"github.com/audit-stream/audit-stream/verify"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -23,6 +24,7 @@ type verifyFlags struct {
 	file, checkpoint, receipt, key, origin string
 	quiet                                  bool
 	witnesses                              witnessKeyFlags // cosign.go
+	provenance                             provenanceFlags // verifyprov.go
 }
 
 func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -37,12 +39,14 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.StringVar(&f.origin, "origin", "", "expected checkpoint origin (default: the key's name)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
 	f.witnesses.flags(fs)
+	f.provenance.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage:
   audit-stream verify --url URL [--key KEY]
   audit-stream verify --file FILE [--checkpoint FILE --key KEY]
   audit-stream verify --receipt FILE --key KEY [--url URL]
   (each also with --witness-key KEY... [--quorum N]: the checkpoint must be cosigned)
+  audit-stream verify --url URL --provenance [--producer-key KEY]...
 
 Re-walk the hash chain, rebuild the Merkle root and compare it with a signed
 checkpoint. Prints the /verify report as JSON on stdout; progress on stderr.
@@ -67,18 +71,27 @@ Flags:
 		fmt.Fprintf(stderr, "verify: %v\n", err)
 		return 2
 	}
+	if err := f.provenance.parse(); err != nil {
+		fmt.Fprintf(stderr, "verify: %v\n", err)
+		return 2
+	}
+	if f.provenance.check && (f.remote.url == "" || f.file != "" || f.receipt != "") {
+		fmt.Fprintln(stderr, "verify: --provenance and --producer-key check a live log: give --url")
+		return 2
+	}
 	var progress io.Writer = stderr
 	if f.quiet {
 		progress = io.Discard
 	}
 	var rep verify.TreeReport
 	var proven *provenEvent
+	var prov *provenance.Report
 	var err error
 	switch {
 	case f.receipt != "" && f.file == "":
 		rep, proven, err = verifyReceipt(ctx, f, stderr) // what it proves is the answer, not progress
 	case f.remote.url != "" && f.file == "" && f.checkpoint == "":
-		rep, err = verifyURL(ctx, f, progress)
+		rep, prov, err = verifyURL(ctx, f, progress)
 	case f.file != "" && f.remote.url == "" && f.receipt == "":
 		rep, err = verifyFile(ctx, f, progress)
 	default:
@@ -89,9 +102,15 @@ Flags:
 		fmt.Fprintf(stderr, "verify: %v\n", err)
 		return 2
 	}
-	if proven != nil {
+	switch {
+	case proven != nil:
 		json.NewEncoder(stdout).Encode(receiptReport{rep, proven})
-	} else {
+	case f.provenance.check:
+		json.NewEncoder(stdout).Encode(struct {
+			verify.TreeReport
+			Provenance *provenance.Report `json:"provenance"`
+		}{rep, prov})
+	default:
 		json.NewEncoder(stdout).Encode(rep)
 	}
 	if !rep.Valid {
@@ -111,44 +130,50 @@ func (f *verifyFlags) verifier(required bool) (note.Verifier, error) {
 	return verifierKey(f.key)
 }
 
-func verifyURL(ctx context.Context, f verifyFlags, progress io.Writer) (verify.TreeReport, error) {
+func verifyURL(ctx context.Context, f verifyFlags, progress io.Writer) (verify.TreeReport, *provenance.Report, error) {
 	var rep verify.TreeReport
 	c, err := f.remote.client(f.remote.url, remoteTimeout)
 	if err != nil {
-		return rep, err
+		return rep, nil, err
 	}
 	v, err := f.verifier(false)
 	if err != nil {
-		return rep, err
+		return rep, nil, err
 	}
 	if v == nil {
 		key, err := c.VerifierKey(ctx)
 		if err != nil {
-			return rep, err
+			return rep, nil, err
 		}
 		if v, err = verify.ParseVerifierKey(key); err != nil {
-			return rep, err
+			return rep, nil, err
 		}
 		fmt.Fprintf(progress, "verify: no --key: trusting the key the server serves (%s); pin it with --key\n", key)
 	}
 	signed, err := c.Checkpoint(ctx)
 	if err != nil {
-		return rep, err
+		return rep, nil, err
 	}
 	cp, broken, err := f.openCheckpoint(signed, v, "the server's checkpoint", "the server's checkpoint")
 	if err != nil || broken != nil {
-		return *broken, err
+		return *broken, nil, err
 	}
 	if cp.Size == 0 {
 		// Until 0 would mean the head: the empty tree needs no events.
-		return verifyAgainst(ctx, strings.NewReader(""), cp, progress)
+		rep, err = verifyAgainst(ctx, strings.NewReader(""), cp, progress)
+	} else {
+		var body io.ReadCloser
+		if body, err = c.Export(ctx, client.ExportOptions{Until: cp.Size}); err != nil {
+			return rep, nil, err
+		}
+		rep, err = verifyAgainst(ctx, body, cp, progress)
+		body.Close()
 	}
-	body, err := c.Export(ctx, client.ExportOptions{Until: cp.Size})
-	if err != nil {
-		return rep, err
+	if err != nil || !rep.Valid || !f.provenance.check {
+		return rep, nil, err
 	}
-	defer body.Close()
-	return verifyAgainst(ctx, body, cp, progress)
+	prov, err := checkProvenance(ctx, c, v, cp, f.provenance, &rep)
+	return rep, prov, err
 }
 
 // remoteTimeout bounds each request of verify and witness but the export:

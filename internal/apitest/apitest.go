@@ -45,6 +45,9 @@ type Options struct {
 	// Store, if set, names the store instead of Dir (a postgres:// URL:
 	// several Envs on one URL are instances sharing the database).
 	Store string
+	// StoreRead names a read replica of the PostgreSQL Store for the
+	// API's reads, as --store-read does.
+	StoreRead string
 	// Addr is the listen address; default a free port on 127.0.0.1. Tests
 	// that stop a server and start another on the same data directory pass
 	// the first one's address, so that clients reconnect to the same URL.
@@ -82,6 +85,9 @@ func Start(t testing.TB, opt Options) *Env {
 		name = opt.Dir
 	}
 	spec, err := backend.Parse(name)
+	if err == nil {
+		spec, err = spec.WithReplica(opt.StoreRead)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,10 +159,11 @@ func Start(t testing.TB, opt Options) *Env {
 	go func() { defer close(done); checkpoints.Run(cctx) }()
 	opt.API.Logger = log
 	opt.API.Checkpoints = checkpoints
+	opt.API.Seals = checkpoints
 	if opt.API.DataDir == "" {
 		opt.API.DataDir = opt.Dir
 	}
-	api := httpapi.New(used, led, opt.API)
+	api := httpapi.New(backend.Reads(used), led, opt.API)
 	srv := httptest.NewUnstartedServer(api)
 	if opt.Addr != "" {
 		ln, err := net.Listen("tcp", opt.Addr)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/prodsig"
 	"github.com/audit-stream/audit-stream/internal/store"
 )
 
@@ -39,6 +40,9 @@ type Spec struct {
 	Roles   []string
 	Sources []string
 	TTL     time.Duration // 0: never expires
+	// SigningKey is a producer verifier key (name+hash+base64): the
+	// token's appends must then be signed by it. "" for none.
+	SigningKey string
 }
 
 // Check validates a spec: known roles, at least one; a producer that is not
@@ -65,6 +69,11 @@ func (s Spec) Check() error {
 	}
 	if len(s.Name) > 256 {
 		return errors.New("name: at most 256 characters")
+	}
+	if s.SigningKey != "" {
+		if _, err := prodsig.ParseKey(s.SigningKey); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -93,6 +102,8 @@ func New(spec Spec, now time.Time) (secret string, t store.Token, err error) {
 		Sources: slices.Compact(slices.Sorted(slices.Values(spec.Sources))),
 		Digest:  Digest(secret),
 		Created: now.UTC(),
+
+		SigningKey: strings.TrimSpace(spec.SigningKey),
 	}
 	if spec.TTL > 0 {
 		t.Expires = now.Add(spec.TTL).UTC()

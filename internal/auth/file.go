@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/audit-stream/audit-stream/internal/store"
@@ -31,6 +32,8 @@ type fileEntry struct {
 	SHA256  string   `json:"sha256,omitempty"`
 	Subject string   `json:"subject,omitempty"`
 	Expires string   `json:"expires,omitempty"` // RFC 3339
+	// SigningKey is a producer verifier key its appends must be signed by.
+	SigningKey string `json:"signing_key,omitempty"`
 }
 
 // ParseFile reads a tokens file:
@@ -68,10 +71,10 @@ func ParseFile(data []byte) (*File, error) {
 			return nil, fmt.Errorf("%s: duplicate id", where)
 		}
 		ids[e.ID] = true
-		if err := (Spec{Name: e.Name, Roles: e.Roles, Sources: e.Sources}).Check(); err != nil {
+		if err := (Spec{Name: e.Name, Roles: e.Roles, Sources: e.Sources, SigningKey: e.SigningKey}).Check(); err != nil {
 			return nil, fmt.Errorf("%s: %v", where, err)
 		}
-		t := store.Token{ID: "file:" + e.ID, Name: e.Name, Roles: e.Roles, Sources: e.Sources}
+		t := store.Token{ID: "file:" + e.ID, Name: e.Name, Roles: e.Roles, Sources: e.Sources, SigningKey: strings.TrimSpace(e.SigningKey)}
 		if e.Expires != "" {
 			exp, err := time.Parse(time.RFC3339, e.Expires)
 			if err != nil {

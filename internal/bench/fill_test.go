@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/checkpoint"
 	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/loadgen"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
@@ -58,7 +59,33 @@ func bigStore(b *testing.B) string {
 			bigErr = err
 			return
 		}
-		defer led.Close(ctx)
+		// The server refuses a log with events but no signed
+		// checkpoint: sign it with the key and origin the server would
+		// use (as apitest.Populate does) when the ledger closes.
+		id, err := checkpoint.LogID(ctx, st)
+		if err != nil {
+			bigErr = err
+			return
+		}
+		origin := "audit-stream/" + id
+		key, _, err := checkpoint.LoadOrCreateKey(bigDir, origin)
+		if err != nil {
+			bigErr = err
+			return
+		}
+		checkpoints, err := checkpoint.Open(ctx, st, led.Feed(), checkpoint.Options{Origin: origin, Key: key})
+		if err != nil {
+			bigErr = err
+			return
+		}
+		defer func() {
+			led.Close(ctx)
+			cancelled, cancel := context.WithCancel(ctx)
+			cancel()
+			if err := checkpoints.Run(cancelled); err != nil && bigErr == nil { // signs the final checkpoint
+				bigErr = err
+			}
+		}()
 		const group = 10000
 		reqs := make([]event.Request, group)
 		for done := 0; done < bigSize; done += group {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/audit-stream/audit-stream/internal/clock"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/provenance"
 	"github.com/audit-stream/audit-stream/verify"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -34,6 +35,9 @@ type Store interface {
 	Meta(ctx context.Context, key string) ([]byte, error)
 	SetMeta(ctx context.Context, key string, value []byte) error
 	SwapMeta(ctx context.Context, key string, old, value []byte) error
+	// ScanProvenance reads the provenance records a seal covers
+	// (seal.go).
+	ScanProvenance(ctx context.Context, after, until int64, fn func(*provenance.Record) error) error
 }
 
 // Heads tells the checkpointer when the log grows; *ledger.Feed is one.
@@ -89,6 +93,10 @@ type Checkpointer struct {
 	latest  verify.Checkpoint
 	signed  []byte
 	changed chan struct{} // closed when a new checkpoint is signed
+
+	// sealed is the provenance chain as of the last seal this
+	// checkpointer signed or checked (seal.go); guarded by mu.
+	sealed provenance.Chain
 }
 
 // ErrMismatch reports a stored tree that no longer has the root of the last
@@ -212,6 +220,7 @@ func (c *Checkpointer) load(ctx context.Context, head int64) error {
 	if err := c.check(ctx, head); err != nil {
 		return err
 	}
+	c.loadSeal(ctx, cp)
 	if copied != nil {
 		if err := c.checkAgainst(ctx, head, *copied, "the checkpoint copy "+c.opt.Copy); err != nil {
 			return err
@@ -323,6 +332,11 @@ func (c *Checkpointer) sign(ctx context.Context, n int64) error {
 		signed, err := verify.SignCheckpoint(cp, c.opt.Key.Signer)
 		if err != nil {
 			return fmt.Errorf("checkpoint: sign: %w", err)
+		}
+		// The seal is stored before the checkpoint is published, so every
+		// checkpoint anyone is served has one.
+		if err := c.seal(ctx, cp); err != nil {
+			return err
 		}
 		err = c.st.SwapMeta(ctx, metaKey, prev, signed)
 		if err == nil {

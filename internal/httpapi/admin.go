@@ -21,11 +21,14 @@ type TokenView struct {
 	Created time.Time  `json:"created"`
 	Expires *time.Time `json:"expires"`
 	Revoked *time.Time `json:"revoked"`
+	// SigningKey is the producer verifier key the token's appends must be
+	// signed by (public: it only checks signatures).
+	SigningKey string `json:"signing_key,omitempty"`
 }
 
 // ViewToken converts a stored token for display.
 func ViewToken(t store.Token) TokenView {
-	v := TokenView{ID: t.ID, Name: t.Name, Roles: t.Roles, Sources: t.Sources, Created: t.Created}
+	v := TokenView{ID: t.ID, Name: t.Name, Roles: t.Roles, Sources: t.Sources, Created: t.Created, SigningKey: t.SigningKey}
 	if v.Roles == nil {
 		v.Roles = []string{}
 	}
@@ -63,6 +66,8 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 		Sources []string `json:"sources"`
 		Name    string   `json:"name"`
 		Expires string   `json:"expires"`
+		// SigningKey: a producer verifier key, name+hash+base64.
+		SigningKey string `json:"signing_key"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -76,7 +81,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return problem(http.StatusUnprocessableEntity, "expires: "+err.Error())
 	}
-	secret, t, err := auth.New(auth.Spec{Name: in.Name, Roles: in.Roles, Sources: in.Sources, TTL: ttl}, s.auth.opt.Now())
+	secret, t, err := auth.New(auth.Spec{Name: in.Name, Roles: in.Roles, Sources: in.Sources, TTL: ttl, SigningKey: in.SigningKey}, s.auth.opt.Now())
 	if err != nil {
 		return problem(http.StatusUnprocessableEntity, err.Error())
 	}

@@ -341,6 +341,8 @@ func (s *Server) refused(r *http.Request, t *store.Token, p *Problem) {
 		s.auth.forbidden.Add(1)
 	case http.StatusTooManyRequests:
 		s.auth.limited.Add(1)
+	case http.StatusConflict:
+		s.replays.Add(1)
 	}
 	if p.Status < 500 {
 		s.log.Warn("access denied", "status", p.Status, "method", r.Method, "path", r.URL.Path,

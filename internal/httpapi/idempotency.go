@@ -3,6 +3,7 @@ package httpapi
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"hash"
 	"net/http"
 	"strconv"
@@ -15,10 +16,16 @@ import (
 const maxKeyLen = 255
 
 // appendChecked is the common path of every append: the token's source
-// binding, the Idempotency-Key, then the ledger. It reports whether the
+// binding, the producer signatures and the provenance (provenance.go), the
+// Idempotency-Key, then the ledger. It reports whether the
 // events are a replay of an earlier request with the same key.
 func (s *Server) appendChecked(r *http.Request, reqs []event.Request, batch bool) ([]event.Event, bool, error) {
 	if p := checkSources(r, reqs, batch); p != nil {
+		s.refused(r, caller(r), p)
+		return nil, false, p
+	}
+	stamp, p := s.stamp(r, reqs, batch)
+	if p != nil {
 		s.refused(r, caller(r), p)
 		return nil, false, p
 	}
@@ -26,11 +33,19 @@ func (s *Server) appendChecked(r *http.Request, reqs []event.Request, batch bool
 	if err != nil {
 		return nil, false, err
 	}
+	opt.Stamp = stamp
 	if !s.beginAppend() {
 		return nil, false, ledger.ErrClosed // answered as the ledger's own refusal once it has closed
 	}
 	defer s.appends.Done()
-	return s.led.AppendWith(r.Context(), reqs, opt)
+	evs, replayed, err := s.led.AppendWith(r.Context(), reqs, opt)
+	var replay *ledger.ReplayError
+	if errors.As(err, &replay) {
+		p := problem(http.StatusConflict, replay.Error())
+		s.refused(r, caller(r), p)
+		return nil, false, p
+	}
+	return evs, replayed, err
 }
 
 // appendedStatus is 201 for new events, 200 with Idempotent-Replayed for a

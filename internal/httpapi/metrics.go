@@ -56,6 +56,10 @@ func newMetrics(s *Server) *metrics {
 			func() float64 { _, n, _ := s.authCounts(); return float64(n) }),
 		counter("audit_stream_rate_limited_total", "Requests refused with 429 by a token's rate limit.",
 			func() float64 { _, _, n := s.authCounts(); return float64(n) }),
+		counter("audit_stream_timestamp_skewed_total", "Events whose producer timestamp was further from the receive time than --timestamp-skew (flagged in their provenance).",
+			func() float64 { return float64(s.skewed.Load()) }),
+		counter("audit_stream_signed_replays_total", "Signed requests refused with 409 because the log already holds their producer signatures.",
+			func() float64 { return float64(s.replays.Load()) }),
 	)
 	if s.opt.Checkpoints != nil {
 		m.reg.MustRegister(gauge("audit_stream_checkpoint_tree_size", "Tree size of the latest signed checkpoint.",

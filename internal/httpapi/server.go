@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,6 +72,9 @@ type Options struct {
 	// cosigner that serves what witnesses cosigned. Without it the
 	// verifiable-log routes (checkpoint, proofs, receipts) answer 503.
 	Checkpoints Checkpoints
+	// Seals serves the provenance seals signed with the checkpoints (the
+	// checkpointer); without it GET /provenance/seal answers 503.
+	Seals Seals
 	// Metrics are more Prometheus series for /metrics (the cosigner's).
 	Metrics []prometheus.Collector
 	// Auth configures access control (auth.go).
@@ -94,7 +98,13 @@ type Options struct {
 	// one for filters no index answers (q, unindexed payload paths);
 	// default 200,000, negative: no bound.
 	QueryScanLimit int
-	Logger         *slog.Logger
+	// TimestampSkew is how far a producer's timestamp may be from the
+	// receive time before its provenance flags it (and the
+	// audit_stream_timestamp_skewed_total counter counts it); default 24 h.
+	TimestampSkew time.Duration
+	// Now is the clock of receive times in provenance; default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Store is what the HTTP layer reads: events, the tree and tokens. It never
@@ -106,6 +116,7 @@ type Store interface {
 	Latest(ctx context.Context, f store.Filter, limit int) ([]event.Event, error)
 	Scan(ctx context.Context, f store.Filter, limit int, fn func(*event.Event) error) error
 	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	store.Provenances
 }
 
 // Server is the HTTP API. It holds no log state of its own.
@@ -130,6 +141,8 @@ type Server struct {
 	table   []Route      // what routes() registered, in order
 
 	cpFrames frameCache // checkpoint frames shared by /stream subscribers
+
+	skewed, replays atomic.Int64 // events flagged skewed; signed requests refused as replays
 }
 
 // New returns the API over a store and its ledger.
@@ -166,6 +179,12 @@ func New(st Store, led *ledger.Ledger, opt Options) *Server {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.TimestampSkew <= 0 {
+		opt.TimestampSkew = defaultTimestampSkew
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
 	}
 	if opt.QueryScanLimit == 0 {
 		opt.QueryScanLimit = 200000
@@ -273,6 +292,11 @@ func (s *Server) routes() *http.ServeMux {
 	route("GET /proof/consistency", verifierOpen, query{"from", "to"}, s.consistencyProof)
 	route("GET /tile/{path...}", verifierOpen, nil, s.tile)
 	route("GET /events/{id}/receipt", reader, nil, s.receipt)
+	// Provenance (provenance.go): per event, the records for verifiers,
+	// and the seals, which are verification material like checkpoints.
+	route("GET /events/{id}/provenance", reader, nil, s.eventProvenance)
+	route("GET /provenance", reader, query{"after", "until"}, s.provenanceRecords)
+	route("GET /provenance/seal", verifierOpen, query{"size"}, s.provenanceSeal)
 	route("GET /export", reader, query{"after", "until", "since", "kind", "source", "q", payloadParam + "*"}, s.export)
 	route("POST /events/batch", producer, nil, s.appendBatch)
 	route("POST /admin/tokens", admin, nil, s.createToken)

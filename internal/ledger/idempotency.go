@@ -26,6 +26,10 @@ type AppendOptions struct {
 	// BodyDigest identifies the request's content, so a retry can be told
 	// from a reuse of the key for something else.
 	BodyDigest [sha256.Size]byte
+	// Stamp, if set, is the request's provenance: a record of it is
+	// written with its events, and its signatures are refused if already
+	// stored (provenance.go).
+	Stamp *Stamp
 }
 
 // AppendWith is Append with options. With an idempotency key, the first

@@ -17,6 +17,7 @@ import (
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/provenance"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -323,6 +324,7 @@ type batch struct {
 	// after. after is nil if the committer must build in the transaction.
 	base  store.Head
 	recs  []store.Record
+	provs []provenance.Record // of the requests with a Stamp, in order
 	after *chainState
 }
 
@@ -333,6 +335,8 @@ type batch struct {
 type chainState struct {
 	head store.Head
 	edge map[int64]tlog.Hash
+	// chain is the provenance record chain's value at head.
+	chain event.Hash
 }
 
 func (l *Ledger) newBatch() *batch {
@@ -373,14 +377,14 @@ func (l *Ledger) add(b *batch, p *pending) {
 		}
 		b.base = from.head
 	}
-	recs, after, err := extend(from, b.live[len(b.live)-1:], b.now, edgeReader{})
+	recs, provs, after, err := extend(from, b.live[len(b.live)-1:], b.now, edgeReader{})
 	if err != nil {
 		// An edge hash missing: let the committer build it with the
 		// store at hand.
-		b.recs, b.after = nil, nil
+		b.recs, b.provs, b.after = nil, nil, nil
 		return
 	}
-	b.recs, b.after = append(b.recs, recs...), after
+	b.recs, b.provs, b.after = append(b.recs, recs...), append(b.provs, provs...), after
 }
 
 // sent records that b went to the committer: the next batch extends it.
@@ -494,72 +498,120 @@ func countReqs(group []*pending) int {
 	return n
 }
 
-// claimAhead stores the idempotency keys of a batch built ahead and returns
-// its records; if a key is stored already it returns errRebuild.
+// claimAhead checks the producer signatures and stores the idempotency keys
+// and provenance records of a batch built ahead, and returns its records;
+// if a request turns out to write nothing (a signature or a key stored
+// already) it returns errRebuild.
 func (l *Ledger) claimAhead(tx store.Tx, b *batch) ([]store.Record, error) {
 	id := b.base.ID
+	var signed map[string]int64
 	for _, p := range b.live {
-		p.n, p.replay, p.fail = 0, nil, nil
-		if p.opt.IdempotencyKey != "" {
-			write, err := l.claimKey(tx, p, id+1, b.clock)
-			if err != nil {
-				return nil, err
-			}
-			if !write {
-				return nil, errRebuild
-			}
+		write, err := l.claim(tx, p, id+1, b.clock, &signed)
+		if err != nil {
+			return nil, err
 		}
-		p.n = len(p.reqs)
+		if !write {
+			return nil, errRebuild
+		}
 		id += int64(p.n)
+	}
+	for i := range b.provs {
+		if err := tx.PutProvenance(&b.provs[i]); err != nil {
+			return nil, err
+		}
 	}
 	return b.recs, nil
 }
 
-// build claims the group's idempotency keys and assigns ids, hashes and
-// tree hashes to what it writes, on top of the head the transaction sees.
+// claim runs inside the append transaction, for each request in order. It
+// reports whether p appends (and sets p.n); if not, p.replay or p.fail says
+// why. firstID is the id p's first event gets if it does; signed collects
+// the signatures the transaction writes, for replays within it.
+func (l *Ledger) claim(tx store.Tx, p *pending, firstID int64, clock time.Time, signed *map[string]int64) (bool, error) {
+	p.n, p.replay, p.fail = 0, nil, nil
+	st := p.opt.Stamp
+	if st != nil && len(st.Sigs) > 0 {
+		refused, err := l.checkReplay(tx, p, *signed)
+		if err != nil || refused {
+			return false, err
+		}
+	}
+	if p.opt.IdempotencyKey != "" {
+		write, err := l.claimKey(tx, p, firstID, clock)
+		if err != nil || !write {
+			return false, err
+		}
+	}
+	p.n = len(p.reqs)
+	if st != nil && len(st.Sigs) > 0 {
+		if *signed == nil {
+			*signed = make(map[string]int64)
+		}
+		for i, sig := range st.Sigs {
+			(*signed)[string(sig)] = firstID + int64(i)
+		}
+	}
+	return true, nil
+}
+
+// build checks the group's signatures, claims its idempotency keys, and
+// assigns ids, hashes, tree hashes and provenance records to what it
+// writes, on top of the head the transaction sees.
 func (l *Ledger) build(tx store.Tx, group []*pending, now string, clock time.Time) ([]store.Record, *chainState, error) {
 	head := tx.Head()
 	from := l.tip.Load()
 	if from == nil || from.head != head {
 		// First append, a failed commit, or another instance moved the
-		// head: read the right edge of the tree from the store.
+		// head: read the right edge of the tree and the provenance
+		// chain from the store.
 		edge, err := loadEdge(tx, head.ID)
 		if err != nil {
 			return nil, nil, err
 		}
-		from = &chainState{head: head, edge: edge}
+		chain, err := tx.ChainHead()
+		if err != nil {
+			return nil, nil, err
+		}
+		from = &chainState{head: head, edge: edge, chain: chain}
 	}
 	id := head.ID
 	write := make([]*pending, 0, len(group))
+	var signed map[string]int64
 	for _, p := range group {
-		p.n, p.replay, p.fail = 0, nil, nil
-		if p.opt.IdempotencyKey != "" {
-			ok, err := l.claimKey(tx, p, id+1, clock)
-			if err != nil {
-				return nil, nil, err
-			}
-			if !ok {
-				continue
-			}
+		ok, err := l.claim(tx, p, id+1, clock, &signed)
+		if err != nil {
+			return nil, nil, err
 		}
-		p.n = len(p.reqs)
-		id += int64(p.n)
-		write = append(write, p)
+		if ok {
+			id += int64(p.n)
+			write = append(write, p)
+		}
 	}
-	return extend(from, write, now, edgeReader{tx: tx})
+	recs, provs, after, err := extend(from, write, now, edgeReader{tx: tx})
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range provs {
+		if err := tx.PutProvenance(&provs[i]); err != nil {
+			return nil, nil, err
+		}
+	}
+	return recs, after, nil
 }
 
 // extend assigns ids, timestamps, hashes and tree hashes to the requests of
-// ps, in order, on top of from, and returns the tip they leave. Hashes the
-// edge lacks come from r (an error without a transaction).
-func extend(from *chainState, ps []*pending, now string, r edgeReader) ([]store.Record, *chainState, error) {
+// ps, in order, on top of from, and the provenance records of those with a
+// Stamp; it returns them and the tip they leave. Hashes the edge lacks come
+// from r (an error without a transaction).
+func extend(from *chainState, ps []*pending, now string, r edgeReader) ([]store.Record, []provenance.Record, *chainState, error) {
 	r.edge = maps.Clone(from.edge)
 	n := 0
 	for _, p := range ps {
 		n += len(p.reqs)
 	}
 	recs := make([]store.Record, 0, n)
-	id, prev := from.head.ID, from.head.Hash
+	id, prev, chain := from.head.ID, from.head.Hash, from.chain
+	var provs []provenance.Record
 	var buf []byte
 	for _, p := range ps {
 		for _, req := range p.reqs {
@@ -575,7 +627,7 @@ func extend(from *chainState, ps []*pending, now string, r edgeReader) ([]store.
 			rec.Hash, buf = rec.ComputeHash(buf)
 			hashes, err := tlog.StoredHashesForRecordHash(id-1, tlog.RecordHash(rec.Hash[:]), &r)
 			if err != nil {
-				return nil, nil, fmt.Errorf("ledger: tree hashes for event %d: %w", id, err)
+				return nil, nil, nil, fmt.Errorf("ledger: tree hashes for event %d: %w", id, err)
 			}
 			base := tlog.StoredHashIndex(0, id-1)
 			for i, h := range hashes {
@@ -585,8 +637,14 @@ func extend(from *chainState, ps []*pending, now string, r edgeReader) ([]store.
 			recs = append(recs, rec)
 			prev = rec.Hash
 		}
+		if st := p.opt.Stamp; st != nil {
+			pr := st.record(id-int64(len(p.reqs))+1, int64(len(p.reqs)), prev)
+			pr.Chain = pr.ChainHash(chain)
+			chain = pr.Chain
+			provs = append(provs, pr)
+		}
 	}
-	return recs, &chainState{head: store.Head{ID: id, Hash: prev}, edge: pruneEdge(r.edge, id)}, nil
+	return recs, provs, &chainState{head: store.Head{ID: id, Hash: prev}, edge: pruneEdge(r.edge, id), chain: chain}, nil
 }
 
 // edgeIndexes lists the stored-hash indexes of the compact range of a tree

@@ -66,6 +66,13 @@ type Options struct {
 	Fill int
 	// Progress, if set, receives a live progress line about every second.
 	Progress io.Writer
+	// Exec is the command line of this program (its path and any leading
+	// arguments): the fan-out runs its subscribers as "Exec bench subscribe
+	// …", a process of their own. Without it they run in this process.
+	Exec []string
+	// SubscriberProfile, if set, is where the subscriber process writes
+	// its CPU profile.
+	SubscriberProfile string
 }
 
 // Check validates the options a workload uses; its errors name the flag.
@@ -132,7 +139,26 @@ type Result struct {
 	// event to a subscriber receiving it.
 	DeliveredPerSubMin  float64 `json:"delivered_per_subscriber_min,omitempty"`
 	DeliveredPerSubMean float64 `json:"delivered_per_subscriber_mean,omitempty"`
+	LagP50              float64 `json:"lag_p50_ms,omitempty"`
 	LagP99              float64 `json:"lag_p99_ms,omitempty"`
+	// SubscriberProcess reports that the subscribers ran in a process of
+	// their own (Options.Exec).
+	SubscriberProcess bool `json:"subscriber_process,omitempty"`
+	// AloneEventsPerSec is the same producers' rate with no subscriber,
+	// measured just before, and ProducerRatio this run's rate over it.
+	AloneEventsPerSec float64 `json:"alone_events_per_sec,omitempty"`
+	ProducerRatio     float64 `json:"producer_ratio,omitempty"`
+	// HeapMaxMB is the largest heap the server's /metrics reported
+	// during the run (go_memstats_heap_alloc_bytes), in MiB.
+	HeapMaxMB float64 `json:"server_heap_max_mib,omitempty"`
+	// CPU seconds the load tool's process used during the run (with no
+	// --url, the server's too) and, for the fan-out, the subscriber
+	// process's: with the run's length they say how the cores were shared.
+	CPUSeconds           float64 `json:"cpu_seconds,omitempty"`
+	SubscriberCPUSeconds float64 `json:"subscriber_cpu_seconds,omitempty"`
+	// ServerCPUSeconds is the server process's CPU during the run, from
+	// its /metrics (the same process as the tool's without --url).
+	ServerCPUSeconds float64 `json:"server_cpu_seconds,omitempty"`
 	// FirstError is the first failed request, if any.
 	FirstError string `json:"first_error,omitempty"`
 }

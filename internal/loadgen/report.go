@@ -53,8 +53,16 @@ func (rep Report) WriteTable(w io.Writer) error {
 		return err
 	}
 	if rep.Workload == Fanout {
-		fmt.Fprintf(w, "fan-out: %d subscribers, each received %.0f events/s (slowest %.0f), lag p99 %.1f ms\n",
-			rep.Subscribers, rep.DeliveredPerSubMean, rep.DeliveredPerSubMin, rep.LagP99)
+		where := "in the tool's process"
+		if rep.SubscriberProcess {
+			where = "in a process of their own"
+		}
+		fmt.Fprintf(w, "fan-out: %d subscribers (%s), each received %.0f events/s (slowest %.0f), lag p50 %.1f ms, p99 %.1f ms\n",
+			rep.Subscribers, where, rep.DeliveredPerSubMean, rep.DeliveredPerSubMin, rep.LagP50, rep.LagP99)
+		fmt.Fprintf(w, "producers: %.0f events/s with the subscribers, %.0f without (ratio %.2f); server heap at most %.1f MiB\n",
+			rep.EventsPerSec, rep.AloneEventsPerSec, rep.ProducerRatio, rep.HeapMaxMB)
+		fmt.Fprintf(w, "cpu: server %.1f s, this process %.1f s, subscriber process %.1f s, over %.1f s\n",
+			rep.ServerCPUSeconds, rep.CPUSeconds, rep.SubscriberCPUSeconds, rep.Seconds)
 	}
 	if rep.Baseline != nil {
 		unit := "events/s"

@@ -101,6 +101,7 @@ type Tx interface {
 	// becomes durable with the
 	// records the build function returns, and is discarded with them.
 	PutKey(k IdempotencyKey) error
+	ProvenanceTx
 }
 
 // BuildFunc turns the head into the records to append. It must return
@@ -113,6 +114,7 @@ type BuildFunc func(tx Tx) ([]Record, error)
 type Store interface {
 	Tokens
 	Idempotency
+	Provenances
 
 	// Head returns the last committed event. Backends that share a database
 	// with other instances read it from the database.

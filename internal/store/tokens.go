@@ -33,6 +33,10 @@ type Token struct {
 	Created time.Time
 	Expires time.Time // zero: never
 	Revoked time.Time // zero: not revoked
+	// SigningKey is the producer's Ed25519 verifier key (name+hash+base64,
+	// as audit-stream keygen prints it), or "": events appended with this
+	// token must then carry its Audit-Signature.
+	SigningKey string
 }
 
 // Has reports whether the token was granted role.
@@ -79,16 +83,17 @@ type Tokens interface {
 
 // TokenColumns are the columns of the tokens table of the SQL backends, in
 // the order of TokenRow's fields.
-const TokenColumns = "id, name, roles, sources, digest, created, expires, revoked"
+const TokenColumns = "id, name, roles, sources, digest, created, expires, revoked, signing_key"
 
 // TokenRow is a token as the SQL backends store it: roles comma-separated
 // (no role name holds a comma), sources a JSON array (a source may hold
 // anything), times RFC 3339 UTC text with nanoseconds, readable in a SQL
-// shell, and NULL for a zero time.
+// shell, and NULL for a zero time; the signing key NULL for none.
 type TokenRow struct {
 	ID, Name, Roles, Sources  string
 	Digest                    []byte
 	Created, Expires, Revoked *string
+	SigningKey                *string
 }
 
 const tokenTimeLayout = time.RFC3339Nano
@@ -105,12 +110,16 @@ func (t *Token) Row() (TokenRow, error) {
 	return TokenRow{
 		ID: t.ID, Name: t.Name, Roles: strings.Join(t.Roles, ","), Sources: string(sources), Digest: t.Digest[:],
 		Created: FormatTokenTime(t.Created), Expires: FormatTokenTime(t.Expires), Revoked: FormatTokenTime(t.Revoked),
+		SigningKey: nullString(t.SigningKey),
 	}, nil
 }
 
 // Token reads a stored token back.
 func (r *TokenRow) Token() (Token, error) {
 	t := Token{ID: r.ID, Name: r.Name}
+	if r.SigningKey != nil {
+		t.SigningKey = *r.SigningKey
+	}
 	if r.Roles != "" {
 		t.Roles = strings.Split(r.Roles, ",")
 	}
@@ -150,7 +159,20 @@ func FormatTokenTime(t time.Time) *string {
 // Dest returns the scan destinations of the row's fields, in the order of
 // TokenColumns.
 func (r *TokenRow) Dest() []any {
-	return []any{&r.ID, &r.Name, &r.Roles, &r.Sources, &r.Digest, &r.Created, &r.Expires, &r.Revoked}
+	return []any{&r.ID, &r.Name, &r.Roles, &r.Sources, &r.Digest, &r.Created, &r.Expires, &r.Revoked, &r.SigningKey}
+}
+
+// Args returns the row's fields as statement arguments, in the order of
+// TokenColumns.
+func (r *TokenRow) Args() []any {
+	return []any{r.ID, r.Name, r.Roles, r.Sources, r.Digest, r.Created, r.Expires, r.Revoked, r.SigningKey}
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // IdempotencyKey is the durable record of an append made with an

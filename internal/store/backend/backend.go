@@ -20,6 +20,26 @@ import (
 type Spec struct {
 	Dir string // the SQLite data directory, or ""
 	URL string // the PostgreSQL URL, or ""
+	// ReadURL is a read replica of the PostgreSQL database, or "": see
+	// WithReplica and Reads.
+	ReadURL string
+}
+
+// WithReplica names a read replica of the PostgreSQL database for the
+// read endpoints (see Reads); "" names none.
+func (s Spec) WithReplica(url string) (Spec, error) {
+	if url == "" {
+		return s, nil
+	}
+	if s.URL == "" {
+		return s, errors.New("store: a read replica (--store-read) needs a PostgreSQL store")
+	}
+	r, err := Parse(url)
+	if err != nil || r.URL == "" {
+		return s, errors.New("store: the read replica must be a postgres:// URL")
+	}
+	s.ReadURL = r.URL
+	return s, nil
 }
 
 // Parse reads a store name: a postgres:// or postgresql:// URL, sqlite:PATH,
@@ -73,7 +93,7 @@ const (
 // Open opens the store named by spec.
 func Open(ctx context.Context, spec Spec, mode Mode, log *slog.Logger) (store.Store, error) {
 	if spec.URL != "" {
-		return postgres.Open(ctx, spec.URL, postgres.Options{Logger: log})
+		return postgres.Open(ctx, spec.URL, postgres.Options{Logger: log, ReadURL: spec.ReadURL})
 	}
 	if spec.Dir == "" {
 		return nil, errors.New("store: no store named")
@@ -82,4 +102,15 @@ func Open(ctx context.Context, spec Spec, mode Mode, log *slog.Logger) (store.St
 		return sqlite.OpenAdmin(ctx, spec.Dir)
 	}
 	return sqlite.Open(ctx, spec.Dir)
+}
+
+// Reads is the store the read endpoints (queries, proofs, export, tiles,
+// verification) use: the read replica for a PostgreSQL store opened with
+// one, st itself otherwise. The head, appends, tokens, idempotency keys and
+// meta always come from st.
+func Reads(st store.Store) store.Store {
+	if r, ok := st.(interface{ Reads() store.Store }); ok {
+		return r.Reads()
+	}
+	return st
 }

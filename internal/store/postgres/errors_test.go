@@ -26,7 +26,8 @@ func TestClassify(t *testing.T) {
 		{"connect error", &pgconn.ConnectError{}, true, false},
 		{"conn closed", errors.New("conn closed"), true, false},
 		{"cancelled", context.Canceled, false, false},
-		{"other", io.ErrUnexpectedEOF, false, false},
+		{"connection cut mid-message", io.ErrUnexpectedEOF, true, false},
+		{"other", errors.New("stored hash is not 32 bytes"), false, false},
 	} {
 		got := classify(fmt.Errorf("postgres: x: %w", tc.err))
 		if errors.Is(got, store.ErrUnavailable) != tc.unavailable || store.IsFull(got) != tc.full {

@@ -91,6 +91,7 @@ EXCEPTION WHEN others THEN
 	RETURN '"\u0001unreadable"'::jsonb;
 END
 $fn$;`,
+	provenanceSchema,
 }
 
 // unreadableKey is what audit_stream_payload_key returns for a payload it

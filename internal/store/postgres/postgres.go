@@ -37,6 +37,11 @@ import (
 // Options configures Open.
 type Options struct {
 	Logger *slog.Logger
+	// ReadURL, if set, is a read replica of the database that serves the
+	// store Reads returns; ReadWait is how long such a read waits for the
+	// replica to hold the events it needs (default DefaultReadWait).
+	ReadURL  string
+	ReadWait time.Duration
 }
 
 // Store is the PostgreSQL implementation of store.Store.
@@ -47,11 +52,14 @@ type Store struct {
 	channel string // NOTIFY channel of this schema's heads
 	lockKey int64  // advisory lock of this schema's appends
 
+	rep *replica // nil without a read replica
+
 	heads      store.HeadWatchers
 	stopListen context.CancelFunc
 	listenDone chan struct{}
 
-	hasTokens atomic.Bool // see HasTokens
+	hasTokens  atomic.Bool // see HasTokens
+	tokenReads tokenReads
 
 	imu            sync.RWMutex
 	payloadIndexes []string // dotted paths with an expression index
@@ -83,6 +91,7 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		return nil, classify(fmt.Errorf("postgres: %w", err))
 	}
 	s := &Store{pool: pool, log: opt.Logger}
+	s.tokenReads.pool = pool
 	var schema *string
 	var syncCommit string
 	if err := pool.QueryRow(ctx, "SELECT current_schema(), current_setting('synchronous_commit')").Scan(&schema, &syncCommit); err != nil {
@@ -114,6 +123,17 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	if opt.ReadURL != "" {
+		if s.rep, err = openReplica(ctx, opt.ReadURL, opt.ReadWait, s.schema); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		if err := s.rep.sameLog(ctx, pool); err != nil {
+			s.rep.pool.Close()
+			pool.Close()
+			return nil, err
+		}
+	}
 	lctx, cancel := context.WithCancel(context.Background())
 	s.stopListen, s.listenDone = cancel, make(chan struct{})
 	ready := make(chan error, 1)
@@ -121,6 +141,9 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	if err := <-ready; err != nil {
 		cancel()
 		<-s.listenDone
+		if s.rep != nil {
+			s.rep.pool.Close()
+		}
 		pool.Close()
 		return nil, err
 	}
@@ -139,6 +162,9 @@ func (s *Store) Close() error {
 	s.stopListen()
 	<-s.listenDone
 	s.heads.Close()
+	if s.rep != nil {
+		s.rep.pool.Close()
+	}
 	s.pool.Close()
 	return nil
 }
@@ -287,20 +313,62 @@ type txView struct {
 	ctx  context.Context
 	tx   conn
 	head store.Head
+	// edge is the right edge of the tree at head (the compact range, by
+	// stored-hash index), read with the head: the hashes a sequencer whose
+	// head another instance moved needs first, without a round trip more
+	// while the lock is held.
+	edge map[int64]tlog.Hash
 }
 
 func (v *txView) Head() store.Head { return v.head }
 
 func (v *txView) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	return readHashes(v.ctx, v.tx, indexes)
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		h, ok := v.edge[x]
+		if !ok {
+			return readHashes(v.ctx, v.tx, indexes)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// edgeQuery reads the right edge of the tree at the head: for each set bit
+// l of the head's id n, the level-l hash stored by event (n >> l) << l
+// (store.RecordOfHash of the edge's stored-hash indexes).
+const edgeQuery = `SELECT l, substring(e.tree FROM l * 32 + 1 FOR 32)
+	FROM (SELECT max(event_id) AS n FROM events) h, generate_series(0, 62) AS l, events e
+	WHERE (h.n >> l) & 1 = 1 AND e.event_id = (h.n >> l) << l`
+
+// readEdge reads the rows of edgeQuery into a map by stored-hash index.
+func readEdge(rows pgx.Rows, head int64) (map[int64]tlog.Hash, error) {
+	defer rows.Close()
+	edge := make(map[int64]tlog.Hash, 64)
+	for rows.Next() {
+		var level int
+		var b []byte
+		if err := rows.Scan(&level, &b); err != nil {
+			return nil, err
+		}
+		var h tlog.Hash
+		if len(b) != len(h) {
+			return nil, fmt.Errorf("tree hash of level %d at head %d: %w", level, head, errHashSize)
+		}
+		copy(h[:], b)
+		edge[tlog.StoredHashIndex(level, head>>level-1)] = h
+	}
+	return edge, rows.Err()
 }
 
 var eventColumnNames = []string{"event_id", "timestamp", "kind", "source", "payload", "prev_hash", "hash", "tree", "ts"}
 
 // Append implements store.Store. The transaction is driven by hand on one
 // pooled connection so that it costs two round trips besides what build
-// asks for: BEGIN, the lock and the head in one pipeline; the rows, the
-// notification and COMMIT in another (COPY adds one for large groups).
+// asks for: BEGIN, the lock, the head and the tree's right edge in one
+// pipeline; the rows, the notification and COMMIT in another (COPY adds one
+// for large groups). So the lock is held for one round trip, the build and
+// the commit, whichever instance moved the head last.
 func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Record, error) {
 	if s.isClosed() {
 		return nil, store.ErrClosed
@@ -328,6 +396,7 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 	// or the death of the session (a killed instance holds nothing).
 	b.Queue("SELECT pg_advisory_xact_lock($1)", s.lockKey)
 	b.Queue("SELECT event_id, hash FROM events ORDER BY event_id DESC LIMIT 1")
+	b.Queue(edgeQuery)
 	br := c.SendBatch(ctx, b)
 	_, err = br.Exec()
 	if err == nil {
@@ -337,13 +406,21 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 	if err == nil {
 		head, err = readHead(ctx, batchRow{br})
 	}
+	var edge map[int64]tlog.Hash
+	if err == nil {
+		var rows pgx.Rows
+		rows, err = br.Query()
+		if err == nil {
+			edge, err = readEdge(rows, head.ID)
+		}
+	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, classify(fmt.Errorf("postgres: begin: %w", err))
 	}
-	recs, err := build(&txView{ctx: ctx, tx: c, head: head})
+	recs, err := build(&txView{ctx: ctx, tx: c, head: head, edge: edge})
 	if err != nil {
 		return nil, err
 	}

@@ -161,11 +161,15 @@ func (d *decoder) slow(rows pgx.Rows, e *event.Event) error {
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, id int64) (event.Event, error) {
+	return s.get(ctx, s.pool, id)
+}
+
+func (s *Store) get(ctx context.Context, q querier, id int64) (event.Event, error) {
 	var e event.Event
 	if s.isClosed() {
 		return e, store.ErrClosed
 	}
-	rows, err := s.pool.Query(ctx, "SELECT "+eventColumns+" FROM events WHERE event_id = $1", id)
+	rows, err := q.Query(ctx, "SELECT "+eventColumns+" FROM events WHERE event_id = $1", id)
 	if err != nil {
 		return e, classify(fmt.Errorf("postgres: get %d: %w", id, err))
 	}
@@ -185,9 +189,15 @@ func (s *Store) Get(ctx context.Context, id int64) (event.Event, error) {
 
 // Latest implements store.Store: the newest limit matches, oldest first.
 func (s *Store) Latest(ctx context.Context, f store.Filter, limit int) ([]event.Event, error) {
+	return latest(ctx, s, f, limit)
+}
+
+func latest(ctx context.Context, st interface {
+	Scan(ctx context.Context, f store.Filter, limit int, fn func(*event.Event) error) error
+}, f store.Filter, limit int) ([]event.Event, error) {
 	f.Desc = true
 	out := make([]event.Event, 0, min(limit, 1024))
-	err := s.Scan(ctx, f, limit, func(e *event.Event) error {
+	err := st.Scan(ctx, f, limit, func(e *event.Event) error {
 		out = append(out, *e) // Payload is fresh per event
 		return nil
 	})
@@ -201,6 +211,10 @@ func (s *Store) Latest(ctx context.Context, f store.Filter, limit int) ([]event.
 // Scan implements store.Store. It reads in pages keyed by event id, each a
 // short statement of its own.
 func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*event.Event) error) error {
+	return s.scan(ctx, s.pool, f, limit, fn)
+}
+
+func (s *Store) scan(ctx context.Context, q querier, f store.Filter, limit int, fn func(*event.Event) error) error {
 	if s.isClosed() {
 		return store.ErrClosed
 	}
@@ -228,7 +242,7 @@ func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*ev
 			page = min(page, f.MaxScan-examined)
 		}
 		args := append(p.args, page)
-		rows, err := s.pool.Query(ctx, "SELECT "+eventColumns+" FROM events"+p.where+order+" LIMIT $"+strconv.Itoa(len(args)), args...)
+		rows, err := q.Query(ctx, "SELECT "+eventColumns+" FROM events"+p.where+order+" LIMIT $"+strconv.Itoa(len(args)), args...)
 		if err != nil {
 			return classify(fmt.Errorf("postgres: scan: %w", err))
 		}

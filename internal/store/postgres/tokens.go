@@ -23,8 +23,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, "INSERT INTO tokens ("+store.TokenColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-		row.ID, row.Name, row.Roles, row.Sources, row.Digest, row.Created, row.Expires, row.Revoked)
+	_, err = s.pool.Exec(ctx, "INSERT INTO tokens ("+store.TokenColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", row.Args()...)
 	if err != nil {
 		return classify(fmt.Errorf("postgres: create token %s: %w", t.ID, err))
 	}
@@ -79,18 +78,20 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 }
 
 // TokenByDigest implements store.Tokens. It asks the database every call
-// (one unique-index probe), so a revocation through any instance counts
-// from the next request everywhere.
+// (in a batch with the calls that arrive at the same time, see tokenReads),
+// so a revocation through any instance counts from the next request
+// everywhere.
 func (s *Store) TokenByDigest(ctx context.Context, digest [sha256.Size]byte) (store.Token, error) {
 	if s.isClosed() {
 		return store.Token{}, store.ErrClosed
 	}
-	t, err := scanToken(s.pool.QueryRow(ctx, "SELECT "+store.TokenColumns+" FROM tokens WHERE digest = $1", digest[:]))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return t, store.ErrNotFound
-	}
+	b, err := s.tokenReads.lookup(ctx, &digest, false)
 	if err != nil {
-		return t, classify(fmt.Errorf("postgres: token lookup: %w", err))
+		return store.Token{}, err
+	}
+	t, ok := b.found[digest]
+	if !ok {
+		return t, store.ErrNotFound
 	}
 	return t, nil
 }
@@ -103,16 +104,16 @@ func (s *Store) HasTokens(ctx context.Context) (bool, error) {
 	if s.isClosed() {
 		return false, store.ErrClosed
 	}
-	var has bool
-	if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM tokens)").Scan(&has); err != nil {
-		return false, classify(fmt.Errorf("postgres: has tokens: %w", err))
+	b, err := s.tokenReads.lookup(ctx, nil, true)
+	if err != nil {
+		return false, err
 	}
-	if has {
+	if b.hasTokens {
 		// Tokens are never deleted, only revoked: once there is one,
 		// there always is, and the question costs no more queries.
 		s.hasTokens.Store(true)
 	}
-	return has, nil
+	return b.hasTokens, nil
 }
 
 // Key implements store.Tx. Appends are serialised by the lock the

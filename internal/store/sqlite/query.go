@@ -74,19 +74,16 @@ func (s *Store) plan(f store.Filter) plan {
 		p.args = append(p.args, f.Until)
 	}
 	if f.HasTimeRange() {
-		// The time index serves a time range alone; with another
-		// index to follow in id order (kind, source, a payload key) the
-		// unary + keeps SQLite from sorting a wide time range instead.
-		col := "ts"
-		if len(f.Kinds) > 0 || len(f.Sources) > 0 || s.anyIndexed(f.Payload) {
-			col = "+ts"
-		}
+		// Scan has narrowed the ids to those that can hold the time
+		// range (timeMap): the rows are walked in id order within
+		// them, and the unary + keeps SQLite from gathering a wide
+		// range from the ts index and sorting it instead.
 		if !f.TimeFrom.IsZero() {
-			conds = append(conds, col+" >= ?")
+			conds = append(conds, "+ts >= ?")
 			p.args = append(p.args, f.TimeFrom.UnixMicro())
 		}
 		if !f.TimeTo.IsZero() {
-			conds = append(conds, col+" < ?")
+			conds = append(conds, "+ts < ?")
 			p.args = append(p.args, f.TimeTo.UnixMicro())
 		}
 	}
@@ -143,15 +140,6 @@ func (s *Store) indexed(path []string) bool {
 	return slices.Contains(s.payloadIndexes, strings.Join(path, "."))
 }
 
-func (s *Store) anyIndexed(ms []store.PayloadMatch) bool {
-	for _, m := range ms {
-		if s.indexed(m.Path) {
-			return true
-		}
-	}
-	return false
-}
-
 // Scan implements store.Store. It reads in pages keyed by event id so that
 // no statement stays open for the whole scan.
 func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*event.Event) error) error {
@@ -160,6 +148,9 @@ func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*ev
 	order := " ORDER BY event_id"
 	if f.Desc {
 		order = " ORDER BY event_id DESC"
+	}
+	if ok, err := s.narrowToTime(ctx, &f); !ok || err != nil {
+		return err
 	}
 	seen, examined := 0, 0
 	var last int64 // the last event examined

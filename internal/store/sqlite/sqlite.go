@@ -45,6 +45,8 @@ type Store struct {
 	tokens tokenCache
 	heads  store.HeadWatchers
 
+	times timeMap // query.go: time ranges to id ranges
+
 	imu            sync.RWMutex
 	payloadIndexes []string // dotted payload paths with an expression index
 
@@ -201,6 +203,10 @@ var migrations = []migration{
 	// place.
 	{sql: `ALTER TABLE events ADD COLUMN ts INTEGER;
 	CREATE INDEX events_ts ON events(ts);`, fill: fillTimes},
+	// 4: producer keys on tokens, and provenance: one record per append
+	// request (provenance.go), and every producer signature once, so that
+	// a replayed signed request is found by one probe.
+	{sql: provenanceSchema},
 }
 
 // fillTimes sets ts for every row that lacks it, in batches so that memory
@@ -339,7 +345,8 @@ type txView struct {
 	tx   *sql.Tx
 	head store.Head
 
-	keySel, keyIns *sql.Stmt // idempotency.go; closed with the transaction
+	keySel, keyIns  *sql.Stmt // idempotency.go; closed with the transaction
+	provIns, sigIns *sql.Stmt // provenance.go
 }
 
 func (v *txView) Head() store.Head { return v.head }

@@ -31,8 +31,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 	if s.closed {
 		return store.ErrClosed
 	}
-	_, err = s.w.ExecContext(ctx, "INSERT INTO tokens ("+store.TokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-		row.ID, row.Name, row.Roles, row.Sources, row.Digest, row.Created, row.Expires, row.Revoked)
+	_, err = s.w.ExecContext(ctx, "INSERT INTO tokens ("+store.TokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row.Args()...)
 	if err != nil {
 		return fmt.Errorf("sqlite: create token %s: %w", t.ID, err)
 	}

@@ -61,10 +61,15 @@ func appendQueryLog(t *testing.T, st store.Store) []event.Event {
 
 func shapeQueryEvent(e *event.Event) {
 	i := e.ID
-	// Mostly ascending an hour apart, every 7th from a day earlier.
+	// Mostly ascending an hour apart, every 7th from a day earlier,
+	// every 97th back-filled from 2,000 hours earlier (further back than
+	// a backend's time-to-id summary spans, when it has one).
 	at := queryBase.Add(time.Duration(i) * time.Hour)
 	if i%7 == 0 {
 		at = at.Add(-24 * time.Hour)
+	}
+	if i%97 == 5 {
+		at = at.Add(-2000 * time.Hour)
 	}
 	switch i % 4 {
 	case 0:
@@ -124,6 +129,9 @@ func testQueryFilters(t *testing.T, st store.Store, all []event.Event) {
 		{"time range with the bad timestamp", store.Filter{TimeFrom: at(sc(-1000)), TimeTo: at(sc(50))}, 10},
 		{"narrow time range", store.Filter{TimeFrom: at(sc(700)), TimeTo: at(sc(703))}, 2},
 		{"empty time range", store.Filter{TimeFrom: at(sc(700)), TimeTo: at(sc(700))}, 0},
+		{"back-filled times", store.Filter{TimeFrom: at(-2000), TimeTo: at(-100)}, 15},
+		{"back-filled times, kind and source", store.Filter{Kinds: []string{"request_allowed", "request_denied"}, Sources: []string{"svc-a", "svc-b"}, TimeFrom: at(-2000), TimeTo: at(-100)}, 2},
+		{"since, with back-filled times after", store.Filter{TimeFrom: at(sc(2400))}, 100},
 		{"payload string", store.Filter{Payload: []store.PayloadMatch{pm("decision_id", "DEC-007")}}, 100},
 		{"payload OR", store.Filter{Payload: []store.PayloadMatch{pm("decision_id", "DEC-007", "DEC-003")}}, 200},
 		{"payload nested", store.Filter{Payload: []store.PayloadMatch{pm("args.path", "/tmp/3")}}, 100},

@@ -61,6 +61,7 @@ func Run(t *testing.T, open Open) {
 		{"ConcurrentReadersDuringAppends", testConcurrentReaders},
 		{"Tokens", runTokens},
 		{"Idempotency", runIdempotency},
+		{"Provenance", runProvenance},
 		{"Peers", runPeers},
 		{"Queries", RunQueries},
 	}

@@ -22,6 +22,7 @@ func runTokens(t *testing.T, openStorage Open) {
 			ID: id, Name: "name of " + id, Roles: []string{store.RoleProducer, store.RoleReader},
 			Sources: []string{"billing", "a,b"}, Digest: sha256.Sum256([]byte("secret-" + id)),
 			Created: at, Expires: at.Add(90 * 24 * time.Hour),
+			SigningKey: "billing.example.com+1a2b3c4d+AW2lrGrRt1Hzfp8KhVx1JWYyzqIWMeYRlD+YVnB/V4ly",
 		}
 	}
 
@@ -116,7 +117,8 @@ func checkToken(t *testing.T, got, want store.Token) {
 	t.Helper()
 	if got.ID != want.ID || got.Name != want.Name || got.Digest != want.Digest ||
 		!slices.Equal(got.Roles, want.Roles) || !slices.Equal(got.Sources, want.Sources) ||
-		!got.Created.Equal(want.Created) || !got.Expires.Equal(want.Expires) || !got.Revoked.Equal(want.Revoked) {
+		!got.Created.Equal(want.Created) || !got.Expires.Equal(want.Expires) || !got.Revoked.Equal(want.Revoked) ||
+		got.SigningKey != want.SigningKey {
 		t.Errorf("token read back as\n%+v\nwant\n%+v", got, want)
 	}
 }
