@@ -241,7 +241,7 @@ func (c *Client) Append(ctx context.Context, r AppendRequest) (event.Event, erro
 
 // AppendWith is Append with options: an idempotency key.
 func (c *Client) AppendWith(ctx context.Context, r AppendRequest, opt AppendOptions) (Appended, error) {
-	if c.signer != nil {
+	if c.signer != nil && opt.IdempotencyKey == "" {
 		r.Timestamp = c.signer.stamp(r.Timestamp)
 	}
 	return c.post(ctx, "/events", r.wire(), opt, func(data []byte) ([]event.Event, error) {
@@ -262,7 +262,7 @@ func (c *Client) AppendBatch(ctx context.Context, rs []AppendRequest, opt Append
 	}
 	items := make([]any, len(rs))
 	for i, r := range rs {
-		if c.signer != nil {
+		if c.signer != nil && opt.IdempotencyKey == "" {
 			r.Timestamp = c.signer.stamp(r.Timestamp)
 		}
 		items[i] = r.wire()

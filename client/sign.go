@@ -2,6 +2,7 @@ package client
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -23,9 +24,11 @@ import (
 // So that two equal events still sign differently, a signing client stamps
 // every event without a timestamp with its own clock (UTC, microseconds,
 // strictly increasing within the client); the timestamp is then the
-// producer's, covered by its signature. Retry a failed append with an
-// IdempotencyKey: the server answers a retry of a stored request with its
-// events.
+// producer's, covered by its signature. Appends with an IdempotencyKey are
+// not stamped, so that a retry sends the very request it retries (the
+// server answers it with the stored events); give those a Timestamp of
+// your own, or a nonce in the payload, when two of them may be equal. A
+// signed batch holds at most 500 events (prodsig.MaxSignatures).
 func WithSigner(s note.Signer) Option {
 	return func(c *Client) { c.signer = &signer{s: s, now: time.Now} }
 }
@@ -75,6 +78,9 @@ func (s *signer) sign(body []byte, batch bool, h http.Header) (http.Header, erro
 	if err != nil {
 		return nil, err
 	}
+	if len(reqs) > prodsig.MaxSignatures {
+		return nil, fmt.Errorf("a signed batch holds at most %d events, not %d", prodsig.MaxSignatures, len(reqs))
+	}
 	v, err := prodsig.Sign(s.s, reqs)
 	if err != nil {
 		return nil, err
@@ -86,7 +92,8 @@ func (s *signer) sign(body []byte, batch bool, h http.Header) (http.Header, erro
 	return h, nil
 }
 
-// kindsIn lists the kinds a request body (or batch) names.
+// kindsIn lists the kinds a request body (or batch) names; an empty one
+// is left out (the parser then reports the missing kind).
 func kindsIn(body []byte, batch bool) ([]string, error) {
 	type item struct {
 		Kind string `json:"kind"`
@@ -94,15 +101,25 @@ func kindsIn(body []byte, batch bool) ([]string, error) {
 	if !batch {
 		var one item
 		err := json.Unmarshal(body, &one)
-		return []string{one.Kind}, err
+		return nonEmpty([]string{one.Kind}), err
 	}
 	var items []item
 	if err := json.Unmarshal(body, &items); err != nil {
 		return nil, err
 	}
-	names := make([]string, len(items))
-	for i, it := range items {
-		names[i] = it.Kind
+	names := make([]string, 0, len(items))
+	for _, it := range items {
+		names = append(names, it.Kind)
 	}
-	return names, nil
+	return nonEmpty(names), nil
+}
+
+func nonEmpty(names []string) []string {
+	out := names[:0]
+	for _, n := range names {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
 }

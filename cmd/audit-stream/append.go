@@ -31,7 +31,7 @@ func runAppend(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.StringVar(&source, "source", "", "event source (required)")
 	fs.StringVar(&payload, "payload", "", "payload: a JSON object, @FILE to read it from a file, or @- for stdin")
 	fs.StringVar(&timestamp, "timestamp", "", "RFC 3339 timestamp to record instead of the server's clock")
-	fs.StringVar(&signKey, "sign-key", "", "sign the event with this producer key (a file as audit-stream keygen writes it, or env:NAME), for a token registered with its verifier key; the event gets this client's timestamp unless --timestamp is given")
+	fs.StringVar(&signKey, "sign-key", "", "sign the event with this producer key (a file as audit-stream keygen writes it, or env:NAME), for a token registered with its verifier key; without --timestamp or --idempotency-key the event gets this client's timestamp, so that two equal events sign differently")
 	fs.StringVar(&key, "idempotency-key", "", "send this Idempotency-Key: running the command again with the same key and event appends nothing and prints the stored event")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: audit-stream append --kind K --source S [--payload JSON | --payload @file] [--url URL]

@@ -156,12 +156,14 @@ func TestTLS(t *testing.T) {
 }
 
 // TestMTLS: client certificates are required, and one mapped in the tokens
-// file stands in for a token, with its role and sources.
+// file stands in for a token, with its role and sources; the events'
+// provenance names the certificate.
 func TestMTLS(t *testing.T) {
 	dir := t.TempDir()
 	p := newPKI(t, dir)
 	tokens := filepath.Join(dir, "tokens.json")
-	os.WriteFile(tokens, []byte(`{"tokens":[{"id":"billing-svc","roles":["producer"],"sources":["billing"],"subject":"CN=billing-svc,O=Acme"}]}`), 0o600)
+	os.WriteFile(tokens, []byte(`{"tokens":[{"id":"billing-svc","roles":["producer"],"sources":["billing"],"subject":"CN=billing-svc,O=Acme"},
+		{"id":"auditor","roles":["reader"],"token":"auditor-secret-0123456789"}]}`), 0o600)
 	addr, _ := serveInProcess(t, "--tls-cert", p.serverCert, "--tls-key", p.serverKey,
 		"--tls-client-ca", p.caFile, "--tokens-file", tokens, "--auth", "required")
 	url := "https://" + addr
@@ -182,6 +184,13 @@ func TestMTLS(t *testing.T) {
 	var e *client.Error
 	if _, err := c.Stats(context.Background()); !errors.As(err, &e) || e.Status != 403 {
 		t.Fatalf("producer certificate reading /stats: %v, want 403", err)
+	}
+	auditor, err := client.New(url, client.WithHTTPClient(tlsClient(p, &p.client)), client.WithToken("auditor-secret-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prov, err := auditor.Provenance(context.Background(), 1); err != nil || prov.AppendedBy != "cert:CN=billing-svc,O=Acme" {
+		t.Fatalf("provenance of the certificate's event: %+v, %v", prov, err)
 	}
 }
 

@@ -38,6 +38,8 @@ func TestSpecRejections(t *testing.T) {
 		{"empty source", Spec{Roles: []string{"producer"}, Sources: []string{""}}, "source"},
 		{"long source", Spec{Roles: []string{"producer"}, Sources: []string{strings.Repeat("s", 257)}}, "source"},
 		{"bad utf-8", Spec{Roles: []string{"producer"}, Sources: []string{"\xff"}}, "UTF-8"},
+		{"signing key not a key", Spec{Roles: []string{"producer"}, Sources: []string{"b"}, SigningKey: "billing"}, "producer key"},
+		{"signing key private", Spec{Roles: []string{"producer"}, Sources: []string{"b"}, SigningKey: "PRIVATE+KEY+example.com/audit+36700de8+AfQCGjza9jXduHN/N4HIbtZafqWYzrd31iVO8M0PRFpq"}, "producer key"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if err := c.spec.Check(); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -75,6 +77,7 @@ func TestParseFileRejections(t *testing.T) {
 		{"bad expiry", `{"tokens":[{"id":"a","roles":["reader"],"expires":"tomorrow",` + h + `}]}`, "RFC 3339"},
 		{"same secret", `{"tokens":[{"id":"a","roles":["reader"],` + h + `},{"id":"b","roles":["reader"],` + h + `}]}`, "same secret"},
 		{"trailing", `{"tokens":[]} {}`, "after the top-level"},
+		{"bad signing key", `{"tokens":[{"id":"a","roles":["producer"],"sources":["b"],"signing_key":"nope",` + h + `}]}`, "producer key"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if _, err := ParseFile([]byte(c.in)); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -87,7 +90,8 @@ func TestParseFileRejections(t *testing.T) {
 func TestParseFile(t *testing.T) {
 	f, err := ParseFile([]byte(`{"tokens":[
 		{"id":"ci","roles":["producer"],"sources":["billing"],"token":"0123456789abcdef"},
-		{"id":"svc","roles":["reader"],"subject":"CN=svc,O=Acme","expires":"2030-01-01T00:00:00Z"}]}`))
+		{"id":"svc","roles":["reader"],"subject":"CN=svc,O=Acme","expires":"2030-01-01T00:00:00Z"},
+		{"id":"signed","roles":["producer"],"sources":["billing"],"subject":"CN=billing","signing_key":" ` + producerVKey + `\n"}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,10 +104,15 @@ func TestParseFile(t *testing.T) {
 	if tok, ok := f.BySubject("CN=svc,O=Acme"); !ok || tok.Expires.Year() != 2030 {
 		t.Fatalf("BySubject = %+v, %v", tok, ok)
 	}
-	if f.Len() != 2 {
+	if tok, ok := f.BySubject("CN=billing"); !ok || tok.SigningKey != producerVKey {
+		t.Fatalf("signing key from the file: %+v, %v", tok, ok)
+	}
+	if f.Len() != 3 {
 		t.Fatalf("Len = %d", f.Len())
 	}
 }
+
+const producerVKey = "example.com/audit+36700de8+AQwmQYMTkSnCBc0fvdL3b9MduBIWfI/UFhhe/YfNCn13"
 
 // FuzzParseFile: never panics; whatever it accepts is usable.
 func FuzzParseFile(f *testing.F) {

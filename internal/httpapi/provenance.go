@@ -95,6 +95,15 @@ func (s *Server) checkSignatures(r *http.Request, reqs []event.Request, batch bo
 		return unauthorized(prodsig.HeaderName + " carries " + strconv.Itoa(len(h.Sigs)) + " signatures for " + strconv.Itoa(len(reqs)) +
 			" events: count mismatch (one sig= per event, in order)")
 	}
+	seen := make(map[string]int, len(h.Sigs))
+	for i, sig := range h.Sigs {
+		if j, dup := seen[string(sig)]; dup {
+			// The same signed event twice: a replay within the batch.
+			return problem(http.StatusConflict, "items "+strconv.Itoa(j)+" and "+strconv.Itoa(i)+" are the same signed event: "+
+				"a signed event is appended once; sign equal events with different timestamps or a nonce in the payload")
+		}
+		seen[string(sig)] = i
+	}
 	for i := range reqs {
 		if !prodsig.Verify(v, &reqs[i], h.Sigs[i]) {
 			where := "the event"

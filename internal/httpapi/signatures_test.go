@@ -122,6 +122,29 @@ func TestSignedAppends(t *testing.T) {
 	if p := getProvenance(t, env.URL, reader, 3); p.Batch.FirstID != 2 || p.Batch.Count != 3 {
 		t.Fatalf("event 3 is in the batch of 2..4, provenance says %+v", p.Batch)
 	}
+	// A keyed append is not stamped, so a retry is the same request and
+	// replays.
+	keyed := client.AppendRequest{Kind: "other", Source: "billing", Payload: json.RawMessage(`{"order":7731}`)}
+	first, err := c.AppendWith(ctx, keyed, client.AppendOptions{IdempotencyKey: "order-7731"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.AppendWith(ctx, keyed, client.AppendOptions{IdempotencyKey: "order-7731"})
+	if err != nil || !again.Replayed || again.Events[0].ID != first.Events[0].ID {
+		t.Fatalf("keyed signed retry: %+v, %v", again, err)
+	}
+	// What the server would refuse, a signing client refuses before
+	// sending, with the same reasons.
+	if _, err := c.AppendBatch(ctx, []client.AppendRequest{{Source: "billing"}}, client.AppendOptions{}); err == nil || !strings.Contains(err.Error(), "kind") {
+		t.Fatalf("a signed batch item without a kind: %v", err)
+	}
+	big := make([]client.AppendRequest, 501)
+	for i := range big {
+		big[i] = client.AppendRequest{Kind: "other", Source: "billing"}
+	}
+	if _, err := c.AppendBatch(ctx, big, client.AppendOptions{}); err == nil || !strings.Contains(err.Error(), "at most 500") {
+		t.Fatalf("a signed batch of 501: %v", err)
+	}
 	// The client's provenance call reads the same.
 	rc, _ := client.New(env.URL, client.WithToken(reader))
 	if p, err := rc.Provenance(ctx, 1); err != nil || p.EventID != 1 || len(p.Signature) != 64 {
@@ -132,7 +155,7 @@ func TestSignedAppends(t *testing.T) {
 	if r := call(t, "POST", env.URL+"/events", plain, ev); r.status != http.StatusCreated {
 		t.Fatalf("unsigned append: %d %s", r.status, r.body)
 	}
-	if p := getProvenance(t, env.URL, reader, 5); p.AppendedBy != "token:"+ptok.ID || p.KeyID != "" || p.Signature != nil || p.ProducerTimestamp {
+	if p := getProvenance(t, env.URL, reader, 6); p.AppendedBy != "token:"+ptok.ID || p.KeyID != "" || p.Signature != nil || p.ProducerTimestamp {
 		t.Fatalf("unsigned event's provenance: %+v", p)
 	}
 }
@@ -151,9 +174,9 @@ func TestSignatureRefusals(t *testing.T) {
 	const two = `[{"kind":"other","source":"billing","payload":{"n":1}},{"kind":"other","source":"billing","payload":{"n":2}}]`
 	good := signBody(t, signer, one, false)
 	goodBatch := signBody(t, signer, two, true)
-	firstSig := strings.Split(goodBatch, ", ")[1]
-	// A batch whose second signature is the first one's.
-	swapped := strings.Split(goodBatch, ", ")[0] + ", " + firstSig + ", " + firstSig
+	// A batch whose second signature is of another event.
+	otherSig := strings.Split(signBody(t, signer, one, false), ", ")[1]
+	swapped := strings.Join(strings.Split(goodBatch, ", ")[:2], ", ") + ", " + otherSig
 	cases := []struct {
 		name   string
 		token  string
@@ -175,6 +198,8 @@ func TestSignatureRefusals(t *testing.T) {
 		{"count mismatch, single", keyed, "/events", one, []string{goodBatch}, 401, "count mismatch"},
 		{"bad signature in a batch item", keyed, "/events/batch", two, []string{swapped}, 401, "bad signature: item 1"},
 		{"signature from a token without a key", plain, "/events", one, []string{good}, 401, "no producer key registered"},
+		{"the same signed event twice in a batch", keyed, "/events/batch", "[" + one + "," + one + "]",
+			[]string{signBody(t, signer, "["+one+","+one+"]", true)}, 409, "items 0 and 1 are the same signed event"},
 	}
 	for _, c := range cases {
 		before := count(t, env.Store)
@@ -424,6 +449,37 @@ func TestSignedReplayAcrossInstances(t *testing.T) {
 		}
 		if created != 1 || count(t, a.Store) != int64(round+1) {
 			t.Fatalf("round %d: %d of %d copies appended; the log has %d events", round, created, n, count(t, a.Store))
+		}
+	}
+}
+
+// TestAdminTokenSigningKey: the admin API registers a producer key on a
+// new token and shows it; a malformed or private key is refused.
+func TestAdminTokenSigningKey(t *testing.T) {
+	t.Parallel()
+	env := apitest.Start(t, apitest.Options{})
+	admin, _ := mint(t, env.Store, auth.Spec{Roles: []string{"admin"}}, nil)
+	signer, vkey := producerKey(t, "billing.example.com")
+	body, _ := json.Marshal(map[string]any{"roles": []string{"producer"}, "sources": []string{"billing"}, "signing_key": vkey})
+	r := call(t, "POST", env.URL+"/admin/tokens", admin, string(body), "Content-Type", "application/json")
+	var created struct {
+		Token      string `json:"token"`
+		SigningKey string `json:"signing_key"`
+	}
+	if r.status != http.StatusCreated || json.Unmarshal(r.body, &created) != nil || created.SigningKey != vkey {
+		t.Fatalf("POST /admin/tokens with a signing key: %d %s", r.status, r.body)
+	}
+	if r := call(t, "POST", env.URL+"/events", created.Token, ev); r.status != http.StatusUnauthorized {
+		t.Fatalf("unsigned append with the new token: %d %s", r.status, r.body)
+	}
+	if r := call(t, "POST", env.URL+"/events", created.Token, ev, prodsig.HeaderName, signBody(t, signer, ev, false)); r.status != http.StatusCreated {
+		t.Fatalf("signed append with the new token: %d %s", r.status, r.body)
+	}
+	skey := strings.Replace(vkey, "billing.example.com", "PRIVATE+KEY+billing.example.com", 1)
+	for _, bad := range []string{"billing.example.com", skey, vkey + "x"} {
+		body, _ := json.Marshal(map[string]any{"roles": []string{"producer"}, "sources": []string{"billing"}, "signing_key": bad})
+		if r := call(t, "POST", env.URL+"/admin/tokens", admin, string(body), "Content-Type", "application/json"); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.detail(), "producer key") {
+			t.Errorf("signing_key %q: %d %s", bad, r.status, r.body)
 		}
 	}
 }

@@ -49,10 +49,19 @@ func (e *ReplayError) Error() string {
 func (l *Ledger) checkReplay(tx store.Tx, p *pending, group map[string]int64) (bool, error) {
 	st := p.opt.Stamp
 	owner := int64(0)
-	for _, sig := range st.Sigs {
+	for i, sig := range st.Sigs {
 		if id, ok := group[string(sig)]; ok {
 			owner = id
 			break
+		}
+		for _, other := range st.Sigs[:i] {
+			if string(other) == string(sig) {
+				// The same signature twice in one request would break
+				// the signatures table's key, and the whole group
+				// with it; the HTTP layer refuses it first.
+				p.fail = errors.New("ledger: one signed request carries the same producer signature twice")
+				return true, nil
+			}
 		}
 	}
 	if owner == 0 {
