@@ -84,7 +84,7 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	opt := loadgen.Options{
 		URL: cfg.url, Token: cfg.token, Producers: cfg.producers, Duration: cfg.duration,
-		BatchSize: cfg.size, Subscribers: cfg.subscribers, Fill: cfg.fill,
+		BatchSize: cfg.size, Subscribers: cfg.subscribers, Rate: cfg.rate, Fill: cfg.fill,
 	}
 	if err := opt.Check(w); err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
@@ -158,6 +158,7 @@ type benchConfig struct {
 	duration    time.Duration
 	size        int
 	subscribers int
+	rate        int
 	fill        int
 	baseline    bool
 	json        bool
@@ -174,6 +175,7 @@ func benchFlags(cfg *benchConfig, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to measure")
 	fs.IntVar(&cfg.size, "size", 1000, "events per batch (batch)")
 	fs.IntVar(&cfg.subscribers, "subscribers", 100, "/stream subscribers (fanout)")
+	fs.IntVar(&cfg.rate, "rate", 0, "fanout: pace the producers to this many events/s together (0: as fast as answered)")
 	fs.IntVar(&cfg.fill, "fill", 100000, "events the log must hold before query, proof and verify, appended in batches of 1,000")
 	fs.BoolVar(&cfg.baseline, "baseline", true, "also measure the bare handler in this run and print the ratio")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")

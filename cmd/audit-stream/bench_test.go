@@ -152,6 +152,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{[]string{"batch", "--size", "0"}, "--size must be between 1 and 10000, got 0"},
 		{[]string{"batch", "--size", "10001"}, "--size must be between 1 and 10000"},
 		{[]string{"fanout", "--subscribers", "-1"}, "--subscribers must be between 0 and 20000"},
+		{[]string{"fanout", "--rate", "-1"}, "--rate must be between 0 and 100000, got -1"},
 		{[]string{"verify", "--fill", "-5"}, "--fill must be between 0"},
 		{[]string{"append", "--url", "http://192.0.2.1:8093"}, "only drives loopback servers"},
 		{[]string{"append", "--url", "http://example.com"}, "only drives loopback servers"},

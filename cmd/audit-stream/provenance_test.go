@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/audit-stream/audit-stream/client"
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/apitest"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
@@ -135,6 +137,49 @@ func TestProducerSignaturesEndToEnd(t *testing.T) {
 	code, rep, _ = runVerifyJSON(t, append(base, "--provenance")...)
 	if code != 0 || rep.Provenance.SignaturesChecked || rep.Provenance.Signed != 4 {
 		t.Fatalf("verify --provenance without producer keys: %d %+v %s", code, rep.Provenance, provReason(rep))
+	}
+
+	// Offline: an export, the checkpoint, the records and the seal, as an
+	// auditor archives them.
+	ctx := context.Background()
+	rc, err := client.New(env.URL, client.WithToken(reader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpText, err := rc.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := waitCheckpoint(t, env.URL, 5)
+	sealText, err := rc.ProvenanceSeal(ctx, cp.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs0, err := rc.ProvenanceRecords(ctx, 0, cp.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recText, _ := io.ReadAll(recs0)
+	recs0.Close()
+	files := map[string][]byte{"cp.txt": cpText, "seal.txt": sealText, "prov.ndjson": recText}
+	for name, b := range files {
+		os.WriteFile(filepath.Join(dir, name), b, 0o644)
+	}
+	exported := filepath.Join(dir, "events.ndjson")
+	if code, _, errs := runCmd(t, "", "export", "--url", env.URL, "--token", reader, "--out", exported); code != 0 {
+		t.Fatalf("export: %d %s", code, errs)
+	}
+	offline := []string{"--file", exported, "--checkpoint", filepath.Join(dir, "cp.txt"), "--key", "@" + logPub,
+		"--provenance-file", filepath.Join(dir, "prov.ndjson"), "--seal", filepath.Join(dir, "seal.txt"),
+		"--producer-key", "@" + oldPub, "--producer-key", "@" + newPub}
+	code, rep, errs = runVerifyJSON(t, offline...)
+	if code != 0 || rep.Provenance == nil || rep.Provenance.Signed != 4 {
+		t.Fatalf("offline verify: %d %+v %s %s", code, rep.Provenance, provReason(rep), errs)
+	}
+	os.WriteFile(filepath.Join(dir, "prov.ndjson"), []byte(strings.Replace(string(recText), `"received_at":"`, `"received_at":"1`, 1)), 0o644)
+	code, rep, _ = runVerifyJSON(t, offline...)
+	if code != 1 || !strings.Contains(provReason(rep), "events 1-1 does not hash to its chain value") {
+		t.Fatalf("offline verify of an edited record: %d %s", code, provReason(rep))
 	}
 
 	// An insider edits the provenance table behind the server's back.

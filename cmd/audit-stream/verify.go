@@ -46,7 +46,8 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
   audit-stream verify --file FILE [--checkpoint FILE --key KEY]
   audit-stream verify --receipt FILE --key KEY [--url URL]
   (each also with --witness-key KEY... [--quorum N]: the checkpoint must be cosigned)
-  audit-stream verify --url URL --provenance [--producer-key KEY]...
+  audit-stream verify --url URL --provenance [--producer-key KEY]... [--signed-source S]...
+  audit-stream verify --file FILE --checkpoint FILE --key KEY --provenance-file FILE --seal FILE [--producer-key KEY]...
 
 Re-walk the hash chain, rebuild the Merkle root and compare it with a signed
 checkpoint. Prints the /verify report as JSON on stdout; progress on stderr.
@@ -75,8 +76,14 @@ Flags:
 		fmt.Fprintf(stderr, "verify: %v\n", err)
 		return 2
 	}
-	if f.provenance.check && (f.remote.url == "" || f.file != "" || f.receipt != "") {
-		fmt.Fprintln(stderr, "verify: --provenance and --producer-key check a live log: give --url")
+	switch {
+	case f.provenance.file != "" && (f.file == "" || f.checkpoint == ""):
+		fmt.Fprintln(stderr, "verify: --provenance-file checks an export: give --file and --checkpoint (and --key)")
+		return 2
+	case f.provenance.file != "":
+		f.provenance.check = true
+	case f.provenance.check && (f.remote.url == "" || f.file != "" || f.receipt != ""):
+		fmt.Fprintln(stderr, "verify: --provenance and --producer-key check a live log (--url), or an export with --provenance-file and --seal")
 		return 2
 	}
 	var progress io.Writer = stderr
@@ -93,7 +100,7 @@ Flags:
 	case f.remote.url != "" && f.file == "" && f.checkpoint == "":
 		rep, prov, err = verifyURL(ctx, f, progress)
 	case f.file != "" && f.remote.url == "" && f.receipt == "":
-		rep, err = verifyFile(ctx, f, progress)
+		rep, prov, err = verifyFile(ctx, f, progress)
 	default:
 		fmt.Fprintln(stderr, "verify: give one of --url, --file or --receipt (see --help)")
 		return 2
@@ -216,41 +223,47 @@ func verifyAgainst(ctx context.Context, in io.Reader, cp verify.Checkpoint, prog
 	return rep, err
 }
 
-func verifyFile(ctx context.Context, f verifyFlags, progress io.Writer) (verify.TreeReport, error) {
-	rep, err := verifyFileIn(ctx, f, progress)
+func verifyFile(ctx context.Context, f verifyFlags, progress io.Writer) (verify.TreeReport, *provenance.Report, error) {
+	rep, prov, err := verifyFileIn(ctx, f, progress)
 	var ierr *verify.InputError
 	if errors.As(err, &ierr) {
-		return rep, fmt.Errorf("%s: %w", f.file, err)
+		return rep, nil, fmt.Errorf("%s: %w", f.file, err)
 	}
-	return rep, err
+	return rep, prov, err
 }
 
-func verifyFileIn(ctx context.Context, f verifyFlags, progress io.Writer) (verify.TreeReport, error) {
+func verifyFileIn(ctx context.Context, f verifyFlags, progress io.Writer) (verify.TreeReport, *provenance.Report, error) {
 	var rep verify.TreeReport
 	in, err := os.Open(f.file)
 	if err != nil {
-		return rep, err
+		return rep, nil, err
 	}
 	defer in.Close()
 	if f.checkpoint == "" {
 		if f.key != "" || len(f.witnesses.verifier) > 0 {
-			return rep, fmt.Errorf("%w: --key or --witness-key with --file needs --checkpoint", errUsage)
+			return rep, nil, fmt.Errorf("%w: --key or --witness-key with --file needs --checkpoint", errUsage)
 		}
-		return verify.CheckTreeRaw(ctx, verify.ExportSource(in), event.ParseStored, nil, verify.StreamOptions{})
+		rep, err = verify.CheckTreeRaw(ctx, verify.ExportSource(in), event.ParseStored, nil, verify.StreamOptions{})
+		return rep, nil, err
 	}
 	v, err := f.verifier(true)
 	if err != nil {
-		return rep, err
+		return rep, nil, err
 	}
 	signed, err := os.ReadFile(f.checkpoint)
 	if err != nil {
-		return rep, err
+		return rep, nil, err
 	}
 	cp, broken, err := f.openCheckpoint(signed, v, f.checkpoint, "the checkpoint")
 	if err != nil || broken != nil {
-		return *broken, err
+		return *broken, nil, err
 	}
-	return verifyAgainst(ctx, in, cp, progress)
+	rep, err = verifyAgainst(ctx, in, cp, progress)
+	if err != nil || !rep.Valid || f.provenance.file == "" {
+		return rep, nil, err
+	}
+	prov, err := checkProvenanceFile(ctx, f.file, v, cp, f.provenance, &rep)
+	return rep, prov, err
 }
 
 // provenEvent names the event a receipt proves.

@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"testing"
 	"time"
 
+	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/apitest"
+	"github.com/audit-stream/audit-stream/internal/cputime"
+	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
 
@@ -21,7 +25,7 @@ var bigIndexes = []string{"decision_id"}
 // bigTimeRange returns a since/until pair covering the middle half of the
 // 1,000,000-event store's time span (its timestamps are those the server
 // gave while the store was built).
-func bigTimeRange(b *testing.B, st *sqlite.Store) (since, until string) {
+func bigTimeRange(b *testing.B, st store.Store) (since, until string) {
 	ctx := context.Background()
 	first, err := st.Get(ctx, bigSize/4)
 	if err != nil {
@@ -59,8 +63,8 @@ func warm(b *testing.B, urls ...string) {
 // BenchmarkQueryKindSourceTime1M is GET /events with kind, source and a
 // time range (1 event in 30 of the middle half matches) and limit=1000.
 func BenchmarkQueryKindSourceTime1M(b *testing.B) {
-	env := apitest.Start(b, apitest.Options{Dir: bigStore(b), IndexPayload: bigIndexes})
-	since, until := bigTimeRange(b, env.Store.(*sqlite.Store))
+	env := startBig(b)
+	since, until := bigTimeRange(b, env.Store)
 	urls := make([]string, 0, 30)
 	for i := range 30 {
 		q := url.Values{"kind": {benchKinds[i%len(benchKinds)]}, "source": {fmt.Sprintf("service-%d", i%10)}, "since": {since}, "until": {until}, "limit": {"1000"}}
@@ -69,6 +73,7 @@ func BenchmarkQueryKindSourceTime1M(b *testing.B) {
 	warm(b, urls...)
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
+	cpu := cputime.Start()
 	for i := range b.N {
 		d, n, _ := getPage(b, urls[i%len(urls)])
 		if n < 100000 {
@@ -76,13 +81,13 @@ func BenchmarkQueryKindSourceTime1M(b *testing.B) {
 		}
 		lat = append(lat, d)
 	}
-	reportLatency(b, lat)
+	reportLatency(b, lat, cpu)
 }
 
 // BenchmarkQueryPayloadIndexed1M is GET /events?payload.decision_id=… (an
 // indexed path; one event each) for ids spread over the log.
 func BenchmarkQueryPayloadIndexed1M(b *testing.B) {
-	env := apitest.Start(b, apitest.Options{Dir: bigStore(b), IndexPayload: bigIndexes})
+	env := startBig(b)
 	u := func(i int) string {
 		return fmt.Sprintf("%s/events?payload.decision_id=DEC-%08d", env.URL, (i*7919)%bigSize)
 	}
@@ -91,6 +96,7 @@ func BenchmarkQueryPayloadIndexed1M(b *testing.B) {
 	}
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
+	cpu := cputime.Start()
 	for i := range b.N {
 		d, n, _ := getPage(b, u(i))
 		if n < 300 {
@@ -98,7 +104,15 @@ func BenchmarkQueryPayloadIndexed1M(b *testing.B) {
 		}
 		lat = append(lat, d)
 	}
-	reportLatency(b, lat)
+	reportLatency(b, lat, cpu)
+}
+
+// startBig starts a server on the big store (bigTarget) with the payload
+// paths of bigIndexes indexed.
+func startBig(b *testing.B) *apitest.Env {
+	opt := bigTarget(b)
+	opt.IndexPayload = bigIndexes
+	return apitest.Start(b, opt)
 }
 
 var linkTarget = regexp.MustCompile(`^<([^>]+)>; rel="next"$`)
@@ -113,7 +127,7 @@ func BenchmarkPageWalk1M(b *testing.B) {
 		{"asc", "order=asc&limit=1000"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			env := apitest.Start(b, apitest.Options{Dir: bigStore(b), IndexPayload: bigIndexes})
+			env := startBig(b)
 			first := env.URL + "/events?" + tc.query
 			next := first
 			for range 20 {
@@ -123,6 +137,7 @@ func BenchmarkPageWalk1M(b *testing.B) {
 			next = first
 			lat := make([]time.Duration, 0, b.N)
 			b.ResetTimer()
+			cpu := cputime.Start()
 			for range b.N {
 				d, n, link := getPage(b, next)
 				if n < 100000 {
@@ -135,7 +150,91 @@ func BenchmarkPageWalk1M(b *testing.B) {
 					next = first
 				}
 			}
-			reportLatency(b, lat)
+			reportLatency(b, lat, cpu)
 		})
+	}
+}
+
+// BenchmarkQueryBaseline1M is what a page of 1,000 costs without the query
+// path, for the query benchmarks of the same run to be read against: scan
+// reads 1,000 consecutive events through store.Scan (an id range, no
+// filter, no HTTP); http serves a stored page of GET /events as fixed bytes
+// from a bare net/http handler, and the client reads it as the query
+// benchmarks do.
+func BenchmarkQueryBaseline1M(b *testing.B) {
+	b.Run("scan", func(b *testing.B) {
+		env := startBig(b)
+		ctx := context.Background()
+		lat := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		cpu := cputime.Start()
+		for i := range b.N {
+			start := time.Now()
+			n := 0
+			f := store.Filter{After: int64(i*7919*1000) % (bigSize - 1000)}
+			if err := env.Store.Scan(ctx, f, 1000, func(*event.Event) error { n++; return nil }); err != nil || n != 1000 {
+				b.Fatalf("scan: %d events, %v", n, err)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		reportLatency(b, lat, cpu)
+	})
+	b.Run("http", func(b *testing.B) {
+		env := startBig(b)
+		resp, err := http.Get(env.URL + "/events?limit=1000")
+		if err != nil {
+			b.Fatal(err)
+		}
+		page, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(page)
+		}))
+		defer srv.Close()
+		warm(b, srv.URL)
+		lat := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		cpu := cputime.Start()
+		for range b.N {
+			d, n, _ := getPage(b, srv.URL)
+			if n != int64(len(page)) {
+				b.Fatalf("%d bytes, want %d", n, len(page))
+			}
+			lat = append(lat, d)
+		}
+		reportLatency(b, lat, cpu)
+	})
+}
+
+// BenchmarkQueryFirstTimeRange1M is the first time-range query after the
+// SQLite store opens: it builds the store's time-to-id map from the whole log
+// (the cost a server pays once per start).
+func BenchmarkQueryFirstTimeRange1M(b *testing.B) {
+	dir := bigStore(b)
+	ctx := context.Background()
+	for range b.N {
+		b.StopTimer()
+		st, err := sqlite.Open(ctx, dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e, err := st.Get(ctx, bigSize/2)
+		if err != nil {
+			b.Fatal(err)
+		}
+		since, _ := event.ParseTimestamp(e.Timestamp)
+		b.StartTimer()
+		n := 0
+		err = st.Scan(ctx, store.Filter{TimeFrom: since}, 1000, func(*event.Event) error { n++; return nil })
+		b.StopTimer()
+		st.Close()
+		if err != nil || n != 1000 {
+			b.Fatalf("scan: %d events, %v", n, err)
+		}
+		b.StartTimer()
 	}
 }

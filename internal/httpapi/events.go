@@ -4,9 +4,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
@@ -87,7 +87,6 @@ func (s *Server) queryEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var evs []event.Event
 	if !eq.empty && (eq.f.Text != "" || len(eq.f.Payload) > 0) {
 		// Filters that may be checked row by row (up to the scan
 		// limit) are reads as heavy as an export while they run.
@@ -97,16 +96,14 @@ func (s *Server) queryEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		defer release()
 	}
+	pg := pages.Get().(*page)
+	defer pg.release()
 	if !eq.empty {
 		f := eq.f
 		f.Desc = eq.order != orderAsc
 		f.MaxScan = s.opt.QueryScanLimit
 		// One more than the page: whether it exists decides the next link.
-		evs = make([]event.Event, 0, min(eq.limit+1, 1024))
-		err = s.st.Scan(r.Context(), f, eq.limit+1, func(e *event.Event) error {
-			evs = append(evs, *e) // Payload is fresh per event
-			return nil
-		})
+		err = s.st.Scan(r.Context(), f, eq.limit+1, pg.add)
 		var lim *store.ScanLimitError
 		if errors.As(err, &lim) {
 			return scanLimitProblem(&eq, lim)
@@ -115,20 +112,88 @@ func (s *Server) queryEvents(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	more := len(evs) > eq.limit
+	more := len(pg.ids) > eq.limit
 	if more {
-		evs = evs[:eq.limit]
-	}
-	if eq.order == orderLatest {
-		slices.Reverse(evs)
+		pg.ids, pg.ends = pg.ids[:eq.limit], pg.ends[:eq.limit]
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	if more {
-		h.Set("Link", eq.nextLink(r.URL.Path, q, evs))
+		h.Set("Link", eq.nextLink(r.URL.Path, q, pg.ids[len(pg.ids)-1]))
 	}
 	w.WriteHeader(http.StatusOK)
-	return writeEventArray(w, evs)
+	// The default order walked back in time; its page is served oldest
+	// first.
+	return pg.write(w, eq.order == orderLatest)
+}
+
+// page is one GET /events page as the store delivers it: each event is
+// encoded in wire form as it is scanned, so the page is never held as
+// events, only as the bytes it is served as. Pages are reused: their
+// buffers would otherwise be most of what a query allocates.
+type page struct {
+	json []byte  // the events' JSON, back to back
+	ends []int   // where each event's JSON ends in json
+	ids  []int64 // each event's id
+	out  []byte  // the chunk being written
+}
+
+// A new page starts with room for a typical page of 1,000 events: growing
+// from nothing would allocate about twice that on the way.
+var pages = sync.Pool{New: func() any { return &page{json: make([]byte, 0, 512<<10)} }}
+
+// maxPooledPage bounds the page buffers kept for reuse: a rare page of
+// 100,000 events should not stay allocated.
+const maxPooledPage = 4 << 20
+
+func (pg *page) add(e *event.Event) error {
+	pg.json = e.AppendJSON(pg.json)
+	pg.ends = append(pg.ends, len(pg.json))
+	pg.ids = append(pg.ids, e.ID)
+	return nil
+}
+
+func (pg *page) release() {
+	if cap(pg.json) > maxPooledPage {
+		return
+	}
+	pg.json, pg.ends, pg.ids, pg.out = pg.json[:0], pg.ends[:0], pg.ids[:0], pg.out[:0]
+	pages.Put(pg)
+}
+
+// write writes the page as a JSON array on one line, in 64 KiB chunks,
+// last event first if reverse.
+func (pg *page) write(w io.Writer, reverse bool) error {
+	const chunk = 64 << 10
+	if cap(pg.out) < chunk+4<<10 {
+		pg.out = make([]byte, 0, chunk+4<<10)
+	}
+	out := append(pg.out[:0], '[')
+	n := len(pg.ends)
+	for i := range n {
+		k := i
+		if reverse {
+			k = n - 1 - i
+		}
+		start := 0
+		if k > 0 {
+			start = pg.ends[k-1]
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, pg.json[start:pg.ends[k]]...)
+		if len(out) >= chunk {
+			if _, err := w.Write(out); err != nil {
+				return err
+			}
+			out = out[:0]
+		}
+	}
+	out = append(out, "]\n"...)
+	_, err := w.Write(out)
+	pg.out = out
+	return err
 }
 
 // scanLimitProblem explains a query stopped by the scan cap, and how to go on.

@@ -219,12 +219,10 @@ func parseEventQuery(q url.Values, kinds *event.KindSet) (eventQuery, error) {
 	return eq, nil
 }
 
-// nextLink is the RFC 8288 link to the page after evs (in the order they
-// are served), or "" when there is none.
-func (eq *eventQuery) nextLink(path string, q url.Values, evs []event.Event) string {
-	if len(evs) == 0 {
-		return ""
-	}
+// nextLink is the RFC 8288 link to the page after the one whose walk
+// ended at event last (the oldest of the page for the default order and
+// desc, the newest for asc).
+func (eq *eventQuery) nextLink(path string, q url.Values, last int64) string {
 	next := url.Values{}
 	for k, v := range q {
 		if k != "after" && k != "before" && k != "access_token" {
@@ -233,14 +231,12 @@ func (eq *eventQuery) nextLink(path string, q url.Values, evs []event.Event) str
 	}
 	switch eq.order {
 	case orderAsc:
-		next.Set("after", strconv.FormatInt(evs[len(evs)-1].ID, 10))
+		next.Set("after", strconv.FormatInt(last, 10))
 		if eq.f.Until > 0 {
 			next.Set("before", strconv.FormatInt(eq.f.Until+1, 10))
 		}
-	case orderDesc:
-		next.Set("before", strconv.FormatInt(evs[len(evs)-1].ID, 10))
 	default:
-		next.Set("before", strconv.FormatInt(evs[0].ID, 10))
+		next.Set("before", strconv.FormatInt(last, 10))
 	}
 	if eq.order != orderAsc && eq.f.After > 0 {
 		next.Set("after", strconv.FormatInt(eq.f.After, 10))

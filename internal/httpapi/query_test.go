@@ -157,6 +157,7 @@ func testQueryFilters(t *testing.T, backend string, indexed bool) {
 			{"latest page", "limit=5", func(seedEvent, int) bool { return true }, "", 5},
 			{"asc page", "order=asc&limit=5", func(seedEvent, int) bool { return true }, "asc", 5},
 			{"desc page", "order=desc&limit=5", func(seedEvent, int) bool { return true }, "desc", 5},
+			{"cache-buster", "kind=request_denied&_=1747278855&limit=3", func(s seedEvent, _ int) bool { return s.kind == "request_denied" }, "", 3},
 			{"everything", "kind=request_denied&kind=request_allowed&source=gateway&since=2026-05-15T03:10:00Z&until=2026-05-15T04:40:00Z&payload.flag=true&payload.decision_id=DEC-000&payload.decision_id=DEC-002&q=event&after=11&before=90&order=desc&limit=7",
 				func(s seedEvent, i int) bool {
 					return (s.kind == "request_denied" || s.kind == "request_allowed") && s.source == "gateway" && !s.at.Before(at(10)) && s.at.Before(at(100)) &&
@@ -240,6 +241,15 @@ func TestQueryRejections(t *testing.T) {
 		{"q=", 400, "q"},
 		{"q=a&q=b", 400, "q"},
 		{"q=" + strings.Repeat("x", 257), 400, "q"},
+		{"limit=ten", 400, "limit"},
+		{"limit=5&limit=6", 400, "limit"},
+		{"order=ASC", 400, "order"},
+		{"since=", 400, "since"},
+		{"until=2026-05-15T25:00:00Z", 400, "until"},
+		{"kind=", 422, "kind"},
+		{"kind=other&kind=made_up", 422, "made_up"},
+		{"after=1&after=2", 400, "after"},
+		{"payload.a.=x", 400, "payload.a."},
 	}
 	before := count(t, env.Store)
 	for _, tc := range cases {
@@ -250,6 +260,34 @@ func TestQueryRejections(t *testing.T) {
 	}
 	if after := count(t, env.Store); after != before {
 		t.Fatalf("rejected queries changed the log: %d → %d", before, after)
+	}
+}
+
+// TestStreamQueryRejections: /stream refuses the filter parameters it
+// shares with /events as /events does, before the stream starts.
+func TestStreamQueryRejections(t *testing.T) {
+	t.Parallel()
+	env := startSeeded(t, apitest.Options{})
+	for _, tc := range []struct {
+		query  string
+		status int
+		names  string
+	}{
+		{"since=yesterday", 400, "since"},
+		{"until=2026-13-01T00:00:00Z", 400, "until"},
+		{"since=2026-05-16T00:00:00Z&until=2026-05-15T00:00:00Z", 400, "since"},
+		{"kind=made_up", 422, "kind"},
+		{"source=", 422, "source"},
+		{"payload.a..b=x", 400, "payload.a..b"},
+		{"payload=x", 400, "payload"},
+		{"q=", 400, "q"},
+		{"after=abc", 400, "after"},
+		{"order=asc", 400, "order"},
+	} {
+		r := call(t, "GET", env.URL+"/stream?"+tc.query, "", "")
+		if r.status != tc.status || r.header.Get("Content-Type") != "application/problem+json" || !strings.Contains(r.detail(), tc.names) {
+			t.Errorf("/stream?%s: %d %q, want %d naming %q", tc.query, r.status, r.detail(), tc.status, tc.names)
+		}
 	}
 }
 

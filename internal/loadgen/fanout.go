@@ -28,10 +28,14 @@ func fanout(ctx context.Context, t *target, opt Options) (Result, error) {
 		return Result{}, err
 	}
 	produce := func(name string) Result {
-		return loop(ctx, name, opt.Producers, opt.Duration, opt.Progress,
+		var period time.Duration
+		if opt.Rate > 0 {
+			period = time.Duration(float64(time.Second) * float64(opt.Producers) / float64(opt.Rate))
+		}
+		return pacedLoop(ctx, name, opt.Producers, opt.Duration, period, opt.Progress,
 			func(ctx context.Context, w int, i int64) (int64, error) {
-				body := fmt.Appendf(nil, `{"kind":"other","source":%q,"payload":{"sent":"%d","producer":%d,"i":%d}}`,
-					fanoutSource, time.Now().UnixNano(), w, i)
+				body := fmt.Appendf(nil, `{"kind":"other","source":%q,"payload":{"at":"%d","i":%d,"producer":%d}}`,
+					fanoutSource, time.Now().UnixNano(), i, w)
 				_, err := do(t.hc, t.request(ctx, http.MethodPost, "/events", body), http.StatusCreated)
 				return 1, err
 			})
@@ -68,7 +72,7 @@ func fanout(ctx context.Context, t *target, opt Options) (Result, error) {
 	}
 	r.Subscribers = opt.Subscribers
 	r.SubscriberProcess = len(opt.Exec) > 0
-	r.AloneEventsPerSec = alone.EventsPerSec
+	r.AloneEventsPerSec, r.AloneLatency, r.Rate = alone.EventsPerSec, &alone.Latency, opt.Rate
 	if alone.EventsPerSec > 0 {
 		r.ProducerRatio = r.EventsPerSec / alone.EventsPerSec
 	}
@@ -83,10 +87,13 @@ func fanout(ctx context.Context, t *target, opt Options) (Result, error) {
 	return r, nil
 }
 
-// sentAt finds the "sent" member the load tool's producers put in a
-// payload (or the event JSON around it) without decoding it.
+// sentAt finds the send time the load tool's producers put first in a
+// payload ({"at":"<unix nanos>", …}; "at" sorts first in canonical JSON
+// too) without decoding the event. The key starts with '{', rare in an
+// event's JSON: one starting with '"' made the search stop at every quote,
+// and the subscriber process spent 40% of its CPU there.
 func sentAt(payload []byte) (int64, bool) {
-	const key = `"sent":"`
+	const key = `{"at":"`
 	i := bytes.Index(payload, []byte(key))
 	if i < 0 {
 		return 0, false

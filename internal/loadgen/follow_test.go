@@ -12,7 +12,7 @@ import (
 func TestSplitFrames(t *testing.T) {
 	stream := "retry: 2000\nid: 7\n\n" +
 		": keep-alive\n\n" +
-		"event: other\nid: 8\ndata: {\"id\":8,\"payload\":{\"sent\":\"5\"}}\n\n" +
+		"event: other\nid: 8\ndata: {\"id\":8,\"payload\":{\"at\":\"5\",\"i\":1}}\n\n" +
 		"event: checkpoint\ndata: {\"tree_size\":8}\n\n" +
 		"event: other\nid: 9\ndata: {\"id\":9}\n\n"
 	var got []frame
@@ -27,7 +27,7 @@ func TestSplitFrames(t *testing.T) {
 	want := []struct {
 		id   int64
 		data string
-	}{{7, ""}, {8, `{"id":8,"payload":{"sent":"5"}}`}, {9, `{"id":9}`}}
+	}{{7, ""}, {8, `{"id":8,"payload":{"at":"5","i":1}}`}, {9, `{"id":9}`}}
 	if len(got) != len(want) {
 		t.Fatalf("got %d frames, want %d: %+v", len(got), len(want), got)
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -61,6 +62,10 @@ type Options struct {
 	BatchSize int
 	// Subscribers follow /stream during the fanout workload.
 	Subscribers int
+	// Rate, if positive, paces the fanout's producers to this many events
+	// a second together, as producers emitting at their own pace do; 0
+	// sends each request as soon as the last is answered.
+	Rate int
 	// Fill makes sure the log holds at least this many events before a
 	// query, proof or verify run, appending batches of 1,000 if not.
 	Fill int
@@ -92,6 +97,8 @@ func (o Options) Check(w Workload) error {
 		return fmt.Errorf("--size must be between 1 and %d, got %d", MaxBatch, o.BatchSize)
 	case o.Subscribers < 0 || o.Subscribers > MaxSubscribers:
 		return fmt.Errorf("--subscribers must be between 0 and %d, got %d", MaxSubscribers, o.Subscribers)
+	case o.Rate < 0 || o.Rate > MaxSoakRate:
+		return fmt.Errorf("--rate must be between 0 and %d, got %d", MaxSoakRate, o.Rate)
 	case o.Fill < 0 || o.Fill > MaxFill:
 		return fmt.Errorf("--fill must be between 0 and %d, got %d", MaxFill, o.Fill)
 	}
@@ -146,8 +153,11 @@ type Result struct {
 	SubscriberProcess bool `json:"subscriber_process,omitempty"`
 	// AloneEventsPerSec is the same producers' rate with no subscriber,
 	// measured just before, and ProducerRatio this run's rate over it.
-	AloneEventsPerSec float64 `json:"alone_events_per_sec,omitempty"`
-	ProducerRatio     float64 `json:"producer_ratio,omitempty"`
+	AloneEventsPerSec float64  `json:"alone_events_per_sec,omitempty"`
+	AloneLatency      *Latency `json:"alone_latency,omitempty"`
+	ProducerRatio     float64  `json:"producer_ratio,omitempty"`
+	// Rate is the paced producers' target in events/s (0: unpaced).
+	Rate int `json:"rate,omitempty"`
 	// HeapMaxMB is the largest heap the server's /metrics reported
 	// during the run (go_memstats_heap_alloc_bytes), in MiB.
 	HeapMaxMB float64 `json:"server_heap_max_mib,omitempty"`
@@ -186,6 +196,13 @@ type requestFunc func(ctx context.Context, w int, i int64) (events int64, err er
 
 // loop runs fn from n workers for d (or until ctx ends) and measures it.
 func loop(ctx context.Context, name string, n int, d time.Duration, progress io.Writer, fn requestFunc) Result {
+	return pacedLoop(ctx, name, n, d, 0, progress, fn)
+}
+
+// pacedLoop is loop with each worker starting a request every period at
+// most (0: as soon as the last one is answered). A worker that falls behind
+// its schedule sends at once; latency counts from the send.
+func pacedLoop(ctx context.Context, name string, n int, d, period time.Duration, progress io.Writer, fn requestFunc) Result {
 	// Requests in flight at the deadline finish and count: cutting them
 	// off would make the server log write errors and the last latencies
 	// meaningless. Only ctx (an interrupt) cancels them.
@@ -201,7 +218,16 @@ func loop(ctx context.Context, name string, n int, d time.Duration, progress io.
 		go func() {
 			defer wg.Done()
 			h := &hists[w]
+			next := time.Now().Add(time.Duration(rand.Int64N(int64(period) + 1))) // spread the workers
 			for i := int64(0); ctx.Err() == nil && time.Now().Before(deadline); i++ {
+				if period > 0 {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(time.Until(next)):
+					}
+					next = next.Add(period)
+				}
 				t0 := time.Now()
 				ev, err := fn(ctx, w, i)
 				if err != nil {

@@ -59,8 +59,16 @@ func (rep Report) WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "fan-out: %d subscribers (%s), each received %.0f events/s (slowest %.0f), lag p50 %.1f ms, p99 %.1f ms\n",
 			rep.Subscribers, where, rep.DeliveredPerSubMean, rep.DeliveredPerSubMin, rep.LagP50, rep.LagP99)
-		fmt.Fprintf(w, "producers: %.0f events/s with the subscribers, %.0f without (ratio %.2f); server heap at most %.1f MiB\n",
-			rep.EventsPerSec, rep.AloneEventsPerSec, rep.ProducerRatio, rep.HeapMaxMB)
+		paced := ""
+		if rep.Rate > 0 {
+			paced = fmt.Sprintf(" (paced at %d events/s)", rep.Rate)
+		}
+		var alone Latency
+		if rep.AloneLatency != nil {
+			alone = *rep.AloneLatency
+		}
+		fmt.Fprintf(w, "producers%s: %.0f events/s with the subscribers, %.0f without (ratio %.2f); append p50/p99 %.1f/%.1f ms with, %.1f/%.1f ms without; server heap at most %.1f MiB\n",
+			paced, rep.EventsPerSec, rep.AloneEventsPerSec, rep.ProducerRatio, rep.Latency.P50, rep.Latency.P99, alone.P50, alone.P99, rep.HeapMaxMB)
 		fmt.Fprintf(w, "cpu: server %.1f s, this process %.1f s, subscriber process %.1f s, over %.1f s\n",
 			rep.ServerCPUSeconds, rep.CPUSeconds, rep.SubscriberCPUSeconds, rep.Seconds)
 	}

@@ -234,8 +234,8 @@ func Soak(ctx context.Context, opt SoakOptions) (SoakReport, error) {
 				case <-time.After(time.Until(next)):
 				}
 				next = next.Add(period)
-				body := fmt.Appendf(nil, `{"kind":"other","source":%q,"payload":{"sent":"%d","producer":%d,"i":%d}}`,
-					soakSource, time.Now().UnixNano(), w, i)
+				body := fmt.Appendf(nil, `{"kind":"other","source":%q,"payload":{"at":"%d","i":%d,"producer":%d}}`,
+					soakSource, time.Now().UnixNano(), i, w)
 				t0 := time.Now()
 				_, err := do(t.hc, t.request(runCtx, http.MethodPost, "/events", body), http.StatusCreated)
 				if err != nil {

@@ -92,6 +92,12 @@ EXCEPTION WHEN others THEN
 END
 $fn$;`,
 	provenanceSchema,
+	`-- 4: the payload key function catches errors, which opens a subtransaction
+-- on every call, and a parallel worker cannot open one: marked parallel safe,
+-- it failed every index build PostgreSQL ran in parallel (--index-payload on
+-- an existing log of a few hundred megabytes) and any parallel scan that
+-- called it.
+ALTER FUNCTION audit_stream_payload_key(text, text[]) PARALLEL UNSAFE;`,
 }
 
 // unreadableKey is what audit_stream_payload_key returns for a payload it

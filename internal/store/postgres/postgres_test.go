@@ -2,9 +2,12 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/audit-stream/audit-stream/event"
+	"github.com/audit-stream/audit-stream/internal/ledger"
 	"github.com/audit-stream/audit-stream/internal/pgtest"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"github.com/audit-stream/audit-stream/internal/store/postgres"
@@ -58,4 +61,39 @@ func TestQueriesIndexed(t *testing.T) {
 		}
 		return storetest.Storage{Store: st, PayloadIndexed: true}
 	})
+}
+
+// TestIndexPayloadParallelBuild: PostgreSQL builds an index on a large
+// table with parallel workers, and the payload key function catches errors
+// in a subtransaction, which a parallel worker cannot start: the function
+// must be marked parallel-unsafe, or --index-payload fails on every
+// existing log large enough (parallel_workers forces the parallel plan on a
+// small one).
+func TestIndexPayloadParallelBuild(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Schema(t)
+	st := openURL(t, url)
+	led, err := ledger.Open(ctx, st, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []event.Request
+	for i := range 500 {
+		reqs = append(reqs, event.Request{Kind: "other", Source: "s", Payload: fmt.Appendf(nil, `{"decision_id":"DEC-%d"}`, i%7)})
+	}
+	if _, err := led.Append(ctx, reqs); err != nil {
+		t.Fatal(err)
+	}
+	led.Close(ctx)
+	if err := postgres.Exec(ctx, url, "ALTER TABLE events SET (parallel_workers = 2)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.(*postgres.Store).IndexPayload(ctx, []string{"decision_id"}); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	f := store.Filter{Payload: []store.PayloadMatch{{Path: []string{"decision_id"}, Values: []string{"DEC-3"}}}}
+	if err := st.Scan(ctx, f, 0, func(*event.Event) error { n++; return nil }); err != nil || n != 500/7 {
+		t.Fatalf("indexed query: %d events, %v; want %d", n, err, 500/7)
+	}
 }

@@ -249,6 +249,7 @@ func (s *Store) IndexPayload(ctx context.Context, paths []string) error {
 		}
 	}
 	var indexed []string
+	created := false
 	for name, path := range want {
 		if !slices.Contains(valid, name) {
 			s.log.Info("creating payload index", "path", path)
@@ -256,8 +257,18 @@ func (s *Store) IndexPayload(ctx context.Context, paths []string) error {
 				` ON events (`+payloadExpr(strings.Split(path, "."))+`)`); err != nil {
 				return classify(fmt.Errorf("postgres: create payload index on %s: %w", path, err))
 			}
+			created = true
 		}
 		indexed = append(indexed, path)
+	}
+	if created {
+		// An expression's statistics come only from ANALYZE: until
+		// autovacuum's next one the planner guesses how many rows a
+		// key selects, and may scan the table instead of the index.
+		// It reads a sample of the table: seconds, whatever its size.
+		if _, err := c.Exec(ctx, "ANALYZE events"); err != nil {
+			return classify(fmt.Errorf("postgres: analyze after creating payload indexes: %w", err))
+		}
 	}
 	slices.Sort(indexed)
 	s.imu.Lock()

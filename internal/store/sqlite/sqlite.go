@@ -108,6 +108,10 @@ func open(ctx context.Context, dir string) (*Store, error) {
 		s.w.Close()
 		return nil, err
 	}
+	if err := upgradeQueryIndexes(ctx, s.w); err != nil {
+		s.w.Close()
+		return nil, err
+	}
 	if s.r, err = openDB(path, true); err != nil {
 		s.w.Close()
 		return nil, err

@@ -140,6 +140,97 @@ func TestQueriesSmallTimeBlocks(t *testing.T) {
 	})
 }
 
+// TestUpgradeQueryIndexes: a data directory written with the kind and
+// source indexes of schema version 1 opens in place with each rebuilt to
+// carry the other column, its schema version unchanged, and kind and source queries find what they found before.
+func TestUpgradeQueryIndexes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	led, err := ledger.Open(ctx, st, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []event.Request
+	for i := range 300 {
+		reqs = append(reqs, event.Request{Kind: []string{"other", "request_denied", "watch_drifted"}[i%3], Source: []string{"a", "b", "c", "d"}[i%4], Payload: []byte(`{}`)})
+	}
+	all, err := led.Append(ctx, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	led.Close(ctx)
+	st.Close()
+
+	// Put the indexes back as an older binary left them.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var versionBefore int
+	if err := db.QueryRow("PRAGMA user_version").Scan(&versionBefore); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"DROP INDEX events_kind", "DROP INDEX events_source",
+		"CREATE INDEX events_kind ON events(kind, event_id)", "CREATE INDEX events_source ON events(source, event_id)"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	st, err = sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, f := range []store.Filter{
+		{Kinds: []string{"request_denied"}, Sources: []string{"b"}},
+		{Kinds: []string{"request_denied", "other"}, Sources: []string{"a", "d"}, After: 20, Until: 250},
+		{Kinds: []string{"watch_drifted"}, Desc: true},
+	} {
+		var want []int64
+		for i := range all {
+			if f.Matches(&all[i]) {
+				want = append(want, all[i].ID)
+			}
+		}
+		if f.Desc {
+			slices.Reverse(want)
+		}
+		var got []int64
+		if err := st.Scan(ctx, f, 0, func(e *event.Event) error {
+			got = append(got, e.ID)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(want) == 0 || !slices.Equal(got, want) {
+			t.Fatalf("%+v after the upgrade: %v, want %v", f, got, want)
+		}
+	}
+	db, err = sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var def string
+	var version int
+	if err := db.QueryRow("SELECT group_concat(sql, ';') FROM sqlite_master WHERE name IN ('events_kind', 'events_source')").Scan(&def); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(def, "(kind, event_id, source)") || !strings.Contains(def, "(source, event_id, kind)") || version != versionBefore {
+		t.Fatalf("after the upgrade: schema version %d (was %d), indexes %q", version, versionBefore, def)
+	}
+}
+
 // TestMigrateTimeColumn: a data directory written before the time column
 // existed opens in place, its events get their instants, and time ranges
 // find them.
