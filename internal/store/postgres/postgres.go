@@ -28,6 +28,7 @@ import (
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/provenance"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -306,7 +307,6 @@ type conn interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-	CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error)
 }
 
 type txView struct {
@@ -314,10 +314,13 @@ type txView struct {
 	tx   conn
 	head store.Head
 	// edge is the right edge of the tree at head (the compact range, by
-	// stored-hash index), read with the head: the hashes a sequencer whose
-	// head another instance moved needs first, without a round trip more
-	// while the lock is held.
-	edge map[int64]tlog.Hash
+	// stored-hash index), and chain the provenance chain's value there,
+	// read with the head: what a sequencer whose head another instance
+	// moved needs first, without a round trip more while the lock is held.
+	edge  map[int64]tlog.Hash
+	chain event.Hash
+	// prov is the provenance the build recorded, written with the events.
+	prov []provenance.Record
 }
 
 func (v *txView) Head() store.Head { return v.head }
@@ -365,10 +368,11 @@ var eventColumnNames = []string{"event_id", "timestamp", "kind", "source", "payl
 
 // Append implements store.Store. The transaction is driven by hand on one
 // pooled connection so that it costs two round trips besides what build
-// asks for: BEGIN, the lock, the head and the tree's right edge in one
-// pipeline; the rows, the notification and COMMIT in another (COPY adds one
-// for large groups). So the lock is held for one round trip, the build and
-// the commit, whichever instance moved the head last.
+// asks for (idempotency keys, signature look-ups): BEGIN, the lock, the
+// head, the tree's right edge and the provenance chain in one pipeline; the
+// events, their provenance, the notification and COMMIT in another. So the
+// lock is held for one round trip, the build and the commit, whichever
+// instance moved the head last.
 func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Record, error) {
 	if s.isClosed() {
 		return nil, store.ErrClosed
@@ -397,6 +401,7 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 	b.Queue("SELECT pg_advisory_xact_lock($1)", s.lockKey)
 	b.Queue("SELECT event_id, hash FROM events ORDER BY event_id DESC LIMIT 1")
 	b.Queue(edgeQuery)
+	b.Queue(chainQuery)
 	br := c.SendBatch(ctx, b)
 	_, err = br.Exec()
 	if err == nil {
@@ -414,13 +419,18 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 			edge, err = readEdge(rows, head.ID)
 		}
 	}
+	var chain event.Hash
+	if err == nil {
+		chain, err = readChain(br.QueryRow())
+	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, classify(fmt.Errorf("postgres: begin: %w", err))
 	}
-	recs, err := build(&txView{ctx: ctx, tx: c, head: head, edge: edge})
+	v := &txView{ctx: ctx, tx: c, head: head, edge: edge, chain: chain}
+	recs, err := build(v)
 	if err != nil {
 		return nil, err
 	}
@@ -428,10 +438,9 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 		return nil, err
 	}
 	b = &pgx.Batch{}
+	queueProvenance(b, v.prov)
 	if len(recs) > 0 {
-		if err := insert(ctx, c, b, recs); err != nil {
-			return nil, err
-		}
+		queueEvents(b, recs)
 		last := recs[len(recs)-1]
 		b.Queue("SELECT pg_notify($1, $2)", s.channel, formatHead(store.Head{ID: last.ID, Hash: last.Hash}))
 	}
@@ -448,47 +457,45 @@ type batchRow struct{ br pgx.BatchResults }
 
 func (r batchRow) QueryRow(context.Context, string, ...any) pgx.Row { return r.br.QueryRow() }
 
-// insert queues a multi-row INSERT of recs on b for small groups, or
-// writes large ones with COPY at once.
-func insert(ctx context.Context, c conn, b *pgx.Batch, recs []store.Record) error {
-	row := func(r *store.Record) []any {
-		tree := make([]byte, 0, 32*len(r.Tree))
+// queueEvents queues one INSERT of recs on b, its columns as arrays: one
+// statement (and one prepared plan) whatever the group's size, in the
+// pipeline that commits it, so a large group costs no round trip more.
+func queueEvents(b *pgx.Batch, recs []store.Record) {
+	n := len(recs)
+	var (
+		ids                  = make([]int64, n)
+		stamps, payloads     = make([]string, n), make([]string, n)
+		kinds, sources       = make([][]byte, n), make([][]byte, n)
+		prevs, hashes, trees = make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		ts                   = make([]*int64, n) // NULL: a timestamp that does not parse is in no time range
+		treeBytes            = 0
+	)
+	for i := range recs {
+		treeBytes += 32 * len(recs[i].Tree)
+	}
+	// One allocation for every hash of the group.
+	block := make([]byte, 0, 64*n+treeBytes)
+	for i := range recs {
+		r := &recs[i]
+		ids[i], stamps[i], payloads[i] = r.ID, r.Timestamp, string(r.Payload)
+		kinds[i], sources[i] = []byte(r.Kind), []byte(r.Source)
+		at := len(block)
+		block = append(block, r.PrevHash[:]...)
+		prevs[i] = block[at:len(block):len(block)]
+		at = len(block)
+		block = append(block, r.Hash[:]...)
+		hashes[i] = block[at:len(block):len(block)]
+		at = len(block)
 		for _, h := range r.Tree {
-			tree = append(tree, h[:]...)
+			block = append(block, h[:]...)
 		}
-		var ts any // NULL: a timestamp that does not parse is in no time range
+		trees[i] = block[at:len(block):len(block)]
 		if t, ok := store.TimeOf(r.Timestamp); ok {
-			ts = t
+			ts[i] = &t
 		}
-		return []any{r.ID, r.Timestamp, []byte(r.Kind), []byte(r.Source), string(r.Payload), r.PrevHash[:], r.Hash[:], tree, ts}
 	}
-	if len(recs) <= 64 {
-		var sb strings.Builder
-		sb.WriteString("INSERT INTO events (event_id, timestamp, kind, source, payload, prev_hash, hash, tree, ts) VALUES ")
-		args := make([]any, 0, 9*len(recs))
-		for i := range recs {
-			if i > 0 {
-				sb.WriteByte(',')
-			}
-			n := 9 * i
-			fmt.Fprintf(&sb, "($%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9)
-			args = append(args, row(&recs[i])...)
-		}
-		b.Queue(sb.String(), args...)
-		return nil
-	}
-	i := 0
-	_, err := c.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumnNames, pgx.CopyFromFunc(func() ([]any, error) {
-		if i == len(recs) {
-			return nil, nil
-		}
-		i++
-		return row(&recs[i-1]), nil
-	}))
-	if err != nil {
-		return classify(fmt.Errorf("postgres: copy events %d-%d: %w", recs[0].ID, recs[len(recs)-1].ID, err))
-	}
-	return nil
+	b.Queue("INSERT INTO events ("+strings.Join(eventColumnNames, ", ")+") SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[], $7::bytea[], $8::bytea[], $9::bigint[])",
+		ids, stamps, kinds, sources, payloads, prevs, hashes, trees, ts)
 }
 
 // Meta implements store.Store.

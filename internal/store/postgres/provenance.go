@@ -36,32 +36,50 @@ const provenanceColumns = "first_id, count, appended_by, received_at, flags, key
 
 var _ store.Provenances = (*Store)(nil)
 
-// PutProvenance implements store.Tx: one statement for the record and one
-// for its signatures, in the append transaction.
+// PutProvenance implements store.Tx. The record is written with the
+// group's events, in the pipeline that commits them (see
+// queueProvenance), not with a round trip of its own under the lock; the
+// ledger keeps the signatures a group writes in memory for replays within
+// it, so nothing in the transaction reads them before.
 func (v *txView) PutProvenance(r *provenance.Record) error {
-	var keyID *string
-	var sigs []byte
-	if r.KeyID != "" {
-		keyID = &r.KeyID
-		for _, s := range r.Sigs {
-			sigs = append(sigs, s...)
+	v.prov = append(v.prov, *r)
+	return nil
+}
+
+// queueProvenance queues the group's provenance records and signatures on
+// b, one statement for each table.
+func queueProvenance(b *pgx.Batch, recs []provenance.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	var (
+		first, count               = make([]int64, len(recs)), make([]int64, len(recs))
+		by, at                     = make([]string, len(recs)), make([]string, len(recs))
+		flags, sigs, lasts, chains = make([][]byte, len(recs)), make([][]byte, len(recs)), make([][]byte, len(recs)), make([][]byte, len(recs))
+		keyIDs                     = make([]*string, len(recs))
+		sigBytes                   [][]byte
+		sigIDs                     []int64
+	)
+	for i := range recs {
+		r := &recs[i]
+		first[i], count[i], by[i], at[i] = r.FirstID, r.Count, r.AppendedBy, r.ReceivedAt
+		flags[i], lasts[i], chains[i] = []byte(r.Flags), r.LastHash[:], r.Chain[:]
+		if r.KeyID != "" {
+			keyIDs[i] = &r.KeyID
+			var all []byte
+			for j, sig := range r.Sigs {
+				all = append(all, sig...)
+				sigBytes = append(sigBytes, sig)
+				sigIDs = append(sigIDs, r.FirstID+int64(j))
+			}
+			sigs[i] = all
 		}
 	}
-	if _, err := v.tx.Exec(v.ctx, "INSERT INTO provenance ("+provenanceColumns+") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
-		r.FirstID, r.Count, r.AppendedBy, r.ReceivedAt, []byte(r.Flags), keyID, sigs, r.LastHash[:], r.Chain[:]); err != nil {
-		return classify(fmt.Errorf("postgres: put provenance of event %d: %w", r.FirstID, err))
+	b.Queue("INSERT INTO provenance ("+provenanceColumns+") SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bytea[], $8::bytea[], $9::bytea[])",
+		first, count, by, at, flags, keyIDs, sigs, lasts, chains)
+	if len(sigBytes) > 0 {
+		b.Queue("INSERT INTO signatures (sig, event_id) SELECT * FROM unnest($1::bytea[], $2::bigint[])", sigBytes, sigIDs)
 	}
-	if len(r.Sigs) == 0 {
-		return nil
-	}
-	ids := make([]int64, len(r.Sigs))
-	for i := range ids {
-		ids[i] = r.FirstID + int64(i)
-	}
-	if _, err := v.tx.Exec(v.ctx, "INSERT INTO signatures (sig, event_id) SELECT * FROM unnest($1::bytea[], $2::bigint[])", r.Sigs, ids); err != nil {
-		return classify(fmt.Errorf("postgres: put signatures of events %d-%d: %w", r.FirstID, r.LastID(), err))
-	}
-	return nil
 }
 
 // SignatureOwner implements store.Tx. Appends hold the log's lock, so it
@@ -77,11 +95,18 @@ func (v *txView) SignatureOwner(sigs [][]byte) (int64, error) {
 	return *id, nil
 }
 
-// ChainHead implements store.Tx.
-func (v *txView) ChainHead() (event.Hash, error) {
+// ChainHead implements store.Tx: read with the head, in the append's first
+// pipeline.
+func (v *txView) ChainHead() (event.Hash, error) { return v.chain, nil }
+
+// chainQuery reads the provenance chain's value at the head.
+const chainQuery = "SELECT chain FROM provenance ORDER BY first_id DESC LIMIT 1"
+
+// readChain reads chainQuery's row: the zero hash for no record.
+func readChain(r pgx.Row) (event.Hash, error) {
 	var h event.Hash
 	var b []byte
-	err := v.tx.QueryRow(v.ctx, "SELECT chain FROM provenance ORDER BY first_id DESC LIMIT 1").Scan(&b)
+	err := r.Scan(&b)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return h, nil
 	}
