@@ -53,7 +53,7 @@ func TestBenchWorkloads(t *testing.T) {
 	env := apitest.Start(t, apitest.Options{})
 	rep := benchJSON(t, "append", "--url", env.URL, "--duration", "300ms", "--producers", "2")
 	if rep.Events != rep.Requests || rep.Baseline == nil || rep.Baseline.Requests == 0 || rep.Ratio <= 0 ||
-		rep.Latency.P50 <= 0 || rep.Latency.P50 > rep.Latency.P99 || rep.Latency.P99 > rep.Latency.Max {
+		rep.Latency.P50 <= 0 || rep.Latency.P50 > rep.Latency.P99 || rep.Latency.P99 > rep.Latency.Max || rep.HeapMaxMB <= 0 {
 		t.Fatalf("append: %+v", rep)
 	}
 	if n := logCount(t, env.URL, ""); n != rep.Events {
@@ -62,7 +62,7 @@ func TestBenchWorkloads(t *testing.T) {
 	before := rep.Events
 
 	rep = benchJSON(t, "batch", "--url", env.URL, "--duration", "300ms", "--producers", "2", "--size", "25", "--baseline=false")
-	if rep.Events != 25*rep.Requests || rep.BatchSize != 25 || rep.Baseline != nil {
+	if rep.Events != 25*rep.Requests || rep.BatchSize != 25 || rep.Baseline != nil || rep.HeapMaxMB <= 0 {
 		t.Fatalf("batch: %+v", rep)
 	}
 	if n := logCount(t, env.URL, ""); n != before+rep.Events {

@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/provenance"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -71,14 +73,19 @@ type Ledger struct {
 	mu        sync.RWMutex // guards closed against a racing Append
 	closed    bool
 
-	// edge holds the Merkle hashes on the right edge of the tree (its
-	// compact range) by stored-hash index, so appends read no hash from
-	// the store while this instance is the only writer.
-	edge     map[int64]tlog.Hash
-	edgeSize int64
-	// chain is the provenance record chain's value at edgeSize, kept and
-	// reloaded with the edge.
-	chain event.Hash
+	// tip is the log's tip as the committer last wrote it (nil after a
+	// failure: then read from the store), so appends read no hash from
+	// the store while this instance is the only writer. The sequencer
+	// learns it from here when it lost track.
+	tip atomic.Pointer[chainState]
+	// diverged tells the sequencer that a batch it built ahead was not
+	// written as built.
+	diverged atomic.Bool
+
+	// The sequencer's own: the tip the last batch handed to the committer
+	// will leave (nil: not known), and that batch.
+	spec    *chainState
+	sending *batch
 
 	commits, committed atomic.Int64 // transactions and events, for metrics
 
@@ -94,8 +101,8 @@ type pending struct {
 	opt    AppendOptions
 	result chan result
 
-	// Set by build, and reset on every call of it since the store may
-	// retry the transaction: how many events this request got in the
+	// Set inside the transaction, and reset on every call of its build
+	// function since the store may retry it: how many events this request got in the
 	// group (0 for a replay or a refusal), and the outcome of its key.
 	n      int
 	replay *store.IdempotencyKey
@@ -213,13 +220,186 @@ func (l *Ledger) Close(ctx context.Context) error {
 	}
 }
 
+// run is the sequencer: it takes the appends waiting, stamps them, and
+// builds their records (ids, hashes, tree hashes) on the tip the batch
+// before will leave, while the committer is still writing that batch; the
+// committer writes each batch in one transaction and answers it. Building
+// is the sequencer's only work on the critical path that SQLite's writer
+// does not need, so on two cores it runs beside the insert and fsync of
+// the batch before. While the committer is busy the batch keeps growing
+// with whatever arrives, up to MaxGroup events.
 func (l *Ledger) run() {
-	defer close(l.done)
+	batches := make(chan *batch)
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		l.commitLoop(batches)
+	}()
+	defer func() {
+		close(batches)
+		<-committed
+		close(l.done)
+	}()
+	var b *batch // gathered, not yet handed to the committer
+	for {
+		if b == nil {
+			select {
+			case p := <-l.queue:
+				b = l.newBatch()
+				l.add(b, p)
+				if len(b.live) == 0 {
+					b = nil // its caller was gone
+				}
+			case <-l.stop:
+				l.drain(batches, nil)
+				return
+			}
+			continue
+		}
+		if b.events >= l.opt.MaxGroup {
+			// Full: wait for the committer.
+			select {
+			case batches <- b:
+				l.sent(b)
+				b = nil
+			case <-l.stop:
+				l.drain(batches, b)
+				return
+			}
+			continue
+		}
+		select {
+		case batches <- b:
+			l.sent(b)
+			b = nil
+		case p := <-l.queue:
+			l.add(b, p)
+		case <-l.stop:
+			l.drain(batches, b)
+			return
+		}
+	}
+}
+
+// drain commits b and everything still queued; nothing can enqueue any
+// more.
+func (l *Ledger) drain(batches chan<- *batch, b *batch) {
+	for {
+		for b == nil || b.events < l.opt.MaxGroup {
+			var p *pending
+			select {
+			case p = <-l.queue:
+			default:
+			}
+			if p == nil {
+				break
+			}
+			if b == nil {
+				b = l.newBatch()
+			}
+			l.add(b, p)
+		}
+		if b == nil {
+			return
+		}
+		if len(b.live) > 0 {
+			batches <- b
+			l.sent(b)
+		}
+		b = nil
+	}
+}
+
+// A batch is one group on its way to one transaction.
+type batch struct {
+	live   []*pending
+	events int
+	clock  time.Time
+	now    string
+	// done is closed once the committer is through with the batch.
+	done chan struct{}
+
+	// Built ahead of the transaction when the sequencer knew the tip it
+	// extends: records for every event of live, on top of base, leaving
+	// after. after is nil if the committer must build in the transaction.
+	base  store.Head
+	recs  []store.Record
+	provs []provenance.Record // of the requests with a Stamp, in order
+	after *chainState
+}
+
+// chainState is the log's tip as one goroutine knows it: the head and the
+// Merkle tree's right edge (its compact range), by stored-hash index. It is
+// never changed once made (building on it copies the edge), so the
+// sequencer and the committer can share it.
+type chainState struct {
+	head store.Head
+	edge map[int64]tlog.Hash
+	// chain is the provenance record chain's value at head.
+	chain event.Hash
+}
+
+func (l *Ledger) newBatch() *batch {
+	clock := l.opt.Now()
+	return &batch{clock: clock, now: l.opt.Precision.Format(clock), done: make(chan struct{})}
+}
+
+// add puts p in b, or answers it at once if its caller is gone, and builds
+// its records on the batch's tip if b has one.
+func (l *Ledger) add(b *batch, p *pending) {
+	if err := p.ctx.Err(); err != nil {
+		p.result <- result{err: err}
+		return
+	}
+	b.live = append(b.live, p)
+	b.events += len(p.reqs)
+	if len(b.live) > 1 && b.after == nil {
+		return // the committer builds the whole batch
+	}
+	from := l.spec
+	if len(b.live) > 1 {
+		from = b.after
+	} else {
+		if l.diverged.Swap(false) {
+			from = nil
+		}
+		if from == nil {
+			// Learn the tip from the committer: wait for the batch
+			// before (a pipeline bubble, only after the committer
+			// found the tip other than the sequencer expected).
+			if l.sending != nil {
+				<-l.sending.done
+			}
+			from = l.tip.Load()
+		}
+		if from == nil {
+			return
+		}
+		b.base = from.head
+	}
+	recs, provs, after, err := extend(from, b.live[len(b.live)-1:], b.now, edgeReader{})
+	if err != nil {
+		// An edge hash missing: let the committer build it with the
+		// store at hand.
+		b.recs, b.provs, b.after = nil, nil, nil
+		return
+	}
+	b.recs, b.provs, b.after = append(b.recs, recs...), append(b.provs, provs...), after
+}
+
+// sent records that b went to the committer: the next batch extends it.
+func (l *Ledger) sent(b *batch) {
+	l.sending = b
+	l.spec = b.after // nil when the committer builds b: learn it from tip
+}
+
+// commitLoop is the committer: it writes each batch the sequencer hands
+// it, answers its appends and announces it to subscribers, and follows the
+// heads other instances commit.
+func (l *Ledger) commitLoop(batches <-chan *batch) {
 	defer l.stopWatch()
-	group := make([]*pending, 0, 256)
 	heads := l.heads
 	for {
-		group = group[:0]
 		select {
 		case h, ok := <-heads:
 			// Another instance moved the head (or this one did: its
@@ -231,55 +411,56 @@ func (l *Ledger) run() {
 				continue
 			}
 			l.feed.advance(h)
-			continue
-		case p := <-l.queue:
-			group = append(group, p)
-		case <-l.stop:
-			// Nothing can enqueue any more: drain what is queued.
-			for {
-				select {
-				case p := <-l.queue:
-					l.commit(append(group[:0], p))
-				default:
-					return
-				}
+		case b, ok := <-batches:
+			if !ok {
+				return
 			}
+			l.commit(b)
+			close(b.done)
 		}
-		n := len(group[0].reqs)
-	gather:
-		for n < l.opt.MaxGroup {
-			select {
-			case p := <-l.queue:
-				group = append(group, p)
-				n += len(p.reqs)
-			default:
-				break gather
-			}
-		}
-		l.commit(group)
 	}
 }
 
-// commit writes one group in one transaction and answers its waiters.
-func (l *Ledger) commit(group []*pending) {
-	live := group[:0]
-	for _, p := range group {
-		if err := p.ctx.Err(); err != nil {
-			p.result <- result{err: err}
-			continue
-		}
-		live = append(live, p)
-	}
+// errRebuild makes a transaction whose records were built ahead roll back
+// so that it can run again, built inside: an idempotency key turned out to
+// be stored already, so its request writes nothing and the ids after it
+// move.
+var errRebuild = errors.New("ledger: rebuild the batch in the transaction")
+
+// commit writes one batch in one transaction and answers its waiters.
+func (l *Ledger) commit(b *batch) {
+	live := b.live
 	if len(live) == 0 {
 		return
 	}
-	clock := l.opt.Now()
-	now := l.opt.Precision.Format(clock)
-	recs, err := l.st.Append(context.Background(), func(tx store.Tx) ([]store.Record, error) {
-		return l.build(tx, live, now, clock)
-	})
+	var state *chainState
+	prebuilt := b.after != nil
+	write := func() ([]store.Record, error) {
+		return l.st.Append(context.Background(), func(tx store.Tx) ([]store.Record, error) {
+			if prebuilt && tx.Head() == b.base {
+				recs, err := l.claimAhead(tx, b)
+				if err == nil {
+					state = b.after
+				}
+				return recs, err
+			}
+			recs, after, err := l.build(tx, live, b.now, b.clock)
+			state = after
+			return recs, err
+		})
+	}
+	recs, err := write()
+	if errors.Is(err, errRebuild) {
+		prebuilt = false
+		recs, err = write()
+	}
+	if !prebuilt || err != nil || state != b.after {
+		// The sequencer built on a tip that is not the log's: it must
+		// learn the tip again before it builds the next batch.
+		l.diverged.Store(true)
+	}
 	if err != nil {
-		l.edge = nil // rebuilt from the store on the next build
+		l.tip.Store(nil) // read from the store on the next build
 		if store.IsFull(err) {
 			// An operational condition, answered 503; not a fault.
 			l.log.Warn("append refused: storage full", "events", countReqs(live), "err", err)
@@ -291,6 +472,7 @@ func (l *Ledger) commit(group []*pending) {
 		}
 		return
 	}
+	l.tip.Store(state)
 	l.commits.Add(1)
 	l.committed.Add(int64(len(recs)))
 	events := make([]event.Event, len(recs))
@@ -316,92 +498,153 @@ func countReqs(group []*pending) int {
 	return n
 }
 
-// build assigns ids, hashes and tree hashes to the group on top of the head
-// the transaction sees.
-func (l *Ledger) build(tx store.Tx, group []*pending, now string, clock time.Time) ([]store.Record, error) {
-	head := tx.Head()
-	if l.edge == nil || l.edgeSize != head.ID {
-		// First append, a failed commit, or another instance moved the
-		// head: reload the right edge of the tree from the store.
-		edge, err := loadEdge(tx, head.ID)
+// claimAhead checks the producer signatures and stores the idempotency keys
+// and provenance records of a batch built ahead, and returns its records;
+// if a request turns out to write nothing (a signature or a key stored
+// already) it returns errRebuild.
+func (l *Ledger) claimAhead(tx store.Tx, b *batch) ([]store.Record, error) {
+	id := b.base.ID
+	var signed map[string]int64
+	for _, p := range b.live {
+		write, err := l.claim(tx, p, id+1, b.clock, &signed)
 		if err != nil {
 			return nil, err
+		}
+		if !write {
+			return nil, errRebuild
+		}
+		id += int64(p.n)
+	}
+	for i := range b.provs {
+		if err := tx.PutProvenance(&b.provs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return b.recs, nil
+}
+
+// claim runs inside the append transaction, for each request in order. It
+// reports whether p appends (and sets p.n); if not, p.replay or p.fail says
+// why. firstID is the id p's first event gets if it does; signed collects
+// the signatures the transaction writes, for replays within it.
+func (l *Ledger) claim(tx store.Tx, p *pending, firstID int64, clock time.Time, signed *map[string]int64) (bool, error) {
+	p.n, p.replay, p.fail = 0, nil, nil
+	st := p.opt.Stamp
+	if st != nil && len(st.Sigs) > 0 {
+		refused, err := l.checkReplay(tx, p, *signed)
+		if err != nil || refused {
+			return false, err
+		}
+	}
+	if p.opt.IdempotencyKey != "" {
+		write, err := l.claimKey(tx, p, firstID, clock)
+		if err != nil || !write {
+			return false, err
+		}
+	}
+	p.n = len(p.reqs)
+	if st != nil && len(st.Sigs) > 0 {
+		if *signed == nil {
+			*signed = make(map[string]int64)
+		}
+		for i, sig := range st.Sigs {
+			(*signed)[string(sig)] = firstID + int64(i)
+		}
+	}
+	return true, nil
+}
+
+// build checks the group's signatures, claims its idempotency keys, and
+// assigns ids, hashes, tree hashes and provenance records to what it
+// writes, on top of the head the transaction sees.
+func (l *Ledger) build(tx store.Tx, group []*pending, now string, clock time.Time) ([]store.Record, *chainState, error) {
+	head := tx.Head()
+	from := l.tip.Load()
+	if from == nil || from.head != head {
+		// First append, a failed commit, or another instance moved the
+		// head: read the right edge of the tree and the provenance
+		// chain from the store.
+		edge, err := loadEdge(tx, head.ID)
+		if err != nil {
+			return nil, nil, err
 		}
 		chain, err := tx.ChainHead()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		l.edge, l.edgeSize, l.chain = edge, head.ID, chain
+		from = &chainState{head: head, edge: edge, chain: chain}
 	}
-	recs := make([]store.Record, 0, countReqs(group))
-	id, prev := head.ID, head.Hash
-	hr := &edgeReader{edge: l.edge, tx: tx}
-	var buf []byte
-	chain := l.chain
-	var signed map[string]int64 // signatures this group writes, for replays within it
+	id := head.ID
+	write := make([]*pending, 0, len(group))
+	var signed map[string]int64
 	for _, p := range group {
-		p.n, p.replay, p.fail = 0, nil, nil
-		if st := p.opt.Stamp; st != nil && len(st.Sigs) > 0 {
-			refused, err := l.checkReplay(tx, p, signed)
-			if err != nil {
-				return nil, err
-			}
-			if refused {
-				continue
-			}
+		ok, err := l.claim(tx, p, id+1, clock, &signed)
+		if err != nil {
+			return nil, nil, err
 		}
-		if p.opt.IdempotencyKey != "" {
-			write, err := l.claimKey(tx, p, id+1, clock)
-			if err != nil {
-				return nil, err
-			}
-			if !write {
-				continue
-			}
+		if ok {
+			id += int64(p.n)
+			write = append(write, p)
 		}
-		p.n = len(p.reqs)
-		for _, r := range p.reqs {
+	}
+	recs, provs, after, err := extend(from, write, now, edgeReader{tx: tx})
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range provs {
+		if err := tx.PutProvenance(&provs[i]); err != nil {
+			return nil, nil, err
+		}
+	}
+	return recs, after, nil
+}
+
+// extend assigns ids, timestamps, hashes and tree hashes to the requests of
+// ps, in order, on top of from, and the provenance records of those with a
+// Stamp; it returns them and the tip they leave. Hashes the edge lacks come
+// from r (an error without a transaction).
+func extend(from *chainState, ps []*pending, now string, r edgeReader) ([]store.Record, []provenance.Record, *chainState, error) {
+	r.edge = maps.Clone(from.edge)
+	n := 0
+	for _, p := range ps {
+		n += len(p.reqs)
+	}
+	recs := make([]store.Record, 0, n)
+	id, prev, chain := from.head.ID, from.head.Hash, from.chain
+	var provs []provenance.Record
+	var buf []byte
+	for _, p := range ps {
+		for _, req := range p.reqs {
 			id++
-			ts := r.Timestamp
+			ts := req.Timestamp
 			if ts == "" {
 				ts = now
 			}
 			rec := store.Record{Event: event.Event{
-				ID: id, Timestamp: ts, Kind: r.Kind, Source: r.Source,
-				Payload: r.Payload, PrevHash: prev,
+				ID: id, Timestamp: ts, Kind: req.Kind, Source: req.Source,
+				Payload: req.Payload, PrevHash: prev,
 			}}
 			rec.Hash, buf = rec.ComputeHash(buf)
-			hashes, err := tlog.StoredHashesForRecordHash(id-1, tlog.RecordHash(rec.Hash[:]), hr)
+			hashes, err := tlog.StoredHashesForRecordHash(id-1, tlog.RecordHash(rec.Hash[:]), &r)
 			if err != nil {
-				return nil, fmt.Errorf("ledger: tree hashes for event %d: %w", id, err)
+				return nil, nil, nil, fmt.Errorf("ledger: tree hashes for event %d: %w", id, err)
 			}
 			base := tlog.StoredHashIndex(0, id-1)
 			for i, h := range hashes {
-				hr.edge[base+int64(i)] = h
+				r.edge[base+int64(i)] = h
 			}
 			rec.Tree = hashes
 			recs = append(recs, rec)
 			prev = rec.Hash
 		}
 		if st := p.opt.Stamp; st != nil {
-			r := st.record(id-int64(p.n)+1, int64(p.n), prev)
-			r.Chain = r.ChainHash(chain)
-			if err := tx.PutProvenance(&r); err != nil {
-				return nil, err
-			}
-			chain = r.Chain
-			if len(st.Sigs) > 0 && signed == nil {
-				signed = make(map[string]int64)
-			}
-			for i, sig := range st.Sigs {
-				signed[string(sig)] = r.FirstID + int64(i)
-			}
+			pr := st.record(id-int64(len(p.reqs))+1, int64(len(p.reqs)), prev)
+			pr.Chain = pr.ChainHash(chain)
+			chain = pr.Chain
+			provs = append(provs, pr)
 		}
 	}
-	l.edge = pruneEdge(hr.edge, id)
-	l.edgeSize = id
-	l.chain = chain
-	return recs, nil
+	return recs, provs, &chainState{head: store.Head{ID: id, Hash: prev}, edge: pruneEdge(r.edge, id), chain: chain}, nil
 }
 
 // edgeIndexes lists the stored-hash indexes of the compact range of a tree
@@ -444,11 +687,15 @@ func pruneEdge(all map[int64]tlog.Hash, n int64) map[int64]tlog.Hash {
 }
 
 // edgeReader serves tree hashes from the in-memory edge, falling back to
-// the transaction for any it lacks.
+// the transaction for any it lacks, if it has one.
 type edgeReader struct {
 	edge map[int64]tlog.Hash
 	tx   store.Tx
 }
+
+// errNoStore reports a hash missing from the edge when building ahead of
+// the transaction.
+var errNoStore = errors.New("ledger: tree hash not in the edge")
 
 func (r *edgeReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
@@ -463,6 +710,9 @@ func (r *edgeReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	}
 	if len(miss) == 0 {
 		return out, nil
+	}
+	if r.tx == nil {
+		return nil, errNoStore
 	}
 	got, err := r.tx.ReadHashes(miss)
 	if err != nil {

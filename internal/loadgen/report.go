@@ -72,6 +72,9 @@ func (rep Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "cpu: server %.1f s, this process %.1f s, subscriber process %.1f s, over %.1f s\n",
 			rep.ServerCPUSeconds, rep.CPUSeconds, rep.SubscriberCPUSeconds, rep.Seconds)
 	}
+	if rep.Workload != Fanout && rep.HeapMaxMB > 0 {
+		fmt.Fprintf(w, "server heap at most %.1f MiB\n", rep.HeapMaxMB)
+	}
 	if rep.Baseline != nil {
 		unit := "events/s"
 		if workload != Append && workload != Batch && workload != Fanout {

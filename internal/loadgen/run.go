@@ -65,10 +65,13 @@ func Run(ctx context.Context, w Workload, opt Options) (Result, error) {
 	defer t.hc.CloseIdleConnections()
 	var r Result
 	var err error
+	var heap func() map[string]float64 // the server's, while measuring
 	switch w {
 	case Append:
+		heap = sampleMetrics(ctx, t, heapSeries)
 		r = loop(ctx, string(w), opt.Producers, opt.Duration, opt.Progress, appendFn(t, "/events", Bodies(1024), 1))
 	case Batch:
+		heap = sampleMetrics(ctx, t, heapSeries)
 		r = loop(ctx, string(w), opt.Producers, opt.Duration, opt.Progress, appendFn(t, "/events/batch", BatchBodies(8, opt.BatchSize), int64(opt.BatchSize)))
 		r.BatchSize = opt.BatchSize
 	case Fanout:
@@ -81,7 +84,11 @@ func Run(ctx context.Context, w Workload, opt Options) (Result, error) {
 		if fn, err = readFn(ctx, t, w); err != nil {
 			return Result{}, err
 		}
+		heap = sampleMetrics(ctx, t, heapSeries)
 		r = loop(ctx, string(w), opt.Producers, opt.Duration, opt.Progress, fn)
+	}
+	if heap != nil {
+		r.HeapMaxMB = heap()[heapSeries] / (1 << 20)
 	}
 	if err != nil {
 		return Result{}, err

@@ -3,13 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
-	"unsafe"
 
 	"github.com/audit-stream/audit-stream/internal/store"
 )
@@ -28,13 +25,6 @@ import (
 // importSuffix names the database file being loaded, beside FileName.
 const importSuffix = ".import"
 
-// loadRows is the number of rows one INSERT statement writes: each
-// statement execution costs a round trip through the driver that a single
-// row does not amortise.
-const loadRows = 64
-
-const eventsInsert = "INSERT INTO events (event_id, timestamp, kind, source, payload, prev_hash, hash, tree, ts) VALUES "
-
 // Loader writes an import into a new database file for Store s, which must
 // hold no events. Its methods are not safe for concurrent use.
 type Loader struct {
@@ -44,8 +34,6 @@ type Loader struct {
 	conn    *sql.Conn
 	head    store.Head
 	indexes []string // CREATE INDEX statements, run once the rows are in
-	args    []driver.NamedValue
-	tree    []byte
 	done    bool
 }
 
@@ -93,7 +81,7 @@ func (l *Loader) start(ctx context.Context) error {
 	// size takes because the file is new.
 	q := "file:" + l.path + "?_pragma=page_size(16384)&_pragma=journal_mode(OFF)&_pragma=synchronous(OFF)&_pragma=locking_mode(EXCLUSIVE)&_pragma=cache_size(-8192)"
 	var err error
-	if l.db, err = sql.Open("sqlite", q); err != nil {
+	if l.db, err = sqlOpen(q); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", l.path, err)
 	}
 	l.db.SetMaxOpenConns(1)
@@ -143,107 +131,23 @@ func (l *Loader) Append(ctx context.Context, recs []store.Record) (err error) {
 	if len(recs) == 0 {
 		return nil
 	}
-	// The driver's own connection, below database/sql: the load is one
-	// long run of statements on a connection nobody else uses, and
-	// database/sql's per-call locking and argument conversion cost as
-	// much as SQLite's insert.
-	err = l.conn.Raw(func(dc any) error {
-		conn, ok := dc.(interface {
-			driver.ConnPrepareContext
-			driver.ConnBeginTx
-		})
-		if !ok {
-			return fmt.Errorf("sqlite: driver connection %T cannot prepare", dc)
-		}
-		tx, err := conn.BeginTx(ctx, driver.TxOptions{})
+	// The rows go in through the driver's connection (see rowWriter).
+	err = func() error {
+		tx, err := l.conn.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
-		if err := l.insert(ctx, conn, recs); err != nil {
-			tx.Rollback()
+		defer tx.Rollback()
+		if err := insertRows(ctx, l.conn, recs); err != nil {
 			return err
 		}
 		return tx.Commit()
-	})
+	}()
 	if err != nil {
 		return fmt.Errorf("sqlite: load events %d-%d: %w", recs[0].ID, recs[len(recs)-1].ID, err)
 	}
 	l.head = store.Head{ID: recs[len(recs)-1].ID, Hash: recs[len(recs)-1].Hash}
 	return nil
-}
-
-func (l *Loader) insert(ctx context.Context, conn driver.ConnPrepareContext, recs []store.Record) error {
-	prepare := func(rows int) (driver.StmtExecContext, func(), error) {
-		st, err := conn.PrepareContext(ctx, eventsInsert+"(?,?,?,?,?,?,?,?,?)"+strings.Repeat(",(?,?,?,?,?,?,?,?,?)", rows-1))
-		if err != nil {
-			return nil, nil, err
-		}
-		ex, ok := st.(driver.StmtExecContext)
-		if !ok {
-			st.Close()
-			return nil, nil, fmt.Errorf("statement %T cannot execute with a context", st)
-		}
-		return ex, func() { st.Close() }, nil
-	}
-	many, closeMany, err := prepare(loadRows)
-	if err != nil {
-		return err
-	}
-	defer closeMany()
-	// Bound to a context that is never done: the driver watches a
-	// cancellable one with a goroutine per statement. The load checks
-	// ctx between statements instead.
-	bg := context.Background()
-	for len(recs) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n := min(len(recs), loadRows)
-		stmt := many
-		if n < loadRows {
-			one, closeOne, err := prepare(n)
-			if err != nil {
-				return err
-			}
-			defer closeOne()
-			stmt = one
-		}
-		l.bind(recs[:n])
-		if _, err := stmt.ExecContext(bg, l.args); err != nil {
-			return err
-		}
-		recs = recs[n:]
-	}
-	return nil
-}
-
-// bind sets l.args to the columns of recs, in eventsInsert's order.
-func (l *Loader) bind(recs []store.Record) {
-	l.args = l.args[:0]
-	// All the tree blobs of one statement share one buffer, which lives
-	// until the next statement: the driver copies what it binds.
-	l.tree = l.tree[:0]
-	for i := range recs {
-		r := &recs[i]
-		start := len(l.tree)
-		for _, h := range r.Tree {
-			l.tree = append(l.tree, h[:]...)
-		}
-		var ts driver.Value // NULL: a timestamp that does not parse is in no time range
-		if t, ok := store.TimeOf(r.Timestamp); ok {
-			ts = t
-		}
-		for _, v := range [...]driver.Value{
-			r.ID, r.Timestamp, r.Kind, r.Source,
-			// TEXT, as insert stores it, for SQLite's JSON functions.
-			// Not copied: the driver copies what it binds, and the
-			// records are not changed while Append runs.
-			unsafeString(r.Payload),
-			r.PrevHash[:], r.Hash[:], l.tree[start:len(l.tree):len(l.tree)], ts,
-		} {
-			l.args = append(l.args, driver.NamedValue{Ordinal: len(l.args) + 1, Value: v})
-		}
-	}
 }
 
 // Commit builds the indexes, copies the store's other tables (meta,
@@ -377,11 +281,4 @@ func syncFile(path string) error {
 		return fmt.Errorf("sqlite: sync %s: %w", path, err)
 	}
 	return nil
-}
-
-func unsafeString(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(&b[0], len(b))
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
@@ -145,7 +146,6 @@ func (s *Store) indexed(path []string) bool {
 // no statement stays open for the whole scan.
 func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*event.Event) error) error {
 	var e event.Event
-	var sc scanner
 	order := " ORDER BY event_id"
 	if f.Desc {
 		order = " ORDER BY event_id DESC"
@@ -170,48 +170,44 @@ func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*ev
 			}
 			page = min(page, f.MaxScan-examined)
 		}
-		rows, err := s.r.QueryContext(ctx, "SELECT "+scanColumn+" FROM events"+p.where+order+" LIMIT ?", append(p.args, page)...)
-		if err != nil {
-			return fmt.Errorf("sqlite: scan: %w", err)
-		}
 		n, odd := 0, int64(0)
 		stop := false
-		for rows.Next() {
-			ok, err := sc.decode(rows, &e)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("sqlite: scan: %w", err)
-			}
-			if !ok {
+		var fnErr error
+		err := s.queryRows(ctx, "SELECT "+scanColumns+" FROM events"+p.where+order+" LIMIT ?", append(p.args, page), func(vals []driver.Value) error {
+			if !readRow(vals, &e) {
+				if e.ID == 0 {
+					return fmt.Errorf("a row after event %d has no integer event_id", last)
+				}
 				odd = e.ID
-				break
+				return errEndPage
 			}
 			n++
 			last = e.ID
 			if p.recheck && !f.MatchesPayload(e.Payload) {
-				continue
+				return nil
 			}
 			seen++
-			if err := fn(&e); err != nil {
-				rows.Close()
-				return err
+			if fnErr = fn(&e); fnErr != nil {
+				return fnErr
 			}
 			if limit > 0 && seen >= limit {
 				stop = true
-				break
+				return errEndPage
 			}
+			return nil
+		})
+		if fnErr != nil {
+			return fnErr
 		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
+		if err != nil && !errors.Is(err, errEndPage) {
 			return fmt.Errorf("sqlite: scan: %w", err)
 		}
 		if stop {
 			return nil
 		}
 		if odd != 0 {
-			// Read the row that does not pack on its own and go on
-			// after it with a new page.
+			// Read the row that is not as Append writes rows on its
+			// own, and go on after it with a new page.
 			if e, err = s.Get(ctx, odd); err != nil {
 				return fmt.Errorf("sqlite: scan: %w", err)
 			}
@@ -238,6 +234,10 @@ func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*ev
 		}
 	}
 }
+
+// errEndPage ends the rows of a page early: the scan is done, or a row must
+// be read on its own.
+var errEndPage = errors.New("end of page")
 
 // Latest implements store.Store.
 func (s *Store) Latest(ctx context.Context, f store.Filter, limit int) ([]event.Event, error) {

@@ -21,7 +21,6 @@ import (
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
 	"golang.org/x/mod/sumdb/tlog"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // FileName is the database file inside the data directory.
@@ -142,7 +141,7 @@ func openDB(path string, readOnly bool) (*sql.DB, error) {
 	// In a file: URI, '?' starts the parameters and '#' a fragment: a data
 	// directory named with either would open another file. SQLite decodes
 	// %HH escapes in the path.
-	db, err := sql.Open("sqlite", "file:"+uriPath.Replace(path)+"?"+q.Encode())
+	db, err := sqlOpen("file:" + uriPath.Replace(path) + "?" + q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -371,7 +370,12 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) (_ []store.Re
 	if s.lock == nil {
 		return nil, errAdmin
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: writer connection: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: begin: %w", err)
 	}
@@ -387,7 +391,9 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) (_ []store.Re
 	if err := store.CheckExtends(head, recs); err != nil {
 		return nil, err
 	}
-	if err := insert(ctx, tx, recs); err != nil {
+	// The rows go in through the driver's connection under the
+	// transaction database/sql began on it (see rowWriter).
+	if err := insertRows(ctx, conn, recs); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -403,34 +409,6 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) (_ []store.Re
 // process the only writer, so the heads are those of its own commits.
 func (s *Store) WatchHead(ctx context.Context) <-chan store.Head {
 	return s.heads.Watch(ctx)
-}
-
-// insert writes recs with one prepared single-row statement: measured as
-// fast as multi-row VALUES statements in SQLite, and simpler.
-func insert(ctx context.Context, tx *sql.Tx, recs []store.Record) error {
-	stmt, err := tx.PrepareContext(ctx, "INSERT INTO events (event_id, timestamp, kind, source, payload, prev_hash, hash, tree, ts) VALUES (?,?,?,?,?,?,?,?,?)")
-	if err != nil {
-		return fmt.Errorf("sqlite: prepare insert: %w", err)
-	}
-	defer stmt.Close()
-	var tree []byte
-	for i := range recs {
-		r := &recs[i]
-		tree = tree[:0]
-		for _, h := range r.Tree {
-			tree = append(tree, h[:]...)
-		}
-		// The payload goes in as TEXT so that SQLite's JSON functions
-		// (and future payload indexes) can read it.
-		var ts any // NULL: a timestamp that does not parse is in no time range
-		if t, ok := store.TimeOf(r.Timestamp); ok {
-			ts = t
-		}
-		if _, err := stmt.ExecContext(ctx, r.ID, r.Timestamp, r.Kind, r.Source, string(r.Payload), r.PrevHash[:], r.Hash[:], tree, ts); err != nil {
-			return fmt.Errorf("sqlite: insert event %d: %w", r.ID, err)
-		}
-	}
-	return nil
 }
 
 // readHashesBatch bounds the ids in one IN (...) query.

@@ -336,3 +336,58 @@ func TestOddDirectoryName(t *testing.T) {
 		}
 	}
 }
+
+// database/sql drops the writer's connection when a cancelled context
+// interrupts a statement on it; the insert statements prepared on that
+// connection go with it, and appends carry on with the next one. (They once
+// outlived it, and closing the store crashed finalizing them.)
+func TestAppendsAfterWriterInterrupted(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	led, err := ledger.Open(ctx, st, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := func(n int) []event.Request {
+		reqs := make([]event.Request, n)
+		for i := range reqs {
+			reqs[i] = event.Request{Kind: "other", Source: "s", Payload: []byte(`{"user":"u-` + strings.Repeat("x", i%50) + `","n":1}`)}
+		}
+		return reqs
+	}
+	for range 20 {
+		if _, err := led.Append(ctx, batch(1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Building a payload index over 20,000 events takes far longer than a
+	// millisecond: the deadline interrupts it on the writer's connection.
+	short, cancel := context.WithTimeout(ctx, time.Millisecond)
+	defer cancel()
+	if err := st.IndexPayload(short, []string{"user"}); err == nil {
+		t.Skip("the index was built before the deadline: nothing was interrupted")
+	}
+	if _, err := led.Append(ctx, batch(77)); err != nil {
+		t.Fatalf("append after an interrupted write: %v", err)
+	}
+	if err := led.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if h, err := st.Head(ctx); err != nil || h.ID != 20077 {
+		t.Fatalf("head after reopening: %+v, %v; want event 20077", h, err)
+	}
+}
