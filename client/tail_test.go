@@ -258,15 +258,15 @@ func TestTailStreamLimit(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		col.mu.Lock()
-		n := len(col.retries)
-		var e *client.Error
-		ok := n > 1 && errors.As(col.retries[n-1], &e) && e.Status == 503 && e.RetryAfter > 0
+		retries := slices.Clone(col.retries)
 		col.mu.Unlock()
-		if ok {
+		n := len(retries)
+		var e *client.Error
+		if n > 1 && errors.As(retries[n-1], &e) && e.Status == 503 && e.RetryAfter > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no 503 retries seen: %v", col.retries)
+			t.Fatalf("no 503 retries seen: %v", retries)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -286,9 +286,9 @@ func TestTailIdleTimeout(t *testing.T) {
 		env := apitest.Start(t, apitest.Options{API: httpapi.Options{Heartbeat: tc.heartbeat}})
 		c := newClient(t, env.URL)
 		ctx, cancel := context.WithCancel(context.Background())
-		opt := fastRetry(client.TailOptions{IdleTimeout: 150 * time.Millisecond})
+		opt := fastRetry(client.TailOptions{IdleTimeout: 300 * time.Millisecond})
 		col := startTail(t, ctx, c, opt)
-		time.Sleep(600 * time.Millisecond)
+		time.Sleep(800 * time.Millisecond)
 		var evs []event.Event
 		for range 3 {
 			e, err := c.Append(context.Background(), client.AppendRequest{Kind: "other", Source: "s"})
@@ -301,10 +301,10 @@ func TestTailIdleTimeout(t *testing.T) {
 			t.Fatalf("heartbeat %v: got %v", tc.heartbeat, got)
 		}
 		col.mu.Lock()
-		n := len(col.retries)
+		retries := slices.Clone(col.retries)
 		col.mu.Unlock()
-		if tc.idle && n == 0 || !tc.idle && n != 0 {
-			t.Fatalf("heartbeat %v: %d reconnects (%v)", tc.heartbeat, n, col.retries)
+		if n := len(retries); tc.idle && n == 0 || !tc.idle && n != 0 {
+			t.Fatalf("heartbeat %v: %d reconnects (%v)", tc.heartbeat, n, retries)
 		}
 		cancel()
 		<-col.done

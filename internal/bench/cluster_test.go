@@ -22,18 +22,31 @@ import (
 )
 
 // cluster starts n in-process instances on one fresh PostgreSQL schema
-// (AUDIT_STREAM_TEST_POSTGRES), signing with one key, and returns their URLs.
-func cluster(b *testing.B, n int) []string {
+// (AUDIT_STREAM_TEST_POSTGRES), signing with one key.
+func cluster(b *testing.B, n int) []*apitest.Env {
 	url := pgtest.Schema(b)
 	_, key, err := checkpoint.GenerateKey("audit-stream/test")
 	if err != nil {
 		b.Fatal(err)
 	}
-	var urls []string
+	var envs []*apitest.Env
 	for range n {
-		urls = append(urls, apitest.Start(b, apitest.Options{Store: url, Key: key}).URL)
+		envs = append(envs, apitest.Start(b, apitest.Options{Store: url, Key: key}))
 	}
-	return urls
+	return envs
+}
+
+// reportGroups reports the group commit the instances achieved: events per
+// transaction, over all of them.
+func reportGroups(b *testing.B, envs []*apitest.Env) {
+	var txs, events int64
+	for _, e := range envs {
+		t, n := e.Ledger.Commits()
+		txs, events = txs+t, events+n
+	}
+	if txs > 0 {
+		b.ReportMetric(float64(events)/float64(txs), "events/commit")
+	}
 }
 
 // driveMany is drive with the producers spread over several instances and
@@ -94,24 +107,28 @@ func BenchmarkClusterAppend(b *testing.B) {
 	}
 	for _, n := range []int{0, 1, 2, 3} {
 		name := fmt.Sprintf("postgres-instances=%d", n)
-		start := func(b *testing.B) []string { return cluster(b, n) }
+		start := func(b *testing.B) []*apitest.Env { return cluster(b, n) }
 		if n == 0 {
 			name = "sqlite"
-			start = func(b *testing.B) []string { return []string{apitest.Start(b, apitest.Options{}).URL} }
+			start = func(b *testing.B) []*apitest.Env { return []*apitest.Env{apitest.Start(b, apitest.Options{})} }
 		}
 		b.Run(name+"/single-producers=64", func(b *testing.B) {
-			urls := start(b)
-			for i := range urls {
-				urls[i] += "/events"
+			envs := start(b)
+			var urls []string
+			for _, e := range envs {
+				urls = append(urls, e.URL+"/events")
 			}
 			driveMany(b, urls, 64, 1, func(i int64) []byte { return single[i%int64(len(single))] })
+			reportGroups(b, envs)
 		})
 		b.Run(name+"/batch1000-clients=4", func(b *testing.B) {
-			urls := start(b)
-			for i := range urls {
-				urls[i] += "/events/batch"
+			envs := start(b)
+			var urls []string
+			for _, e := range envs {
+				urls = append(urls, e.URL+"/events/batch")
 			}
 			driveMany(b, urls, 4, 1000, func(int64) []byte { return batch })
+			reportGroups(b, envs)
 		})
 	}
 }
@@ -119,7 +136,10 @@ func BenchmarkClusterAppend(b *testing.B) {
 // BenchmarkClusterLag is how long after its 201 from instance A an event
 // reaches a subscriber of instance B, with 16 producers appending to A.
 func BenchmarkClusterLag(b *testing.B) {
-	urls := cluster(b, 2)
+	var urls []string
+	for _, e := range cluster(b, 2) {
+		urls = append(urls, e.URL)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var acked sync.Map // event id -> time of the 201

@@ -84,6 +84,14 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 		until = head.ID
 	}
 	after = min(after, until)
+	if until > after {
+		// The range's last event, read before the 200: on a read replica
+		// (--store-read) this waits until the replica holds the whole
+		// range, so a lagging one is a 503 here, not an export cut short.
+		if _, err := s.st.Get(r.Context(), until); err != nil {
+			return err
+		}
+	}
 	rearm := s.writeDeadline(w)
 	filter.After, filter.Until = after, until
 	w.Header().Set("Content-Type", "application/x-ndjson")

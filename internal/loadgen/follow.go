@@ -53,6 +53,11 @@ func follow(ctx context.Context, sc *http.Client, t *target, path, lastEventID s
 	return splitFrames(resp.Body, fn)
 }
 
+// maxFrame bounds one frame: a server that never ends a frame must not make
+// the load tool buffer without limit. The server's own limit on an event is
+// far below it.
+const maxFrame = 16 << 20
+
 // splitFrames reads SSE frames from r and calls fn for each one with an id.
 func splitFrames(r io.Reader, fn func(frame) error) error {
 	buf := make([]byte, 64<<10)
@@ -81,6 +86,9 @@ func splitFrames(r io.Reader, fn func(frame) error) error {
 		}
 		n = copy(buf, p)
 		if n == len(buf) {
+			if n >= maxFrame {
+				return fmt.Errorf("stream: a frame longer than %d bytes", maxFrame)
+			}
 			buf = append(buf, make([]byte, len(buf))...)
 		}
 		if err != nil {

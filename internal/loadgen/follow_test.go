@@ -60,3 +60,49 @@ func TestSplitFramesRejects(t *testing.T) {
 		})
 	}
 }
+
+// A frame that never ends is refused once it passes maxFrame, rather than
+// buffered for ever.
+func TestSplitFramesEndlessFrame(t *testing.T) {
+	endless := io.MultiReader(strings.NewReader("id: 1\ndata: "), repeatReader('x'))
+	err := splitFrames(endless, func(frame) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "a frame longer than") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// repeatReader reads b for ever.
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+// The splitter on any bytes, read whole or a byte at a time: no panic,
+// every frame it reports has its arrival time, and the end of the input is
+// an error (a stream does not end by itself).
+func FuzzSplitFrames(f *testing.F) {
+	f.Add([]byte("retry: 2000\nid: 7\n\n: keep-alive\n\nevent: other\nid: 8\ndata: {\"payload\":{\"at\":\"5\"}}\n\n"), uint8(1))
+	f.Add([]byte("event: checkpoint\ndata: {}\n\nid: 9\n\n"), uint8(3))
+	f.Add([]byte("id: x\n\n"), uint8(0))
+	f.Add([]byte("id: 1\nid: 2\ndata: a\ndata: b\n\n\n\n"), uint8(7))
+	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8) {
+		var r io.Reader = strings.NewReader(string(stream))
+		if chunk%2 == 1 {
+			r = iotest.OneByteReader(r)
+		}
+		err := splitFrames(r, func(fr frame) error {
+			if fr.at.IsZero() {
+				t.Fatal("a frame without its arrival time")
+			}
+			sentAt(fr.data) // must not panic on any data
+			return nil
+		})
+		if err == nil {
+			t.Fatal("splitFrames returned nil at the end of the stream")
+		}
+	})
+}

@@ -518,8 +518,8 @@ func (r *SoakReport) SVG() []byte {
 	}
 	c := chart{
 		title: "audit-stream bench soak",
-		subtitle: fmt.Sprintf("%.0f s; %d events/s from %d producers; %d subscribers at a time coming and going (%d connections, %d resumes, %d slow replays)",
-			r.Duration, r.Rate, r.Producers, r.Subscribers, r.Connections, r.Resumes, r.SlowReplays),
+		subtitle: fmt.Sprintf("%.0f s · %d events/s · %d subscribers at a time · %d connections (%d resumed, %d slow replays)",
+			r.Duration, r.Rate, r.Subscribers, r.Connections, r.Resumes, r.SlowReplays),
 		xLabel: "seconds since the start",
 		marks:  []mark{{r.ChurnStart, "subscribers come and go"}, {r.DrainStart, "all left"}},
 		panels: []panel{

@@ -75,3 +75,41 @@ func TestOpen(t *testing.T) {
 		t.Fatalf("a postgres URL opened %T", pg)
 	}
 }
+
+func TestWithReplica(t *testing.T) {
+	pg, _ := backend.Parse("postgres://u:pw@primary/audit")
+	dir, _ := backend.Parse("./data")
+	for _, tc := range []struct {
+		name string
+		spec backend.Spec
+		read string
+		want string // the ReadURL, or the error's text
+		ok   bool
+	}{
+		{"none", pg, "", "", true},
+		{"a replica of a PostgreSQL store", pg, "postgres://u:pw@standby/audit", "postgres://u:pw@standby/audit", true},
+		{"postgresql scheme", pg, "postgresql://standby/audit", "postgresql://standby/audit", true},
+		{"a SQLite store has no replica", dir, "postgres://standby/audit", "needs a PostgreSQL store", false},
+		{"a directory is no replica", pg, "./replica", "must be a postgres:// URL", false},
+		{"a bad URL", pg, "postgres://u:pw@standby:bad port/x", "must be a postgres:// URL", false},
+	} {
+		got, err := tc.spec.WithReplica(tc.read)
+		switch {
+		case tc.ok && (err != nil || got.ReadURL != tc.want || got.URL != tc.spec.URL):
+			t.Errorf("%s: %+v, %v; want ReadURL %q", tc.name, got, err, tc.want)
+		case !tc.ok && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
+		case !tc.ok && strings.Contains(err.Error(), "pw"):
+			t.Errorf("%s: the error shows the password: %v", tc.name, err)
+		}
+	}
+	// Without a replica, the read view is the store itself.
+	st, err := backend.Open(context.Background(), backend.Spec{Dir: t.TempDir()}, backend.Serve, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if backend.Reads(st) != st {
+		t.Error("Reads of a store without a replica is another store")
+	}
+}

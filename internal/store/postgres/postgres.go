@@ -3,11 +3,11 @@
 //
 // Appends from every instance serialise on a transaction-level advisory
 // lock: each instance's sequencer takes the lock, reads the head, lets the
-// ledger build the group on top of it, writes it with COPY, announces the
-// new head with NOTIFY and commits, which releases the lock. So the chain
-// stays one chain whichever instance a producer reaches, and a lock is never
-// held beyond one transaction (a killed instance's lock dies with its
-// session). Every instance LISTENs for the heads and wakes its subscribers.
+// ledger build the group on top of it, writes it (one INSERT of column
+// arrays), announces the new head with NOTIFY and commits, which releases
+// the lock. So the chain stays one chain whichever instance a producer
+// reaches, and a lock is never held beyond one transaction (a killed
+// instance's lock dies with its session). Every instance LISTENs for the heads and wakes its subscribers.
 //
 // Durability is PostgreSQL's: Append returns after COMMIT, which with
 // synchronous_commit = on (the default) means the WAL is flushed on the

@@ -110,6 +110,8 @@ func TestReadReplica(t *testing.T) {
 	for path, want := range map[string]int{
 		"/events/55":              http.StatusServiceUnavailable,
 		"/verify":                 http.StatusServiceUnavailable,
+		"/export":                 http.StatusServiceUnavailable,
+		"/export?until=50":        http.StatusOK,
 		"/events/10":              http.StatusOK,
 		"/events/61":              http.StatusNotFound,
 		"/events?after=0&limit=5": http.StatusOK,
