@@ -15,6 +15,7 @@ import (
 	"github.com/audit-stream/audit-stream/internal/apitest"
 	"github.com/audit-stream/audit-stream/internal/cputime"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/internal/store/postgres"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 )
 
@@ -211,14 +212,21 @@ func BenchmarkQueryBaseline1M(b *testing.B) {
 }
 
 // BenchmarkQueryFirstTimeRange1M is the first time-range query after the
-// SQLite store opens: it builds the store's time-to-id map from the whole log
-// (the cost a server pays once per start).
+// store opens (SQLite, or PostgreSQL with AUDIT_STREAM_BENCH_POSTGRES): it
+// builds the store's time-to-id map from the whole log (the cost a server
+// pays once per start).
 func BenchmarkQueryFirstTimeRange1M(b *testing.B) {
-	dir := bigStore(b)
+	target := bigTarget(b)
 	ctx := context.Background()
 	for range b.N {
 		b.StopTimer()
-		st, err := sqlite.Open(ctx, dir)
+		var st store.Store
+		var err error
+		if target.Store != "" {
+			st, err = postgres.Open(ctx, target.Store, postgres.Options{})
+		} else {
+			st, err = sqlite.Open(ctx, target.Dir)
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
