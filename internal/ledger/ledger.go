@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -335,9 +334,9 @@ type batch struct {
 }
 
 // chainState is the log's tip as one goroutine knows it: the head and the
-// Merkle tree's right edge (its compact range), by stored-hash index. It is
-// never changed once made (building on it copies the edge), so the
-// sequencer and the committer can share it.
+// Merkle tree's right edge (its compact range, and perhaps hashes no longer
+// on it), by stored-hash index. Once shared it is never changed (building on
+// it copies the edge), so the sequencer and the committer can share it.
 type chainState struct {
 	head store.Head
 	edge map[int64]tlog.Hash
@@ -386,7 +385,9 @@ func (l *Ledger) add(b *batch, p *pending) {
 		}
 		b.base = from.head
 	}
-	recs, provs, after, err := extend(from, b.live[len(b.live)-1:], b.now, edgeReader{})
+	// The batch's own tip, which nothing else sees until it is sent,
+	// grows in place; a tip built before is copied.
+	recs, provs, after, err := extend(from, b.live[len(b.live)-1:], b.now, edgeReader{}, len(b.live) > 1)
 	if err != nil {
 		// An edge hash missing: let the committer build it with the
 		// store at hand.
@@ -600,7 +601,7 @@ func (l *Ledger) build(tx store.Tx, group []*pending, now string, clock time.Tim
 			write = append(write, p)
 		}
 	}
-	recs, provs, after, err := extend(from, write, now, edgeReader{tx: tx})
+	recs, provs, after, err := extend(from, write, now, edgeReader{tx: tx}, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -615,9 +616,16 @@ func (l *Ledger) build(tx store.Tx, group []*pending, now string, clock time.Tim
 // extend assigns ids, timestamps, hashes and tree hashes to the requests of
 // ps, in order, on top of from, and the provenance records of those with a
 // Stamp; it returns them and the tip they leave. Hashes the edge lacks come
-// from r (an error without a transaction).
-func extend(from *chainState, ps []*pending, now string, r edgeReader) ([]store.Record, []provenance.Record, *chainState, error) {
-	r.edge = maps.Clone(from.edge)
+// from r (an error without a transaction). It copies from's edge, keeping
+// only what a future append can need, unless grow says that from is the
+// caller's own to change: then it adds to it and returns it (a batch's tip
+// as single appends join it one by one).
+func extend(from *chainState, ps []*pending, now string, r edgeReader, grow bool) ([]store.Record, []provenance.Record, *chainState, error) {
+	if grow {
+		r.edge = from.edge
+	} else {
+		r.edge = pruneEdge(from.edge, from.head.ID)
+	}
 	n := 0
 	for _, p := range ps {
 		n += len(p.reqs)
@@ -657,7 +665,7 @@ func extend(from *chainState, ps []*pending, now string, r edgeReader) ([]store.
 			provs = append(provs, pr)
 		}
 	}
-	return recs, provs, &chainState{head: store.Head{ID: id, Hash: prev}, edge: pruneEdge(r.edge, id), chain: chain}, nil
+	return recs, provs, &chainState{head: store.Head{ID: id, Hash: prev}, edge: r.edge, chain: chain}, nil
 }
 
 // edgeIndexes lists the stored-hash indexes of the compact range of a tree

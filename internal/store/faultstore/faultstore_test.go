@@ -3,6 +3,9 @@ package faultstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -12,6 +15,8 @@ import (
 	"github.com/audit-stream/audit-stream/internal/store/faultstore"
 	"github.com/audit-stream/audit-stream/internal/store/sqlite"
 	"github.com/audit-stream/audit-stream/internal/store/storetest"
+	"github.com/audit-stream/audit-stream/verify"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Unarmed, the wrapper is the store it wraps: it passes the whole
@@ -152,5 +157,89 @@ func TestLedgerContinuesAfterLostAcknowledgement(t *testing.T) {
 	got, _, err := led.Feed().Read(ctx, store.Filter{}, 10)
 	if err != nil || len(got) != 2 || got[0].ID != 1 || got[1].PrevHash != got[0].Hash {
 		t.Fatalf("feed after a lost acknowledgement: %v, %v; want events 1 and 2 chained", got, err)
+	}
+}
+
+type storeHashes struct {
+	ctx context.Context
+	st  store.Store
+}
+
+func (r storeHashes) ReadHashes(idx []int64) ([]tlog.Hash, error) { return r.st.ReadHashes(r.ctx, idx) }
+
+// Many producers at once, while commits fail before and after they are
+// written: the sequencer builds each batch on the tip the batch before will
+// leave, so a failure (or a commit whose acknowledgement is lost) leaves the
+// batch built on it wrong, and the committer must build it again in its
+// transaction. Every acknowledged event must be stored as acknowledged, and
+// the chain and the stored Merkle tree must verify.
+func TestPipelinedBatchesSurviveFailedCommits(t *testing.T) {
+	ctx := context.Background()
+	fs, led := openLedger(t)
+	const producers, each = 16, 60
+	hiccup, lost := errors.New("disk hiccup"), errors.New("acknowledgement lost")
+	acked := make(chan event.Event, producers*each)
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if p == 0 && i%6 == 3 {
+					// Arm both faults while the others keep appending.
+					fs.FailTimes(faultstore.AppendBeforeCommit, hiccup, 1)
+					fs.FailTimes(faultstore.AppendAfterCommit, lost, 1)
+				}
+				evs, err := led.Append(ctx, []event.Request{{Kind: "other", Source: fmt.Sprintf("p%d", p), Payload: fmt.Appendf(nil, `{"i":%d}`, i)}})
+				if err != nil {
+					// Only the faults injected: never a batch
+					// refused for not extending the head.
+					if !errors.Is(err, hiccup) && !errors.Is(err, lost) {
+						t.Errorf("append failed: %v", err)
+					}
+					refused.Add(1)
+					continue
+				}
+				acked <- evs[0]
+			}
+		}()
+	}
+	wg.Wait()
+	close(acked)
+	failed := fs.Failed(faultstore.AppendBeforeCommit) + fs.Failed(faultstore.AppendAfterCommit)
+	if fs.Failed(faultstore.AppendBeforeCommit) == 0 || fs.Failed(faultstore.AppendAfterCommit) == 0 {
+		t.Fatal("no commit failed: the test tested nothing")
+	}
+	// Only the appends in a failed commit fail (a batch holds at most one
+	// append per producer): the batches built on a failed one are built
+	// again and written.
+	if got := refused.Load(); got > int64(failed*producers) {
+		t.Fatalf("%d appends failed in %d failed commits of at most %d appends", got, failed, producers)
+	}
+	n := 0
+	for e := range acked {
+		n++
+		got, err := fs.Get(ctx, e.ID)
+		if err != nil || got.Hash != e.Hash || got.PrevHash != e.PrevHash || string(got.Payload) != string(e.Payload) {
+			t.Fatalf("acknowledged event %d: stored %+v, %v", e.ID, got, err)
+		}
+	}
+	head, err := fs.Head(ctx)
+	if err != nil || head.ID < int64(n) {
+		t.Fatalf("head %+v, %v after %d acknowledged events", head, err, n)
+	}
+	src := func(ctx context.Context, fn func(*event.Event) error) error {
+		return fs.Scan(ctx, store.Filter{}, 0, fn)
+	}
+	want := &verify.Target{Size: head.ID, What: "the stored tree", Root: func() (tlog.Hash, error) {
+		return tlog.TreeHash(head.ID, storeHashes{ctx, fs})
+	}}
+	rep, err := verify.CheckTree(ctx, src, want, verify.StreamOptions{})
+	if err != nil || !rep.Valid || rep.Checked != head.ID {
+		t.Fatalf("verify after failed commits: %+v, %v", rep, err)
+	}
+	if evs, err := led.Append(ctx, req()); err != nil || evs[0].ID != head.ID+1 {
+		t.Fatalf("append after the faults: %v, %v; want event %d", evs, err, head.ID+1)
 	}
 }

@@ -53,4 +53,13 @@ func TestMigrateTimeColumn(t *testing.T) {
 	if len(ids) != 2 || ids[0] != 2 || ids[1] != 4 {
 		t.Fatalf("since 2026-03-02: %v", ids)
 	}
+	// Migration 5's statistics exist and are filled: the planner knows
+	// the kind and source pairs of the rows already there.
+	var pairs int
+	if err := conn.QueryRow(ctx, "SELECT coalesce(array_length(most_common_vals, 1), 0) FROM pg_stats_ext WHERE statistics_name = 'events_kind_source' AND statistics_schemaname = current_schema()").Scan(&pairs); err != nil {
+		t.Fatalf("kind and source statistics: %v", err)
+	}
+	if pairs != 1 {
+		t.Fatalf("kind and source statistics: %d most common combinations, want 1 (other, s and their digests)", pairs)
+	}
 }

@@ -224,6 +224,9 @@ func (s *Store) scan(ctx context.Context, q querier, f store.Filter, limit int, 
 	if f.Desc {
 		order = " ORDER BY event_id DESC"
 	}
+	if ok, err := s.narrowToTime(ctx, &f); !ok || err != nil {
+		return err
+	}
 	seen, examined := 0, 0
 	var last int64
 	for {
