@@ -80,6 +80,12 @@ type Ledger struct {
 	// diverged tells the sequencer that a batch it built ahead was not
 	// written as built.
 	diverged atomic.Bool
+	// contended says the last batch found the head moved by another
+	// writer (an instance sharing the store): the next one will likely
+	// find it moved too, so the sequencer lets the committer build it
+	// inside its transaction rather than stop gathering to learn a tip
+	// that will be stale.
+	contended atomic.Bool
 
 	// The sequencer's own: the tip the last batch handed to the committer
 	// will leave (nil: not known), and that batch.
@@ -367,6 +373,9 @@ func (l *Ledger) add(b *batch, p *pending) {
 			// before (a pipeline bubble, only after the committer
 			// found the tip other than the sequencer expected).
 			if l.sending != nil {
+				if l.contended.Load() {
+					return // the committer builds the whole batch
+				}
 				<-l.sending.done
 			}
 			from = l.tip.Load()
@@ -436,8 +445,11 @@ func (l *Ledger) commit(b *batch) {
 	}
 	var state *chainState
 	prebuilt := b.after != nil
+	last := l.tip.Load()
+	contended := false
 	write := func() ([]store.Record, error) {
 		return l.st.Append(context.Background(), func(tx store.Tx) ([]store.Record, error) {
+			contended = last != nil && tx.Head() != last.head
 			if prebuilt && tx.Head() == b.base {
 				recs, err := l.claimAhead(tx, b)
 				if err == nil {
@@ -474,6 +486,7 @@ func (l *Ledger) commit(b *batch) {
 		return
 	}
 	l.tip.Store(state)
+	l.contended.Store(contended)
 	l.commits.Add(1)
 	l.committed.Add(int64(len(recs)))
 	events := make([]event.Event, len(recs))
