@@ -65,7 +65,7 @@ type Store struct {
 	imu            sync.RWMutex
 	payloadIndexes []string // dotted paths with an expression index
 
-	times timeMap // timerange.go: time ranges to id ranges
+	times store.TimeMap // timerange.go: time ranges to id ranges
 
 	mu     sync.Mutex
 	closed bool

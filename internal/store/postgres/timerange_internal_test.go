@@ -26,7 +26,7 @@ func TestTimeRangesWhileAppending(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	st.times.block = 4
+	st.times.SetBlock(4)
 	writer, err := Open(ctx, url, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestTimeRangesWhileAppending(t *testing.T) {
 			}
 		}
 	}
-	if st.times.upTo != int64(len(all)) || len(st.times.blocks) != (len(all)+3)/4 {
-		t.Fatalf("time map covers %d ids in %d blocks after %d events", st.times.upTo, len(st.times.blocks), len(all))
+	if ids, blocks := st.times.Covered(); ids != int64(len(all)) || blocks != (len(all)+3)/4 {
+		t.Fatalf("time map covers %d ids in %d blocks after %d events", ids, blocks, len(all))
 	}
 }

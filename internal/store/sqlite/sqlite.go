@@ -45,7 +45,7 @@ type Store struct {
 	tokens tokenCache
 	heads  store.HeadWatchers
 
-	times timeMap // query.go: time ranges to id ranges
+	times store.TimeMap // query.go: time ranges to id ranges
 
 	imu            sync.RWMutex
 	payloadIndexes []string // dotted payload paths with an expression index
