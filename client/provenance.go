@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 
@@ -40,19 +39,7 @@ func (c *Client) ProvenanceRecords(ctx context.Context, after, until int64) (io.
 	if until != 0 {
 		q.Set("until", strconv.FormatInt(until, 10))
 	}
-	req, err := c.newRequest(ctx, http.MethodGet, "/provenance", q, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		return nil, responseError(resp)
-	}
-	return resp.Body, nil
+	return c.openBody(ctx, "/provenance", q)
 }
 
 // ProvenanceSeal returns the signed provenance seal at a tree size (the

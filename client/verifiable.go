@@ -126,19 +126,7 @@ func (c *Client) Export(ctx context.Context, opt ExportOptions) (io.ReadCloser, 
 	if opt.Until != 0 {
 		q.Set("until", strconv.FormatInt(opt.Until, 10))
 	}
-	req, err := c.newRequest(ctx, http.MethodGet, "/export", q, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		return nil, responseError(resp)
-	}
-	return resp.Body, nil
+	return c.openBody(ctx, "/export", q)
 }
 
 // Health returns the server's liveness status ("ok"): the process serves.
@@ -181,4 +169,22 @@ func tlogHashes(hs []event.Hash) []tlog.Hash {
 		out[i] = tlog.Hash(h)
 	}
 	return out
+}
+
+// openBody GETs path and hands over the body of a 200 unread, for answers
+// too large to read whole (an export, the provenance records).
+func (c *Client) openBody(ctx context.Context, path string, q url.Values) (io.ReadCloser, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, path, q, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, responseError(resp)
+	}
+	return resp.Body, nil
 }

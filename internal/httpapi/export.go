@@ -71,18 +71,11 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 	if set && until < after {
 		return problem(http.StatusBadRequest, "until "+strconv.FormatInt(until, 10)+" is before after "+strconv.FormatInt(after, 10))
 	}
-	release, err := s.heavyRead()
+	release, until, err := s.heavyReadTo(r.Context(), until, set)
 	if err != nil {
 		return err
 	}
 	defer release()
-	head, err := s.st.Head(r.Context())
-	if err != nil {
-		return err
-	}
-	if !set || until > head.ID {
-		until = head.ID
-	}
 	after = min(after, until)
 	if until > after {
 		// The range's last event, read before the 200: on a read replica

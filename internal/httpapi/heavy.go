@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"time"
 )
@@ -14,6 +15,24 @@ import (
 // heavyRead takes a slot for a whole-log read, or returns the 503.
 func (s *Server) heavyRead() (release func(), err error) {
 	return trySlot(s.heavy, 2, "too many whole-log reads (/verify, /export, payload and text queries) in progress (--max-heavy-reads); retry later")
+}
+
+// heavyReadTo takes a whole-log read slot, as heavyRead, and bounds a
+// range's end by the head: until, or the head when until is unset or past it.
+func (s *Server) heavyReadTo(ctx context.Context, until int64, set bool) (release func(), bounded int64, err error) {
+	release, err = s.heavyRead()
+	if err != nil {
+		return nil, 0, err
+	}
+	head, err := s.st.Head(ctx)
+	if err != nil {
+		release()
+		return nil, 0, err
+	}
+	if !set || until > head.ID {
+		until = head.ID
+	}
+	return release, until, nil
 }
 
 // trySlot takes a slot of sem, or answers 503 with Retry-After and detail at

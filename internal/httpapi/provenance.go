@@ -182,18 +182,11 @@ func (s *Server) provenanceRecords(w http.ResponseWriter, r *http.Request) error
 	if untilSet && until < after {
 		return qerr(http.StatusBadRequest, "until", "value_error", "until "+strconv.FormatInt(until, 10)+" is before after "+strconv.FormatInt(after, 10))
 	}
-	release, err := s.heavyRead()
+	release, until, err := s.heavyReadTo(r.Context(), until, untilSet)
 	if err != nil {
 		return err
 	}
 	defer release()
-	head, err := s.st.Head(r.Context())
-	if err != nil {
-		return err
-	}
-	if !untilSet || until > head.ID {
-		until = head.ID
-	}
 	rearm := s.writeDeadline(w)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")

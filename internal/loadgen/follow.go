@@ -37,20 +37,7 @@ type frame struct {
 // (split frames, read the id) so that the figures are the server's, not a
 // JSON decoder's.
 func follow(ctx context.Context, sc *http.Client, t *target, path, lastEventID string, fn func(frame) error) error {
-	req := t.request(ctx, http.MethodGet, path, nil)
-	if lastEventID != "" {
-		req.Header.Set("Last-Event-ID", lastEventID)
-	}
-	resp, err := sc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		return &statusError{resp.StatusCode, string(body)}
-	}
-	return splitFrames(resp.Body, fn)
+	return followSlowly(ctx, sc, t, path, lastEventID, 0, fn)
 }
 
 // maxFrame bounds one frame: a server that never ends a frame must not make

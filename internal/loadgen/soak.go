@@ -433,12 +433,9 @@ func soakSubscriber(ctx context.Context, sc *http.Client, t *target, st *soakSta
 	run(ctx, "")
 }
 
-// followSlowly is follow with a pause before every read, as a subscriber
-// on a slow link or busy with each event would read.
+// followSlowly is follow with a pause before every read (none when pause
+// is 0), as a subscriber on a slow link or busy with each event would read.
 func followSlowly(ctx context.Context, sc *http.Client, t *target, path, lastEventID string, pause time.Duration, fn func(frame) error) error {
-	if pause <= 0 {
-		return follow(ctx, sc, t, path, lastEventID, fn)
-	}
 	req := t.request(ctx, http.MethodGet, path, nil)
 	if lastEventID != "" {
 		req.Header.Set("Last-Event-ID", lastEventID)
@@ -452,7 +449,11 @@ func followSlowly(ctx context.Context, sc *http.Client, t *target, path, lastEve
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 		return &statusError{resp.StatusCode, string(body)}
 	}
-	return splitFrames(&pausedReader{ctx: ctx, r: resp.Body, pause: pause, max: 16 << 10}, fn)
+	var body io.Reader = resp.Body
+	if pause > 0 {
+		body = &pausedReader{ctx: ctx, r: resp.Body, pause: pause, max: 16 << 10}
+	}
+	return splitFrames(body, fn)
 }
 
 // pausedReader waits pause before each read of at most max bytes.
