@@ -281,9 +281,11 @@ func OpenSeal(signed []byte, v note.Verifier) (Seal, error) {
 	if s.Size, err = strconv.ParseInt(lines[2], 10, 64); err != nil || s.Size < 0 || lines[2] != strconv.FormatInt(s.Size, 10) {
 		return s, errors.New("provenance seal: malformed size")
 	}
+	// The lengths first: the decoder skips carriage returns, so a hash line
+	// with one in it would decode to the same bytes.
 	root, err1 := base64.StdEncoding.Strict().DecodeString(lines[3])
 	chain, err2 := base64.StdEncoding.Strict().DecodeString(lines[4])
-	if err1 != nil || err2 != nil || len(root) != 32 || len(chain) != 32 {
+	if err1 != nil || err2 != nil || len(lines[3]) != 44 || len(lines[4]) != 44 || len(root) != 32 || len(chain) != 32 {
 		return s, errors.New("provenance seal: malformed hash")
 	}
 	copy(s.Root[:], root)

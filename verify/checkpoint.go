@@ -83,7 +83,7 @@ func ParseCheckpoint(text []byte) (Checkpoint, error) {
 		return c, &CheckpointError{fmt.Sprintf("tree size %q is not a decimal integer without leading zeroes", lines[1])}
 	}
 	c.Size = n
-	h, err := base64.StdEncoding.Strict().DecodeString(lines[2])
+	h, err := decodeBase64(lines[2])
 	if err != nil || len(h) != tlog.HashSize {
 		return c, &CheckpointError{fmt.Sprintf("root hash %q is not the base64 of 32 bytes", lines[2])}
 	}
@@ -92,6 +92,17 @@ func ParseCheckpoint(text []byte) (Checkpoint, error) {
 		c.Extensions = lines[3:]
 	}
 	return c, nil
+}
+
+// decodeBase64 is strict standard base64 that, unlike encoding/base64 even
+// in Strict mode, refuses the carriage returns and newlines that decoder
+// skips: a line that decodes must be the one encoding of its bytes, or a
+// signed text could be accepted in a form other than the one re-marshalled.
+func decodeBase64(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errors.New("base64 with a line break")
+	}
+	return base64.StdEncoding.Strict().DecodeString(s)
 }
 
 // SignCheckpoint signs c as a C2SP signed note.

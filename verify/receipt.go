@@ -78,7 +78,7 @@ func ParseReceipt(data []byte) (*Receipt, error) {
 	if len(lines) == 0 || !strings.HasPrefix(lines[0], "extra ") {
 		return bad("no extra line: an audit-stream receipt carries its event as extra data")
 	}
-	raw, err := base64.StdEncoding.Strict().DecodeString(strings.TrimPrefix(lines[0], "extra "))
+	raw, err := decodeBase64(strings.TrimPrefix(lines[0], "extra "))
 	if err != nil {
 		return bad("extra data is not base64: %v", err)
 	}
@@ -98,7 +98,7 @@ func ParseReceipt(data []byte) (*Receipt, error) {
 		return bad("inclusion proof has %d hashes, more than a tree can need", len(lines))
 	}
 	for i, l := range lines {
-		h, err := base64.StdEncoding.Strict().DecodeString(l)
+		h, err := decodeBase64(l)
 		if err != nil || len(h) != tlog.HashSize {
 			return bad("proof line %d is not the base64 of 32 bytes", i+1)
 		}
