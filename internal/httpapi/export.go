@@ -21,17 +21,6 @@ import (
 // endless run of empty ranges.
 func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	num := func(name string) (int64, bool, error) {
-		if !q.Has(name) {
-			return 0, false, nil
-		}
-		v := q.Get(name)
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return 0, false, problem(http.StatusBadRequest, name+" must be a non-negative integer event id, got "+strconv.Quote(v))
-		}
-		return n, true, nil
-	}
 	// The filters of /events (kind, source, since, until, payload.<path>,
 	// q). until has always been the event-id bound here: digits alone
 	// keep that meaning, anything else is the end of a time range as on
@@ -57,14 +46,14 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	after, _, err := num("after")
+	after, _, err := eventIDParam(q, "after")
 	if err != nil {
 		return err
 	}
 	var until int64
 	var set bool
 	if idUntil {
-		if until, set, err = num("until"); err != nil {
+		if until, set, err = eventIDParam(q, "until"); err != nil {
 			return err
 		}
 	}

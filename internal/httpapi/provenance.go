@@ -159,25 +159,13 @@ func (s *Server) eventProvenance(w http.ResponseWriter, r *http.Request) error {
 // request, so the range is fixed while appends go on.
 func (s *Server) provenanceRecords(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	var after, until int64
-	var untilSet bool
-	for _, p := range []struct {
-		name string
-		to   *int64
-		set  *bool
-	}{{"after", &after, nil}, {"until", &until, &untilSet}} {
-		if !q.Has(p.name) {
-			continue
-		}
-		v := q.Get(p.name)
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return qerr(http.StatusBadRequest, p.name, "value_error", p.name+" must be a non-negative integer event id, got "+strconv.Quote(truncate(v)))
-		}
-		*p.to = n
-		if p.set != nil {
-			*p.set = true
-		}
+	after, _, err := eventIDParam(q, "after")
+	if err != nil {
+		return err
+	}
+	until, untilSet, err := eventIDParam(q, "until")
+	if err != nil {
+		return err
 	}
 	if untilSet && until < after {
 		return qerr(http.StatusBadRequest, "until", "value_error", "until "+strconv.FormatInt(until, 10)+" is before after "+strconv.FormatInt(after, 10))

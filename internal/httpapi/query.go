@@ -189,22 +189,11 @@ func parseEventQuery(q url.Values, kinds *event.KindSet) (eventQuery, error) {
 			return eq, qerr(http.StatusBadRequest, "order", "value_error", "order must be asc or desc, got "+strconv.Quote(v))
 		}
 	}
-	cursor := func(name string) (int64, bool, error) {
-		if !q.Has(name) {
-			return 0, false, nil
-		}
-		v := q.Get(name)
-		n, ok := parseEventID(v)
-		if !ok || len(q[name]) > 1 {
-			return 0, false, qerr(http.StatusBadRequest, name, "int_parsing", name+" must be a non-negative integer event id, got "+strconv.Quote(v))
-		}
-		return n, true, nil
-	}
-	after, _, err := cursor("after")
+	after, _, err := eventIDParam(q, "after")
 	if err != nil {
 		return eq, err
 	}
-	before, hasBefore, err := cursor("before")
+	before, hasBefore, err := eventIDParam(q, "before")
 	if err != nil {
 		return eq, err
 	}
@@ -242,4 +231,19 @@ func (eq *eventQuery) nextLink(path string, q url.Values, last int64) string {
 		next.Set("after", strconv.FormatInt(eq.f.After, 10))
 	}
 	return "<" + path + "?" + next.Encode() + `>; rel="next"`
+}
+
+// eventIDParam reads the optional event-id parameter name (a cursor or a
+// range bound): set is false when it is absent; a value that is not one
+// non-negative decimal id, or a repeated one, is a 400 naming it.
+func eventIDParam(q url.Values, name string) (id int64, set bool, err error) {
+	if !q.Has(name) {
+		return 0, false, nil
+	}
+	v := q.Get(name)
+	n, ok := parseEventID(v)
+	if !ok || len(q[name]) > 1 {
+		return 0, false, qerr(http.StatusBadRequest, name, "int_parsing", name+" must be a non-negative integer event id, got "+strconv.Quote(truncate(v)))
+	}
+	return n, true, nil
 }
