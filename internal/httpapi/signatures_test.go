@@ -272,29 +272,9 @@ func TestSignedReplay(t *testing.T) {
 	const racing = `{"kind":"other","source":"billing","payload":{"order":7732},"timestamp":"2026-05-15T03:14:16Z"}`
 	rsig := signBody(t, signer, racing, false)
 	const n = 24
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	codes := make([]int, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			codes[i] = call(t, "POST", env.URL+"/events", secret, racing, prodsig.HeaderName, rsig).status
-		}()
-	}
-	close(start)
-	wg.Wait()
-	created := 0
-	for i, c := range codes {
-		switch c {
-		case http.StatusCreated:
-			created++
-		case http.StatusConflict:
-		default:
-			t.Fatalf("racing copy %d: %d", i, c)
-		}
-	}
+	created := raceCopies(t, n, func(int) int {
+		return call(t, "POST", env.URL+"/events", secret, racing, prodsig.HeaderName, rsig).status
+	})
 	if created != 1 || count(t, env.Store) != 2 {
 		t.Fatalf("%d of %d racing copies appended; log has %d events", created, n, count(t, env.Store))
 	}
@@ -420,33 +400,13 @@ func TestSignedReplayAcrossInstances(t *testing.T) {
 		body := `{"kind":"other","source":"billing","payload":{"round":` + strconv.Itoa(round) + `},"timestamp":"2026-05-15T03:14:15Z"}`
 		sig := signBody(t, signer, body, false)
 		const n = 16
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		codes := make([]int, n)
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				env := a
-				if i%2 == 1 {
-					env = b
-				}
-				codes[i] = call(t, "POST", env.URL+"/events", secret, body, prodsig.HeaderName, sig).status
-			}()
-		}
-		close(start)
-		wg.Wait()
-		created := 0
-		for i, c := range codes {
-			switch c {
-			case http.StatusCreated:
-				created++
-			case http.StatusConflict:
-			default:
-				t.Fatalf("round %d, copy %d: %d", round, i, c)
+		created := raceCopies(t, n, func(i int) int {
+			env := a
+			if i%2 == 1 {
+				env = b
 			}
-		}
+			return call(t, "POST", env.URL+"/events", secret, body, prodsig.HeaderName, sig).status
+		})
 		if created != 1 || count(t, a.Store) != int64(round+1) {
 			t.Fatalf("round %d: %d of %d copies appended; the log has %d events", round, created, n, count(t, a.Store))
 		}
@@ -482,4 +442,34 @@ func TestAdminTokenSigningKey(t *testing.T) {
 			t.Errorf("signing_key %q: %d %s", bad, r.status, r.body)
 		}
 	}
+}
+
+// raceCopies sends n copies of one signed append at once, post(i) sending
+// copy i and returning its status. Each copy must be appended (201) or
+// refused as a replay (409); it returns how many were appended.
+func raceCopies(t *testing.T, n int, post func(i int) int) (created int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	codes := make([]int, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			codes[i] = post(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, c := range codes {
+		switch c {
+		case http.StatusCreated:
+			created++
+		case http.StatusConflict:
+		default:
+			t.Fatalf("racing copy %d: %d", i, c)
+		}
+	}
+	return created
 }
