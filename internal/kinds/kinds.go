@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/suggest"
@@ -133,10 +134,39 @@ func Load(path string) (*Catalog, error) {
 func Parse(name string, data []byte) (*Catalog, error) {
 	c, err := parse(name, event.TrimBOM(data))
 	if err != nil {
-		return nil, fmt.Errorf("kinds file %s: %w", name, err)
+		return nil, &fileError{name: name, err: err}
 	}
 	return c, nil
 }
+
+// fileError is why a kinds file was refused, in one line: what the file
+// holds (a YAML tag, a scalar) and what the YAML decoder says of it may
+// carry line breaks and other control characters, which would split a log
+// line or a start-up error; they are shown as Go escapes (\n) instead.
+type fileError struct {
+	name string
+	err  error
+}
+
+func (e *fileError) Error() string {
+	msg := e.err.Error()
+	var b strings.Builder
+	b.Grow(len(msg) + len(e.name) + 16)
+	b.WriteString("kinds file ")
+	b.WriteString(e.name)
+	b.WriteString(": ")
+	for _, r := range msg {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (e *fileError) Unwrap() error { return e.err }
 
 // NameRule is the shape of a kind name a kinds file may add. Names end up
 // in SSE "event:" lines, URLs and log lines, so they hold no spaces,

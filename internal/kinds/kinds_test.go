@@ -307,6 +307,7 @@ func TestFileErrors(t *testing.T) {
 		{"dangling $ref", "k.yaml", entry(`{name: a, description: x, schema: {$ref: "#/$defs/nope"}}`), `schema: json-pointer in "#/$defs/nope" not found`},
 		{"NaN", "k.yaml", entry("{name: a, description: x, schema: {const: .nan}}"), ".nan is not a JSON number"},
 		{"binary", "k.yaml", entry("{name: a, description: x, schema: {const: !!binary aGk=}}"), "values tagged !!binary have no JSON form"},
+		{"number with a line break", "k.yaml", entry("{name: a, description: x, schema: {const: !!float \"1\\n\"}}"), "cannot construct !!str `1\\n` as a !!float"},
 		{"merge key", "k.yaml", "base: &b {description: x}\nkinds: [{<<: *b, name: a}]\n", "merge keys (<<) are not supported"},
 		{"mapping key", "k.yaml", "kinds: []\n? [a]\n: 1\n", "a mapping key must be a plain value"},
 		{"alias bomb", "k.yaml", aliasBomb(), "more than 1048576 values (aliases expanded)"},
