@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/suggest"
@@ -139,9 +140,9 @@ func Parse(name string, data []byte) (*Catalog, error) {
 	return c, nil
 }
 
-// fileError is why a kinds file was refused, in one line: what the file
-// holds (a YAML tag, a scalar) and what the YAML decoder says of it may
-// carry line breaks and other control characters, which would split a log
+// fileError is why a kinds file was refused, in one line: its name (a
+// path the operator gave), what it holds (a YAML tag, a scalar) and what
+// the YAML decoder says of it may carry line breaks and other control characters, which would split a log
 // line or a start-up error; they are shown as Go escapes (\n) instead.
 type fileError struct {
 	name string
@@ -149,19 +150,18 @@ type fileError struct {
 }
 
 func (e *fileError) Error() string {
-	msg := e.err.Error()
+	msg := "kinds file " + e.name + ": " + e.err.Error()
 	var b strings.Builder
-	b.Grow(len(msg) + len(e.name) + 16)
-	b.WriteString("kinds file ")
-	b.WriteString(e.name)
-	b.WriteString(": ")
-	for _, r := range msg {
+	b.Grow(len(msg))
+	for len(msg) > 0 {
+		r, size := utf8.DecodeRuneInString(msg)
 		if unicode.IsControl(r) {
 			q := strconv.QuoteRune(r)
 			b.WriteString(q[1 : len(q)-1])
-			continue
+		} else {
+			b.WriteString(msg[:size]) // bytes that are not UTF-8 pass as they are
 		}
-		b.WriteRune(r)
+		msg = msg[size:]
 	}
 	return b.String()
 }
