@@ -544,28 +544,30 @@ func (s *Store) appendAhead(ctx context.Context, c *pgxpool.Conn, base store.Hea
 		// The head was behind base: an empty transaction committed.
 		return nil, false, nil
 	case errors.As(err, &pe) && pe.Code == "23505" && pe.TableName == "events":
-		// The head moved past base: the transaction is aborted.
-		if rollback(c) {
-			return nil, false, nil
+		// The head moved past base: the transaction is aborted, and
+		// nothing was written whatever happens to the connection now
+		// (a server going down answers 503 here, not the conflict).
+		if rerr := rollback(c); rerr != nil {
+			return nil, true, fmt.Errorf("%w: postgres: rollback: %w", store.ErrUnavailable, rerr)
 		}
-		return nil, true, classify(fmt.Errorf("postgres: commit: %w", err))
+		return nil, false, nil
 	default:
 		rollback(c)
 		return nil, true, classify(fmt.Errorf("postgres: commit: %w", err))
 	}
 }
 
-// rollback ends the connection's transaction, if any, and reports whether
-// the connection can be used again.
-func rollback(c *pgxpool.Conn) bool {
+// rollback ends the connection's transaction, if any; if it cannot, it
+// closes the connection.
+func rollback(c *pgxpool.Conn) error {
 	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := c.Exec(rctx, "ROLLBACK"); err != nil {
+	_, err := c.Exec(rctx, "ROLLBACK")
+	if err != nil {
 		// The session is in an unknown state: never reuse it.
 		c.Conn().Close(rctx)
-		return false
 	}
-	return true
+	return err
 }
 
 // headGuard conditions a pipelined append's statements on the head it
