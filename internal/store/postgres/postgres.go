@@ -7,7 +7,10 @@
 // arrays), announces the new head with NOTIFY and commits, which releases
 // the lock. So the chain stays one chain whichever instance a producer
 // reaches, and a lock is never held beyond one transaction (a killed
-// instance's lock dies with its session). Every instance LISTENs for the heads and wakes its subscribers.
+// instance's lock dies with its session). While one instance is the only
+// writer, its groups are built ahead on the head it last left and each
+// transaction is one pipeline, checked under the lock (Store.appendAhead).
+// Every instance LISTENs for the heads and wakes its subscribers.
 //
 // Durability is PostgreSQL's: Append returns after COMMIT, which with
 // synchronous_commit = on (the default) means the WAL is flushed on the
