@@ -47,7 +47,9 @@ var ErrBadHash = errors.New("hash must be 64 lowercase hex characters")
 
 // ParseHash parses the 64-character lowercase hex form of a hash. It runs
 // for every hash of every event read back, so it decodes in one pass.
-func ParseHash(s string) (Hash, error) {
+func ParseHash(s string) (Hash, error) { return parseHash(s) }
+
+func parseHash[T string | []byte](s T) (Hash, error) {
 	var h Hash
 	if len(s) != 64 {
 		return h, ErrBadHash

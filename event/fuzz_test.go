@@ -113,8 +113,19 @@ func FuzzParseStored(f *testing.F) {
 	f.Add([]byte(`{"event_id":1,"timestamp":"t","kind":"k","source":"s","payload":{},"prev_hash":"` + zero + `","hash":"` + zero + `"}`))
 	f.Add([]byte("{\n \"hash\": \"" + zero + "\",\n \"event_id\": 7,\n \"timestamp\": \"\",\n \"kind\": \"\",\n \"source\": \"é\",\n" +
 		" \"payload\": {\"z\": [1, 2.50], \"a\": \"é🎉\"},\n \"prev_hash\": \"" + zero + "\"\n}"))
+	served := `{"event_id":12,"timestamp":"2026-05-15T03:14:15.123456+00:00","kind":"k","source":"s","payload":{"a":[1,2.5,"x"]},"prev_hash":"` + zero + `","hash":"` + zero + `"}`
+	f.Add([]byte(served))
+	for _, c := range [][2]string{{"12", "012"}, {"12", "9223372036854775808"}, {"12", "1.0"}, {`"k"`, `"k"`}, {`"s"`, `"é"`},
+		{`{"a"`, `{ "a"`}, {`"a":[1,2.5,"x"]`, `"b":1,"a":2`}, {`"prev_hash":"0`, `"prev_hash":"A`}, {`"}`, `"} `}, {`:12,`, `:12,"kind":"k",`}} {
+		f.Add([]byte(strings.Replace(served, c[0], c[1], 1)))
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		ev, err := ParseStored(in)
+		// The short way for served events gives what the walk does.
+		walked, werr := parseStored(in, false)
+		if (err == nil) != (werr == nil) || err != nil && err.Error() != werr.Error() || err == nil && !equalEvents(ev, walked) {
+			t.Fatalf("ParseStored = %+v, %v; the walk alone: %+v, %v", ev, err, walked, werr)
+		}
 		if err != nil {
 			if _, ok := err.(*ValidationError); !ok {
 				t.Fatalf("error %v is not a *ValidationError", err)

@@ -32,6 +32,7 @@ func TestAppendReadsEdgeWithHead(t *testing.T) {
 		if n > 0 && err != nil {
 			t.Fatal(err)
 		}
+		st.ahead.Store(nil) // read the head under the lock, never assume it
 		_, err = st.Append(ctx, func(tx store.Tx) ([]store.Record, error) {
 			v := tx.(*txView)
 			if v.head.ID != n || len(v.edge) != len(want) {

@@ -7,7 +7,10 @@
 // arrays), announces the new head with NOTIFY and commits, which releases
 // the lock. So the chain stays one chain whichever instance a producer
 // reaches, and a lock is never held beyond one transaction (a killed
-// instance's lock dies with its session). Every instance LISTENs for the heads and wakes its subscribers.
+// instance's lock dies with its session). While one instance is the only
+// writer, its groups are built ahead on the head it last left and each
+// transaction is one pipeline, checked under the lock (Store.appendAhead).
+// Every instance LISTENs for the heads and wakes its subscribers.
 //
 // Durability is PostgreSQL's: Append returns after COMMIT, which with
 // synchronous_commit = on (the default) means the WAL is flushed on the
@@ -66,6 +69,12 @@ type Store struct {
 	payloadIndexes []string // dotted paths with an expression index
 
 	times store.TimeMap // timerange.go: time ranges to id ranges
+
+	// own is the head this instance's last append left; ahead is the
+	// head the next append may assume without reading it (see
+	// appendAhead), nil once another instance is known to have moved it.
+	own   atomic.Pointer[store.Head]
+	ahead atomic.Pointer[store.Head]
 
 	mu     sync.Mutex
 	closed bool
@@ -226,6 +235,8 @@ func (s *Store) listenOnce(ctx context.Context, connected func()) error {
 	if err != nil {
 		return err
 	}
+	// Heads announced while away are unknown: assume nothing.
+	s.ahead.Store(nil)
 	s.heads.Publish(h)
 	connected()
 	for {
@@ -237,6 +248,9 @@ func (s *Store) listenOnce(ctx context.Context, connected func()) error {
 		if err != nil {
 			s.log.Error("bad head notification", "payload", n.Payload, "err", err)
 			continue
+		}
+		if a := s.ahead.Load(); a != nil && h.ID > a.ID {
+			s.ahead.CompareAndSwap(a, nil)
 		}
 		s.heads.Publish(h)
 	}
@@ -312,7 +326,9 @@ type conn interface {
 }
 
 type txView struct {
-	ctx  context.Context
+	ctx context.Context
+	// tx is nil in a build ahead of the lock (appendAhead), which reads
+	// nothing.
 	tx   conn
 	head store.Head
 	// edge is the right edge of the tree at head (the compact range, by
@@ -332,6 +348,9 @@ func (v *txView) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	for i, x := range indexes {
 		h, ok := v.edge[x]
 		if !ok {
+			if v.tx == nil {
+				return nil, errAhead
+			}
 			return readHashes(v.ctx, v.tx, indexes)
 		}
 		out[i] = h
@@ -369,12 +388,15 @@ func readEdge(rows pgx.Rows, head int64) (map[int64]tlog.Hash, error) {
 var eventColumnNames = []string{"event_id", "timestamp", "kind", "source", "payload", "prev_hash", "hash", "tree", "ts"}
 
 // Append implements store.Store. The transaction is driven by hand on one
-// pooled connection so that it costs two round trips besides what build
-// asks for (idempotency keys, signature look-ups): BEGIN, the lock, the
-// head, the tree's right edge and the provenance chain in one pipeline; the
-// events, their provenance, the notification and COMMIT in another. So the
-// lock is held for one round trip, the build and the commit, whichever
-// instance moved the head last.
+// pooled connection. While this instance is the only one appending, the
+// head is where its last append left it, and the whole transaction is one
+// pipeline (appendAhead): the lock is held for the inserts and the commit,
+// never for a round trip to this process. Otherwise it costs two round
+// trips besides what build asks for (idempotency keys, signature look-ups):
+// BEGIN, the lock, the head, the tree's right edge and the provenance chain
+// in one pipeline; the events, their provenance, the notification and
+// COMMIT in another. So the lock is held for one round trip, the build and
+// the commit, whichever instance moved the head last.
 func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Record, error) {
 	if s.isClosed() {
 		return nil, store.ErrClosed
@@ -384,17 +406,20 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 		return nil, classify(fmt.Errorf("postgres: connect: %w", err))
 	}
 	defer c.Release()
+	if base := s.ahead.Load(); base != nil {
+		recs, done, err := s.appendAhead(ctx, c, *base, build)
+		if done {
+			return recs, err
+		}
+		// The head was not base: build again on the one read under the lock.
+		s.ahead.CompareAndSwap(base, nil)
+	}
 	open := true
 	defer func() {
 		if !open {
 			return
 		}
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := c.Exec(rctx, "ROLLBACK"); err != nil {
-			// The session is in an unknown state: never reuse it.
-			c.Conn().Close(rctx)
-		}
+		rollback(c)
 	}()
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
@@ -440,9 +465,9 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 		return nil, err
 	}
 	b = &pgx.Batch{}
-	queueProvenance(b, v.prov)
+	queueProvenance(b, v.prov, nil)
 	if len(recs) > 0 {
-		queueEvents(b, recs)
+		queueEvents(b, recs, nil)
 		last := recs[len(recs)-1]
 		b.Queue("SELECT pg_notify($1, $2)", s.channel, formatHead(store.Head{ID: last.ID, Hash: last.Hash}))
 	}
@@ -451,8 +476,107 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 		return nil, classify(fmt.Errorf("postgres: commit: %w", err))
 	}
 	open = false
+	// Speculate next time only if nobody else wrote since this
+	// instance's last append: with several writing, the head has
+	// mostly moved by the time the lock is granted.
+	after := head
+	if len(recs) > 0 {
+		after = store.Head{ID: recs[len(recs)-1].ID, Hash: recs[len(recs)-1].Hash}
+	}
+	if own := s.own.Swap(&after); own != nil && *own == head {
+		s.ahead.Store(&after)
+	} else {
+		s.ahead.Store(nil)
+	}
 	return recs, nil
 }
+
+// errAhead is what a transaction built ahead of the lock returns for a
+// read it cannot serve without one: the build is run again under the lock.
+var errAhead = errors.New("postgres: read in a build ahead of the lock")
+
+// appendAhead runs the whole transaction in one pipeline on the assumption
+// that the head is still base, the head this instance's last append left:
+// build runs before anything is sent, on a view that serves no read (a
+// build that needs one, for an idempotency key or a signature, goes the
+// long way). The events' INSERT is what checks the assumption, under the
+// lock: if another writer moved the head, event base+1 exists and the
+// primary key refuses it, aborting the transaction; if the head is behind
+// base (a database restored or failed over to an older state), event base
+// is not there with its hash and nothing is inserted, and the provenance
+// records and the notification, conditioned on the last event inserted,
+// neither. done is false when the assumption did not hold (nothing was
+// written, the connection is out of any transaction, build must run
+// again) or the build needed a read.
+func (s *Store) appendAhead(ctx context.Context, c *pgxpool.Conn, base store.Head, build store.BuildFunc) (_ []store.Record, done bool, _ error) {
+	v := &txView{ctx: ctx, head: base}
+	recs, err := build(v)
+	if err != nil || len(recs) == 0 || store.CheckExtends(base, recs) != nil {
+		return nil, false, nil
+	}
+	last := recs[len(recs)-1]
+	guard := &headGuard{base: base, last: store.Head{ID: last.ID, Hash: last.Hash}}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SELECT pg_advisory_xact_lock($1)", s.lockKey)
+	queueEvents(b, recs, guard)
+	queueProvenance(b, v.prov, guard)
+	b.Queue("SELECT pg_notify($1, $2) FROM events WHERE event_id = $3 AND hash = $4", s.channel, formatHead(guard.last), guard.last.ID, guard.last.Hash[:])
+	b.Queue("COMMIT")
+	br := c.SendBatch(ctx, b)
+	var inserted int64
+	_, err = br.Exec()
+	if err == nil {
+		_, err = br.Exec()
+	}
+	if err == nil {
+		var tag pgconn.CommandTag
+		tag, err = br.Exec()
+		inserted = tag.RowsAffected()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	var pe *pgconn.PgError
+	switch {
+	case err == nil && inserted == int64(len(recs)):
+		s.own.Store(&guard.last)
+		s.ahead.Store(&guard.last)
+		return recs, true, nil
+	case err == nil:
+		// The head was behind base: an empty transaction committed.
+		return nil, false, nil
+	case errors.As(err, &pe) && pe.Code == "23505" && pe.TableName == "events":
+		// The head moved past base: the transaction is aborted, and
+		// nothing was written whatever happens to the connection now
+		// (a server going down answers 503 here, not the conflict).
+		if rerr := rollback(c); rerr != nil {
+			return nil, true, fmt.Errorf("%w: postgres: rollback: %w", store.ErrUnavailable, rerr)
+		}
+		return nil, false, nil
+	default:
+		rollback(c)
+		return nil, true, classify(fmt.Errorf("postgres: commit: %w", err))
+	}
+}
+
+// rollback ends the connection's transaction, if any; if it cannot, it
+// closes the connection.
+func rollback(c *pgxpool.Conn) error {
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.Exec(rctx, "ROLLBACK")
+	if err != nil {
+		// The session is in an unknown state: never reuse it.
+		c.Conn().Close(rctx)
+	}
+	return err
+}
+
+// headGuard conditions a pipelined append's statements on the head it
+// assumed (see appendAhead): the events are inserted only on top of base,
+// the rest only if the last of them was.
+type headGuard struct{ base, last store.Head }
 
 // batchRow reads the next result of a batch as a row.
 type batchRow struct{ br pgx.BatchResults }
@@ -462,7 +586,8 @@ func (r batchRow) QueryRow(context.Context, string, ...any) pgx.Row { return r.b
 // queueEvents queues one INSERT of recs on b, its columns as arrays: one
 // statement (and one prepared plan) whatever the group's size, in the
 // pipeline that commits it, so a large group costs no round trip more.
-func queueEvents(b *pgx.Batch, recs []store.Record) {
+// With g, only on top of g.base.
+func queueEvents(b *pgx.Batch, recs []store.Record, g *headGuard) {
 	n := len(recs)
 	var (
 		ids                  = make([]int64, n)
@@ -496,8 +621,13 @@ func queueEvents(b *pgx.Batch, recs []store.Record) {
 			ts[i] = &t
 		}
 	}
-	b.Queue("INSERT INTO events ("+strings.Join(eventColumnNames, ", ")+") SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[], $7::bytea[], $8::bytea[], $9::bigint[])",
-		ids, stamps, kinds, sources, payloads, prevs, hashes, trees, ts)
+	insert := "INSERT INTO events (" + strings.Join(eventColumnNames, ", ") + ") SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[], $7::bytea[], $8::bytea[], $9::bigint[])"
+	if g == nil {
+		b.Queue(insert, ids, stamps, kinds, sources, payloads, prevs, hashes, trees, ts)
+		return
+	}
+	b.Queue(insert+" WHERE EXISTS (SELECT FROM events WHERE event_id = $10 AND hash = $11)",
+		ids, stamps, kinds, sources, payloads, prevs, hashes, trees, ts, g.base.ID, g.base.Hash[:])
 }
 
 // Meta implements store.Store.

@@ -47,8 +47,9 @@ func (v *txView) PutProvenance(r *provenance.Record) error {
 }
 
 // queueProvenance queues the group's provenance records and signatures on
-// b, one statement for each table.
-func queueProvenance(b *pgx.Batch, recs []provenance.Record) {
+// b, one statement for each table; with g, only if the group's last event
+// was inserted before them.
+func queueProvenance(b *pgx.Batch, recs []provenance.Record, g *headGuard) {
 	if len(recs) == 0 {
 		return
 	}
@@ -75,16 +76,28 @@ func queueProvenance(b *pgx.Batch, recs []provenance.Record) {
 			sigs[i] = all
 		}
 	}
-	b.Queue("INSERT INTO provenance ("+provenanceColumns+") SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bytea[], $8::bytea[], $9::bytea[])",
-		first, count, by, at, flags, keyIDs, sigs, lasts, chains)
+	insertProv := "INSERT INTO provenance (" + provenanceColumns + ") SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bytea[], $8::bytea[], $9::bytea[])"
+	insertSigs := "INSERT INTO signatures (sig, event_id) SELECT * FROM unnest($1::bytea[], $2::bigint[])"
+	if g == nil {
+		b.Queue(insertProv, first, count, by, at, flags, keyIDs, sigs, lasts, chains)
+		if len(sigBytes) > 0 {
+			b.Queue(insertSigs, sigBytes, sigIDs)
+		}
+		return
+	}
+	const inserted = " WHERE EXISTS (SELECT FROM events WHERE event_id = $%d AND hash = $%d)"
+	b.Queue(insertProv+fmt.Sprintf(inserted, 10, 11), first, count, by, at, flags, keyIDs, sigs, lasts, chains, g.last.ID, g.last.Hash[:])
 	if len(sigBytes) > 0 {
-		b.Queue("INSERT INTO signatures (sig, event_id) SELECT * FROM unnest($1::bytea[], $2::bigint[])", sigBytes, sigIDs)
+		b.Queue(insertSigs+fmt.Sprintf(inserted, 3, 4), sigBytes, sigIDs, g.last.ID, g.last.Hash[:])
 	}
 }
 
 // SignatureOwner implements store.Tx. Appends hold the log's lock, so it
 // sees every signature committed before.
 func (v *txView) SignatureOwner(sigs [][]byte) (int64, error) {
+	if v.tx == nil {
+		return 0, errAhead
+	}
 	var id *int64
 	if err := v.tx.QueryRow(v.ctx, "SELECT min(event_id) FROM signatures WHERE sig = ANY($1::bytea[])", sigs).Scan(&id); err != nil {
 		return 0, classify(fmt.Errorf("postgres: look up signatures: %w", err))
@@ -97,7 +110,12 @@ func (v *txView) SignatureOwner(sigs [][]byte) (int64, error) {
 
 // ChainHead implements store.Tx: read with the head, in the append's first
 // pipeline.
-func (v *txView) ChainHead() (event.Hash, error) { return v.chain, nil }
+func (v *txView) ChainHead() (event.Hash, error) {
+	if v.tx == nil {
+		return event.Hash{}, errAhead
+	}
+	return v.chain, nil
+}
 
 // chainQuery reads the provenance chain's value at the head.
 const chainQuery = "SELECT chain FROM provenance ORDER BY first_id DESC LIMIT 1"

@@ -120,6 +120,9 @@ func (s *Store) HasTokens(ctx context.Context) (bool, error) {
 // transaction holds, so it sees every key committed before it.
 func (v *txView) Key(scope, key string) (store.IdempotencyKey, error) {
 	k := store.IdempotencyKey{Scope: scope, Key: key}
+	if v.tx == nil {
+		return k, errAhead
+	}
 	var digest []byte
 	var created int64
 	err := v.tx.QueryRow(v.ctx, "SELECT body_digest, first_id, count, created FROM idempotency_keys WHERE scope = $1 AND key = $2", scope, key).
@@ -140,6 +143,9 @@ func (v *txView) Key(scope, key string) (store.IdempotencyKey, error) {
 
 // PutKey implements store.Tx.
 func (v *txView) PutKey(k store.IdempotencyKey) error {
+	if v.tx == nil {
+		return errAhead
+	}
 	tag, err := v.tx.Exec(v.ctx, "INSERT INTO idempotency_keys (scope, key, body_digest, first_id, count, created) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING",
 		k.Scope, k.Key, k.BodyDigest[:], k.FirstID, k.Count, k.Created.UnixMilli())
 	if err != nil {

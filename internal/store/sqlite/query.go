@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
@@ -173,8 +172,10 @@ func (s *Store) Scan(ctx context.Context, f store.Filter, limit int, fn func(*ev
 		n, odd := 0, int64(0)
 		stop := false
 		var fnErr error
-		err := s.queryRows(ctx, "SELECT "+scanColumns+" FROM events"+p.where+order+" LIMIT ?", append(p.args, page), func(vals []driver.Value) error {
-			if !readRow(vals, &e) {
+		q := func(cols string) string { return "SELECT " + cols + " FROM events" + p.where + order + " LIMIT ?" }
+		err := s.queryEvents(ctx, q, append(p.args, int64(page)), func(row *event.Event, ok bool) error {
+			e = *row
+			if !ok {
 				if e.ID == 0 {
 					return fmt.Errorf("a row after event %d has no integer event_id", last)
 				}

@@ -52,10 +52,14 @@ type sqliteConn interface {
 type rowsConn struct {
 	sqliteConn
 	rows rowWriter
+	raw  *rawReader // scan.go; nil if the driver's handle is not found
 }
 
 func (c *rowsConn) Close() error {
 	c.rows.close()
+	if c.raw != nil {
+		c.raw.close()
+	}
 	return c.sqliteConn.Close()
 }
 
@@ -72,7 +76,7 @@ func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
 		dc.Close()
 		return nil, fmt.Errorf("sqlite: driver connection %T lacks a method database/sql uses", dc)
 	}
-	return &rowsConn{sqliteConn: sc, rows: rowWriter{conn: sc}}, nil
+	return &rowsConn{sqliteConn: sc, rows: rowWriter{conn: sc}, raw: newRawReader(sc)}, nil
 }
 
 // sqlOpen opens a database/sql pool of rowsConns on dsn.
