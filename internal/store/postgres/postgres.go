@@ -419,7 +419,12 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 		if !open {
 			return
 		}
-		rollback(c)
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := c.Exec(rctx, "ROLLBACK"); err != nil {
+			// The session is in an unknown state: never reuse it.
+			c.Conn().Close(rctx)
+		}
 	}()
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
@@ -499,15 +504,18 @@ var errAhead = errors.New("postgres: read in a build ahead of the lock")
 // that the head is still base, the head this instance's last append left:
 // build runs before anything is sent, on a view that serves no read (a
 // build that needs one, for an idempotency key or a signature, goes the
-// long way). The events' INSERT is what checks the assumption, under the
-// lock: if another writer moved the head, event base+1 exists and the
-// primary key refuses it, aborting the transaction; if the head is behind
-// base (a database restored or failed over to an older state), event base
-// is not there with its hash and nothing is inserted, and the provenance
+// long way). The pipeline has no BEGIN: its statements up to the Sync are
+// one implicit transaction, committed at the Sync (the answer to it comes
+// after the commit, as COMMIT's would) and rolled back by it if any
+// statement fails, so a failure leaves no transaction open holding the
+// lock for a round trip more. The events' INSERT is what checks the
+// assumption, under the lock: if another writer moved the head, event
+// base+1 exists and the primary key refuses it; if the head is behind base
+// (a database restored or failed over to an older state), event base is
+// not there with its hash and nothing is inserted, and the provenance
 // records and the notification, conditioned on the last event inserted,
 // neither. done is false when the assumption did not hold (nothing was
-// written, the connection is out of any transaction, build must run
-// again) or the build needed a read.
+// written, build must run again) or the build needed a read.
 func (s *Store) appendAhead(ctx context.Context, c *pgxpool.Conn, base store.Head, build store.BuildFunc) (_ []store.Record, done bool, _ error) {
 	v := &txView{ctx: ctx, head: base}
 	recs, err := build(v)
@@ -517,18 +525,13 @@ func (s *Store) appendAhead(ctx context.Context, c *pgxpool.Conn, base store.Hea
 	last := recs[len(recs)-1]
 	guard := &headGuard{base: base, last: store.Head{ID: last.ID, Hash: last.Hash}}
 	b := &pgx.Batch{}
-	b.Queue("BEGIN")
 	b.Queue("SELECT pg_advisory_xact_lock($1)", s.lockKey)
 	queueEvents(b, recs, guard)
 	queueProvenance(b, v.prov, guard)
 	b.Queue("SELECT pg_notify($1, $2) FROM events WHERE event_id = $3 AND hash = $4", s.channel, formatHead(guard.last), guard.last.ID, guard.last.Hash[:])
-	b.Queue("COMMIT")
 	br := c.SendBatch(ctx, b)
 	var inserted int64
 	_, err = br.Exec()
-	if err == nil {
-		_, err = br.Exec()
-	}
 	if err == nil {
 		var tag pgconn.CommandTag
 		tag, err = br.Exec()
@@ -544,33 +547,14 @@ func (s *Store) appendAhead(ctx context.Context, c *pgxpool.Conn, base store.Hea
 		s.ahead.Store(&guard.last)
 		return recs, true, nil
 	case err == nil:
-		// The head was behind base: an empty transaction committed.
+		// The head was behind base: nothing was inserted.
 		return nil, false, nil
 	case errors.As(err, &pe) && pe.Code == "23505" && pe.TableName == "events":
-		// The head moved past base: the transaction is aborted, and
-		// nothing was written whatever happens to the connection now
-		// (a server going down answers 503 here, not the conflict).
-		if rerr := rollback(c); rerr != nil {
-			return nil, true, fmt.Errorf("%w: postgres: rollback: %w", store.ErrUnavailable, rerr)
-		}
+		// The head moved past base: the transaction was rolled back.
 		return nil, false, nil
 	default:
-		rollback(c)
 		return nil, true, classify(fmt.Errorf("postgres: commit: %w", err))
 	}
-}
-
-// rollback ends the connection's transaction, if any; if it cannot, it
-// closes the connection.
-func rollback(c *pgxpool.Conn) error {
-	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, err := c.Exec(rctx, "ROLLBACK")
-	if err != nil {
-		// The session is in an unknown state: never reuse it.
-		c.Conn().Close(rctx)
-	}
-	return err
 }
 
 // headGuard conditions a pipelined append's statements on the head it
