@@ -130,6 +130,44 @@ func appendU4(dst []byte, r rune) []byte {
 		hexDigits[r>>12&0xF], hexDigits[r>>8&0xF], hexDigits[r>>4&0xF], hexDigits[r&0xF])
 }
 
+// reprAlready reports that tok, a JSON number with a fraction and no
+// exponent, is exactly what appendFloat writes for its value, so that the
+// value need not be parsed and printed again: at most 15 significant digits
+// (any two decimals that short are different doubles, so the shortest
+// digits that give the value back are these), no zero ending the fraction
+// but the one of "5.0", and a first significant digit from the 10^-4 to
+// the 10^15 place, where Python writes a float without an exponent.
+func reprAlready(tok []byte) bool {
+	if len(tok) > 0 && tok[0] == '-' {
+		tok = tok[1:]
+	}
+	dot := bytes.IndexByte(tok, '.')
+	if dot < 1 || dot == len(tok)-1 {
+		return false
+	}
+	intPart, frac := tok[:dot], tok[dot+1:]
+	for _, c := range frac {
+		if c < '0' || c > '9' {
+			return false // an exponent
+		}
+	}
+	if frac[len(frac)-1] == '0' && len(frac) > 1 {
+		return false
+	}
+	if intPart[0] != '0' { // the first significant digit is in intPart
+		return len(intPart)+len(frac) <= 15 || len(intPart) <= 15 && string(frac) == "0"
+	}
+	// 0.ddd: the zeros after the point place the first significant digit.
+	zeros := 0
+	for zeros < len(frac) && frac[zeros] == '0' {
+		zeros++
+	}
+	if zeros == len(frac) {
+		return true // 0.0
+	}
+	return zeros <= 3 && len(frac)-zeros <= 15
+}
+
 // appendFloat appends f as Python's repr(float) writes it: the shortest
 // digits that round-trip, in fixed notation when the decimal exponent is
 // between -5 and 15 (with ".0" when there is no fraction), else in scientific

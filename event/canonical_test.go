@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -161,6 +163,23 @@ func TestFloatFormat(t *testing.T) {
 		{"123456789.123456789", "123456789.12345679"},
 		{"9007199254740993.0", "9007199254740992.0"},
 		{"2.2250738585072014e-308", "2.2250738585072014e-308"},
+		// Around the shortcut for numbers already written as repr writes
+		// them (reprAlready).
+		{"0.50", "0.5"},
+		{"5.10", "5.1"},
+		{"5.00", "5.0"},
+		{"0.00", "0.0"},
+		{"-0.000", "-0.0"},
+		{"0.000123", "0.000123"},
+		{"0.00009", "9e-05"},
+		{"123456789012345.0", "123456789012345.0"},
+		{"123456789012345.6", "123456789012345.6"},
+		{"1234567890123456.5", "1234567890123456.5"},
+		{"0.123456789012345", "0.123456789012345"},
+		{"0.1234567890123456", "0.1234567890123456"},
+		{"0.12345678901234567", "0.12345678901234566"},
+		{"99999999999999.99", "99999999999999.98"},
+		{"9999999999999999.0", "1e+16"},
 	}
 	for _, tt := range tests {
 		got, err := Canonicalize([]byte(tt.in))
@@ -389,5 +408,50 @@ func TestCanonicalIsValidJSON(t *testing.T) {
 				t.Errorf("%s holds byte %#x; canonical JSON is printable ASCII", out, c)
 			}
 		}
+	}
+}
+
+// TestReprAlreadyRandom compares the shortcut with parsing and printing on
+// many numbers of every length and magnitude near its bounds.
+func TestReprAlreadyRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	passed := 0
+	for range 300000 {
+		var b []byte
+		if r.IntN(2) == 0 {
+			b = append(b, '-')
+		}
+		intLen, fracLen := r.IntN(18), 1+r.IntN(18)
+		if intLen == 0 {
+			b = append(b, '0')
+		} else {
+			b = append(b, byte('1'+r.IntN(9)))
+			for range intLen - 1 {
+				b = append(b, byte('0'+r.IntN(10)))
+			}
+		}
+		b = append(b, '.')
+		zeros := r.IntN(6) // leading zeros of the fraction, to reach the 10^-4 bound
+		for i := range fracLen {
+			if i < zeros {
+				b = append(b, '0')
+			} else {
+				b = append(b, byte('0'+r.IntN(10)))
+			}
+		}
+		if !reprAlready(b) {
+			continue
+		}
+		passed++
+		v, err := strconv.ParseFloat(string(b), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendFloat(nil, v); !bytes.Equal(got, b) {
+			t.Fatalf("%s passed through, but repr writes %s", b, got)
+		}
+	}
+	if passed < 10000 {
+		t.Fatalf("only %d of the numbers took the shortcut", passed)
 	}
 }

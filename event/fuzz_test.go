@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -173,3 +175,26 @@ func FuzzParseTimestamp(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFloatRepr: a number that reprAlready passes through unchanged is
+// exactly what parsing and printing it gives.
+func FuzzFloatRepr(f *testing.F) {
+	for _, s := range []string{"0.5", "-0.0", "0.000123", "0.00009", "123456789012345.0", "1234567890123456.5", "0.12345678901234567", "5.10"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		if !jsonFraction.MatchString(tok) || !reprAlready([]byte(tok)) {
+			return
+		}
+		v, err := strconv.ParseFloat(tok, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(appendFloat(nil, v)); got != tok {
+			t.Fatalf("%s passed through, but repr writes %s", tok, got)
+		}
+	})
+}
+
+// jsonFraction is a JSON number with a fraction and no exponent.
+var jsonFraction = regexp.MustCompile(`^-?(0|[1-9][0-9]*)\.[0-9]+$`)

@@ -524,6 +524,9 @@ func (s *scanner) number(dst []byte) ([]byte, error) {
 		}
 		return append(dst, tok...), nil
 	}
+	if reprAlready(tok) {
+		return append(dst, tok...), nil
+	}
 	f, err := strconv.ParseFloat(string(tok), 64)
 	if err != nil { // only overflow is possible: the grammar was checked
 		return dst, s.fieldError(start, "number outside the float64 range")

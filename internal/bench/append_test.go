@@ -78,7 +78,11 @@ func BenchmarkAppendHTTP(b *testing.B) {
 	for _, p := range producerCounts {
 		b.Run(fmt.Sprintf("producers=%d", p), func(b *testing.B) {
 			env := apitest.Start(b, apitest.Options{})
+			tx0, ev0 := env.Ledger.Commits()
 			drive(b, env.URL+"/events", p, http.StatusCreated)
+			// The group-commit size: how many events one fsync carried.
+			tx, ev := env.Ledger.Commits()
+			b.ReportMetric(float64(ev-ev0)/float64(max(tx-tx0, 1)), "events/commit")
 		})
 	}
 }

@@ -25,8 +25,9 @@ import (
 // under the log's advisory lock, in one pipeline per transaction
 // (roundtrips=1) or, as the store does when another instance moved the
 // head, one to take the lock and read the head and one to write and
-// commit (roundtrips=2). No HTTP, no hashing: the ceiling the appends are
-// measured against, in the same run.
+// commit (roundtrips=2); groups of 1,000 also with the events sent by COPY
+// (copy). No HTTP, no hashing: the ceiling the appends are measured
+// against, in the same run.
 func BenchmarkClusterCeiling(b *testing.B) {
 	for _, c := range []struct{ writers, group, perReq int }{
 		{1, 32, 1}, {2, 16, 1}, {3, 11, 1},
@@ -35,6 +36,13 @@ func BenchmarkClusterCeiling(b *testing.B) {
 		for _, rt := range []int{1, 2} {
 			b.Run(fmt.Sprintf("writers=%d/group=%d/roundtrips=%d", c.writers, c.group, rt), func(b *testing.B) {
 				bareWrite(b, c.writers, c.group, c.perReq, rt)
+			})
+		}
+		if c.group >= 1000 {
+			// COPY (binary) instead of the unnest INSERT: a round
+			// trip of its own, pgx cannot pipeline it.
+			b.Run(fmt.Sprintf("writers=%d/group=%d/copy", c.writers, c.group), func(b *testing.B) {
+				bareWrite(b, c.writers, c.group, c.perReq, copyEvents)
 			})
 		}
 	}
@@ -83,6 +91,9 @@ func bareWrite(b *testing.B, writers, group, perReq, roundtrips int) {
 	b.ReportMetric(cpu.PerOp(int(n)), "cpu-µs/event")
 }
 
+// copyEvents as bareCommit's roundtrips: lock, COPY of the events, the rest.
+const copyEvents = 3
+
 // bareCommit writes events first… first+group-1 as the store does: an
 // unnest INSERT per table, NOTIFY, COMMIT.
 func bareCommit(ctx context.Context, pool *pgxpool.Pool, lockKey int64, channel string, first int64, group, perReq, roundtrips int) error {
@@ -117,15 +128,28 @@ func bareCommit(ctx context.Context, pool *pgxpool.Pool, lockKey int64, channel 
 	bt.Queue("SELECT pg_advisory_xact_lock($1)", lockKey)
 	if roundtrips == 2 {
 		bt.Queue("SELECT event_id, hash FROM events ORDER BY event_id DESC LIMIT 1")
+	}
+	if roundtrips >= 2 {
 		if err := c.SendBatch(ctx, bt).Close(); err != nil {
 			return err
 		}
 		bt = &pgx.Batch{}
 	}
+	if roundtrips == copyEvents {
+		rows := make([][]any, group)
+		for i := range rows {
+			rows[i] = []any{ids[i], stamps[i], kinds[i], sources[i], payloads[i], prevs[i], hashes[i], trees[i], ts[i]}
+		}
+		if _, err := c.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"event_id", "timestamp", "kind", "source", "payload", "prev_hash", "hash", "tree", "ts"}, pgx.CopyFromRows(rows)); err != nil {
+			return err
+		}
+	}
 	bt.Queue("INSERT INTO provenance (first_id, count, appended_by, received_at, flags, last_hash, chain) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bytea[], $6::bytea[], $7::bytea[])",
 		pFirst, pCount, pBy, pAt, pFlags, pLast, pChain)
-	bt.Queue("INSERT INTO events (event_id, timestamp, kind, source, payload, prev_hash, hash, tree, ts) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[], $7::bytea[], $8::bytea[], $9::bigint[])",
-		ids, stamps, kinds, sources, payloads, prevs, hashes, trees, ts)
+	if roundtrips != copyEvents {
+		bt.Queue("INSERT INTO events (event_id, timestamp, kind, source, payload, prev_hash, hash, tree, ts) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[], $7::bytea[], $8::bytea[], $9::bigint[])",
+			ids, stamps, kinds, sources, payloads, prevs, hashes, trees, ts)
+	}
 	bt.Queue("SELECT pg_notify($1, $2)", channel, fmt.Sprintf("%d %x", ids[group-1], hashes[group-1]))
 	bt.Queue("COMMIT")
 	return c.SendBatch(ctx, bt).Close()

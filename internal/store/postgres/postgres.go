@@ -70,11 +70,14 @@ type Store struct {
 
 	times store.TimeMap // timerange.go: time ranges to id ranges
 
-	// own is the head this instance's last append left; ahead is the
-	// head the next append may assume without reading it (see
-	// appendAhead), nil once another instance is known to have moved it.
-	own   atomic.Pointer[store.Head]
-	ahead atomic.Pointer[store.Head]
+	// own is the head this instance's last append left, and sending the
+	// one the append in flight will leave; ahead is the head the next
+	// append may assume without reading it (see appendAhead), nil once
+	// another instance is known to have moved it; foreign is when another
+	// instance last announced a head (Unix nanoseconds).
+	own, sending, ahead atomic.Pointer[store.Head]
+	foreign             atomic.Int64
+	quiet               time.Duration // aheadQuiet
 
 	mu     sync.Mutex
 	closed bool
@@ -102,7 +105,7 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, classify(fmt.Errorf("postgres: %w", err))
 	}
-	s := &Store{pool: pool, log: opt.Logger}
+	s := &Store{pool: pool, log: opt.Logger, quiet: aheadQuiet}
 	s.tokenReads.pool = pool
 	var schema *string
 	var syncCommit string
@@ -249,11 +252,37 @@ func (s *Store) listenOnce(ctx context.Context, connected func()) error {
 			s.log.Error("bad head notification", "payload", n.Payload, "err", err)
 			continue
 		}
-		if a := s.ahead.Load(); a != nil && h.ID > a.ID {
-			s.ahead.CompareAndSwap(a, nil)
+		if s.isForeign(h) {
+			s.foreign.Store(time.Now().UnixNano())
+			s.ahead.Store(nil)
 		}
 		s.heads.Publish(h)
 	}
+}
+
+// isForeign reports whether another instance committed head h: it is
+// beyond this instance's last append and not the one in flight (whose
+// notification can arrive before its COMMIT's answer).
+func (s *Store) isForeign(h store.Head) bool {
+	if own := s.own.Load(); own != nil && h.ID <= own.ID {
+		return false
+	}
+	sp := s.sending.Load()
+	return sp == nil || *sp != h
+}
+
+// aheadQuiet is how long, by default, after another instance last announced a head an
+// instance goes on reading the head under the lock: while several append,
+// a head assumed ahead has mostly moved by the time the lock is granted,
+// and a group refused for it waits for the lock twice.
+const aheadQuiet = time.Second
+
+// mayAssume returns the head the next append may assume, or nil.
+func (s *Store) mayAssume() *store.Head {
+	if time.Since(time.Unix(0, s.foreign.Load())) < s.quiet {
+		return nil
+	}
+	return s.ahead.Load()
 }
 
 // formatHead and parseHead are the NOTIFY payload: "id hex(hash)".
@@ -406,7 +435,7 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 		return nil, classify(fmt.Errorf("postgres: connect: %w", err))
 	}
 	defer c.Release()
-	if base := s.ahead.Load(); base != nil {
+	if base := s.mayAssume(); base != nil {
 		recs, done, err := s.appendAhead(ctx, c, *base, build)
 		if done {
 			return recs, err
@@ -419,7 +448,12 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 		if !open {
 			return
 		}
-		rollback(c)
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := c.Exec(rctx, "ROLLBACK"); err != nil {
+			// The session is in an unknown state: never reuse it.
+			c.Conn().Close(rctx)
+		}
 	}()
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
@@ -464,25 +498,24 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 	if err := store.CheckExtends(head, recs); err != nil {
 		return nil, err
 	}
+	after := head
+	if len(recs) > 0 {
+		after = store.Head{ID: recs[len(recs)-1].ID, Hash: recs[len(recs)-1].Hash}
+	}
+	s.sending.Store(&after)
 	b = &pgx.Batch{}
 	queueProvenance(b, v.prov, nil)
 	if len(recs) > 0 {
 		queueEvents(b, recs, nil)
-		last := recs[len(recs)-1]
-		b.Queue("SELECT pg_notify($1, $2)", s.channel, formatHead(store.Head{ID: last.ID, Hash: last.Hash}))
+		b.Queue("SELECT pg_notify($1, $2)", s.channel, formatHead(after))
 	}
 	b.Queue("COMMIT")
 	if err := c.SendBatch(ctx, b).Close(); err != nil {
 		return nil, classify(fmt.Errorf("postgres: commit: %w", err))
 	}
 	open = false
-	// Speculate next time only if nobody else wrote since this
-	// instance's last append: with several writing, the head has
-	// mostly moved by the time the lock is granted.
-	after := head
-	if len(recs) > 0 {
-		after = store.Head{ID: recs[len(recs)-1].ID, Hash: recs[len(recs)-1].Hash}
-	}
+	// Assume the head next time only if nobody else wrote since this
+	// instance's last append.
 	if own := s.own.Swap(&after); own != nil && *own == head {
 		s.ahead.Store(&after)
 	} else {
@@ -499,15 +532,18 @@ var errAhead = errors.New("postgres: read in a build ahead of the lock")
 // that the head is still base, the head this instance's last append left:
 // build runs before anything is sent, on a view that serves no read (a
 // build that needs one, for an idempotency key or a signature, goes the
-// long way). The events' INSERT is what checks the assumption, under the
-// lock: if another writer moved the head, event base+1 exists and the
-// primary key refuses it, aborting the transaction; if the head is behind
-// base (a database restored or failed over to an older state), event base
-// is not there with its hash and nothing is inserted, and the provenance
+// long way). The pipeline has no BEGIN: its statements up to the Sync are
+// one implicit transaction, committed at the Sync (the answer to it comes
+// after the commit, as COMMIT's would) and rolled back by it if any
+// statement fails, so a failure leaves no transaction open holding the
+// lock for a round trip more. The events' INSERT is what checks the
+// assumption, under the lock: if another writer moved the head, event
+// base+1 exists and the primary key refuses it; if the head is behind base
+// (a database restored or failed over to an older state), event base is
+// not there with its hash and nothing is inserted, and the provenance
 // records and the notification, conditioned on the last event inserted,
 // neither. done is false when the assumption did not hold (nothing was
-// written, the connection is out of any transaction, build must run
-// again) or the build needed a read.
+// written, build must run again) or the build needed a read.
 func (s *Store) appendAhead(ctx context.Context, c *pgxpool.Conn, base store.Head, build store.BuildFunc) (_ []store.Record, done bool, _ error) {
 	v := &txView{ctx: ctx, head: base}
 	recs, err := build(v)
@@ -516,19 +552,15 @@ func (s *Store) appendAhead(ctx context.Context, c *pgxpool.Conn, base store.Hea
 	}
 	last := recs[len(recs)-1]
 	guard := &headGuard{base: base, last: store.Head{ID: last.ID, Hash: last.Hash}}
+	s.sending.Store(&guard.last)
 	b := &pgx.Batch{}
-	b.Queue("BEGIN")
 	b.Queue("SELECT pg_advisory_xact_lock($1)", s.lockKey)
 	queueEvents(b, recs, guard)
 	queueProvenance(b, v.prov, guard)
 	b.Queue("SELECT pg_notify($1, $2) FROM events WHERE event_id = $3 AND hash = $4", s.channel, formatHead(guard.last), guard.last.ID, guard.last.Hash[:])
-	b.Queue("COMMIT")
 	br := c.SendBatch(ctx, b)
 	var inserted int64
 	_, err = br.Exec()
-	if err == nil {
-		_, err = br.Exec()
-	}
 	if err == nil {
 		var tag pgconn.CommandTag
 		tag, err = br.Exec()
@@ -544,33 +576,14 @@ func (s *Store) appendAhead(ctx context.Context, c *pgxpool.Conn, base store.Hea
 		s.ahead.Store(&guard.last)
 		return recs, true, nil
 	case err == nil:
-		// The head was behind base: an empty transaction committed.
+		// The head was behind base: nothing was inserted.
 		return nil, false, nil
 	case errors.As(err, &pe) && pe.Code == "23505" && pe.TableName == "events":
-		// The head moved past base: the transaction is aborted, and
-		// nothing was written whatever happens to the connection now
-		// (a server going down answers 503 here, not the conflict).
-		if rerr := rollback(c); rerr != nil {
-			return nil, true, fmt.Errorf("%w: postgres: rollback: %w", store.ErrUnavailable, rerr)
-		}
+		// The head moved past base: the transaction was rolled back.
 		return nil, false, nil
 	default:
-		rollback(c)
 		return nil, true, classify(fmt.Errorf("postgres: commit: %w", err))
 	}
-}
-
-// rollback ends the connection's transaction, if any; if it cannot, it
-// closes the connection.
-func rollback(c *pgxpool.Conn) error {
-	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, err := c.Exec(rctx, "ROLLBACK")
-	if err != nil {
-		// The session is in an unknown state: never reuse it.
-		c.Conn().Close(rctx)
-	}
-	return err
 }
 
 // headGuard conditions a pipelined append's statements on the head it

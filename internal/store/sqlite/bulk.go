@@ -138,7 +138,7 @@ func (l *Loader) Append(ctx context.Context, recs []store.Record) (err error) {
 			return err
 		}
 		defer tx.Rollback()
-		if err := insertRows(ctx, l.conn, recs); err != nil {
+		if err := withWriter(l.conn, func(w *rowWriter) error { return w.insert(ctx, recs) }); err != nil {
 			return err
 		}
 		return tx.Commit()

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -36,24 +37,76 @@ const provenanceColumns = "first_id, count, appended_by, received_at, flags, key
 
 var _ store.Provenances = (*Store)(nil)
 
-// PutProvenance implements store.Tx.
-func (v *txView) PutProvenance(r *provenance.Record) error {
-	var keyID any
-	var sigs []byte
-	if r.KeyID != "" {
-		keyID = r.KeyID
-		sigs = make([]byte, 0, 64*len(r.Sigs))
-		for _, s := range r.Sigs {
-			sigs = append(sigs, s...)
+// provenanceInsert writes a group's records in one statement, as rows.go
+// writes its events. OR ROLLBACK, as there: a record that fails to go in
+// fails the append, and no other conflict clause spares a multi-row
+// statement its statement journal.
+const provenanceInsert = "INSERT OR ROLLBACK INTO provenance (" + provenanceColumns + ") VALUES "
+
+const provenanceRow = "(?,?,?,?,?,?,?,?,?)"
+
+// flushProvenance writes the records PutProvenance gathered.
+func (v *txView) flushProvenance() error {
+	if len(v.provs) == 0 {
+		return nil
+	}
+	err := withWriter(v.conn, func(w *rowWriter) error { return w.insertProvenance(v.ctx, v.provs) })
+	v.provs = v.provs[:0]
+	return err
+}
+
+// insertProvenance writes recs inside whatever transaction the connection
+// has open, up to 64 to a statement like insert.
+func (w *rowWriter) insertProvenance(ctx context.Context, recs []provenance.Record) error {
+	defer clear(w.args)
+	for len(recs) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
+		n := insertSizes[len(insertSizes)-1]
+		for _, size := range insertSizes {
+			if size <= len(recs) {
+				n = size
+				break
+			}
+		}
+		st, err := w.prepared(provenanceInsert + provenanceRow + strings.Repeat(","+provenanceRow, n-1))
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare provenance insert: %w", err)
+		}
+		ex, ok := st.(driver.StmtExecContext)
+		if !ok {
+			return fmt.Errorf("sqlite: statement %T cannot execute with a context", st)
+		}
+		w.args = w.args[:0]
+		for i := range recs[:n] {
+			r := &recs[i]
+			var keyID driver.Value // NULL when unsigned
+			var sigs []byte
+			if r.KeyID != "" {
+				keyID = r.KeyID
+				sigs = make([]byte, 0, 64*len(r.Sigs))
+				for _, s := range r.Sigs {
+					sigs = append(sigs, s...)
+				}
+			}
+			for _, v := range [...]driver.Value{r.FirstID, r.Count, r.AppendedBy, r.ReceivedAt, []byte(r.Flags), keyID, sigs, r.LastHash[:], r.Chain[:]} {
+				w.args = append(w.args, driver.NamedValue{Ordinal: len(w.args) + 1, Value: v})
+			}
+		}
+		if _, err := ex.ExecContext(context.Background(), w.args); err != nil {
+			return fmt.Errorf("sqlite: put provenance of events %d-%d: %w", recs[0].FirstID, recs[n-1].LastID(), err)
+		}
+		recs = recs[n:]
 	}
-	ins, err := v.prepare(&v.provIns, "INSERT INTO provenance ("+provenanceColumns+") VALUES (?,?,?,?,?,?,?,?,?)")
-	if err == nil {
-		_, err = ins.ExecContext(v.ctx, r.FirstID, r.Count, r.AppendedBy, r.ReceivedAt, []byte(r.Flags), keyID, sigs, r.LastHash[:], r.Chain[:])
-	}
-	if err != nil {
-		return fmt.Errorf("sqlite: put provenance of event %d: %w", r.FirstID, err)
-	}
+	return nil
+}
+
+// PutProvenance implements store.Tx. The record goes in with the group's
+// others in one statement when the transaction commits (or its chain is
+// read); its signatures go in at once, for SignatureOwner.
+func (v *txView) PutProvenance(r *provenance.Record) error {
+	v.provs = append(v.provs, *r)
 	if len(r.Sigs) == 0 {
 		return nil
 	}
@@ -92,6 +145,9 @@ func (v *txView) SignatureOwner(sigs [][]byte) (int64, error) {
 // ChainHead implements store.Tx.
 func (v *txView) ChainHead() (event.Hash, error) {
 	var h event.Hash
+	if err := v.flushProvenance(); err != nil {
+		return h, err
+	}
 	var b []byte
 	err := v.tx.QueryRowContext(v.ctx, "SELECT chain FROM provenance ORDER BY first_id DESC LIMIT 1").Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -88,15 +88,15 @@ func sqlOpen(dsn string) (*sql.DB, error) {
 	return sql.OpenDB(connector{c}), nil
 }
 
-// insertRows writes recs on conn, inside the transaction conn has open
-// (see rowWriter).
-func insertRows(ctx context.Context, conn *sql.Conn, recs []store.Record) error {
+// withWriter runs fn with the rowWriter of conn's driver connection,
+// inside whatever transaction conn has open.
+func withWriter(conn *sql.Conn, fn func(w *rowWriter) error) error {
 	return conn.Raw(func(dc any) error {
 		c, ok := dc.(*rowsConn)
 		if !ok {
 			return fmt.Errorf("sqlite: driver connection %T was not opened by sqlOpen", dc)
 		}
-		return c.rows.insert(ctx, recs)
+		return fn(&c.rows)
 	})
 }
 
@@ -109,7 +109,7 @@ func insertRows(ctx context.Context, conn *sql.Conn, recs []store.Record) error 
 // use of one connection.
 type rowWriter struct {
 	conn  driver.ConnPrepareContext
-	stmts map[int]driver.StmtExecContext
+	stmts map[string]driver.Stmt // by SQL text
 	args  []driver.NamedValue
 	tree  []byte
 }
@@ -152,31 +152,38 @@ func (w *rowWriter) insert(ctx context.Context, recs []store.Record) error {
 }
 
 func (w *rowWriter) stmt(rows int) (driver.StmtExecContext, error) {
-	if st, ok := w.stmts[rows]; ok {
-		return st, nil
-	}
-	st, err := w.conn.PrepareContext(context.Background(), eventsInsert+eventsRow+strings.Repeat(","+eventsRow, rows-1))
+	st, err := w.prepared(eventsInsert + eventsRow + strings.Repeat(","+eventsRow, rows-1))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: prepare insert: %w", err)
 	}
 	ex, ok := st.(driver.StmtExecContext)
 	if !ok {
-		st.Close()
 		return nil, fmt.Errorf("sqlite: statement %T cannot execute with a context", st)
 	}
-	if w.stmts == nil {
-		w.stmts = make(map[int]driver.StmtExecContext, len(insertSizes))
-	}
-	w.stmts[rows] = ex
 	return ex, nil
+}
+
+// prepared returns the statement of query, prepared on the connection the
+// first time it is asked for.
+func (w *rowWriter) prepared(query string) (driver.Stmt, error) {
+	if st, ok := w.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := w.conn.PrepareContext(context.Background(), query)
+	if err != nil {
+		return nil, err
+	}
+	if w.stmts == nil {
+		w.stmts = make(map[string]driver.Stmt)
+	}
+	w.stmts[query] = st
+	return st, nil
 }
 
 // close finalizes the statements.
 func (w *rowWriter) close() {
 	for _, st := range w.stmts {
-		if c, ok := st.(driver.Stmt); ok {
-			c.Close()
-		}
+		st.Close()
 	}
 	w.stmts = nil
 }

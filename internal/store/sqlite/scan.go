@@ -265,11 +265,29 @@ func (r *rawReader) read(st uintptr, e *event.Event, blk *block) bool {
 // memory (valid until the next step): a text column's text, a blob
 // column's blob, as the driver would have given them. ok is false for NULL,
 // which no column of an event may be.
+//
+// Every sqlite3_column_* call takes the connection's mutex (the driver
+// opens connections serialized) and the blob and its length would be two:
+// the value's own functions take none, and the value is safe to read
+// without the mutex because nothing else uses the connection meanwhile.
+// Only a number, which must be converted to text in memory SQLite
+// allocates, is read through sqlite3_column_blob.
 func (r *rawReader) column(st uintptr, i int32) (b []byte, ok bool) {
-	p := sqlite3.Xsqlite3_column_blob(r.tls, st, i)
-	n := sqlite3.Xsqlite3_column_bytes(r.tls, st, i)
+	v := sqlite3.Xsqlite3_column_value(r.tls, st, i)
+	var p uintptr
+	var n int32
+	switch sqlite3.Xsqlite3_value_type(r.tls, v) {
+	case sqlite3.SQLITE_TEXT, sqlite3.SQLITE_BLOB:
+		p = sqlite3.Xsqlite3_value_blob(r.tls, v)
+		n = sqlite3.Xsqlite3_value_bytes(r.tls, v)
+	case sqlite3.SQLITE_NULL:
+		return nil, false
+	default:
+		p = sqlite3.Xsqlite3_column_blob(r.tls, st, i)
+		n = sqlite3.Xsqlite3_column_bytes(r.tls, st, i)
+	}
 	if p == 0 || n <= 0 {
-		return nil, sqlite3.Xsqlite3_column_type(r.tls, st, i) != sqlite3.SQLITE_NULL
+		return nil, true
 	}
 	return unsafe.Slice((*byte)(cPointer(p)), n), true
 }

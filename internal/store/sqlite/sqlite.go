@@ -9,8 +9,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/store"
+	"github.com/audit-stream/audit-stream/provenance"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -323,10 +326,50 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// headQuery reads the head: the row with the largest id.
+const headQuery = "SELECT event_id, hash FROM events ORDER BY event_id DESC LIMIT 1"
+
+// head reads the head through the driver's connection, with the statement
+// kept prepared: database/sql's preparing and converting the row cost as
+// much as the read, once per commit.
+func (w *rowWriter) head() (store.Head, error) {
+	var h store.Head
+	st, err := w.prepared(headQuery)
+	if err != nil {
+		return h, fmt.Errorf("sqlite: read head: %w", err)
+	}
+	q, ok := st.(driver.StmtQueryContext)
+	if !ok {
+		return h, fmt.Errorf("sqlite: statement %T cannot query with a context", st)
+	}
+	rows, err := q.QueryContext(context.Background(), nil)
+	if err != nil {
+		return h, fmt.Errorf("sqlite: read head: %w", err)
+	}
+	defer rows.Close()
+	var dest [2]driver.Value
+	switch err := rows.Next(dest[:]); {
+	case errors.Is(err, io.EOF):
+		return h, nil
+	case err != nil:
+		return h, fmt.Errorf("sqlite: read head: %w", err)
+	}
+	id, ok := dest[0].(int64)
+	hash, _ := dest[1].([]byte)
+	if !ok {
+		return h, fmt.Errorf("sqlite: read head: event_id %T", dest[0])
+	}
+	h.ID = id
+	if err := setHash(&h.Hash, hash); err != nil {
+		return h, fmt.Errorf("sqlite: head event %d: %w", h.ID, err)
+	}
+	return h, nil
+}
+
 func readHead(ctx context.Context, q querier) (store.Head, error) {
 	var h store.Head
 	var hash []byte
-	err := q.QueryRowContext(ctx, "SELECT event_id, hash FROM events ORDER BY event_id DESC LIMIT 1").Scan(&h.ID, &hash)
+	err := q.QueryRowContext(ctx, headQuery).Scan(&h.ID, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Head{}, nil
 	}
@@ -349,8 +392,12 @@ type txView struct {
 	tx   *sql.Tx
 	head store.Head
 
-	keySel, keyIns  *sql.Stmt // idempotency.go; closed with the transaction
-	provIns, sigIns *sql.Stmt // provenance.go
+	conn *sql.Conn // the writer, for rowWriter
+
+	keySel, keyIns *sql.Stmt // idempotency.go; closed with the transaction
+	sigIns         *sql.Stmt // provenance.go
+	// provs are the provenance records put and not yet written.
+	provs []provenance.Record
 }
 
 func (v *txView) Head() store.Head { return v.head }
@@ -380,11 +427,12 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) (_ []store.Re
 		return nil, fmt.Errorf("sqlite: begin: %w", err)
 	}
 	defer tx.Rollback()
-	head, err := readHead(ctx, tx)
-	if err != nil {
+	var head store.Head
+	if err := withWriter(conn, func(w *rowWriter) (err error) { head, err = w.head(); return err }); err != nil {
 		return nil, err
 	}
-	recs, err := build(&txView{ctx: ctx, tx: tx, head: head})
+	view := &txView{ctx: ctx, tx: tx, conn: conn, head: head}
+	recs, err := build(view)
 	if err != nil {
 		return nil, err
 	}
@@ -393,7 +441,10 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) (_ []store.Re
 	}
 	// The rows go in through the driver's connection under the
 	// transaction database/sql began on it (see rowWriter).
-	if err := insertRows(ctx, conn, recs); err != nil {
+	if err := withWriter(conn, func(w *rowWriter) error { return w.insert(ctx, recs) }); err != nil {
+		return nil, err
+	}
+	if err := view.flushProvenance(); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {

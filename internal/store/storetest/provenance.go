@@ -129,6 +129,68 @@ func runProvenance(t *testing.T, openStorage Open) {
 		}
 	})
 
+	t.Run("ManyInOneTransaction", func(t *testing.T) {
+		// A group of single appends: a record per event, more than a
+		// backend writing them together puts in one statement, signed
+		// and unsigned mixed.
+		st := openStorage(t).Store
+		const n = 150
+		var want []provenance.Record
+		_, err := st.Append(ctx, func(tx store.Tx) ([]store.Record, error) {
+			want = want[:0]
+			recs, err := txRecords(tx, n)
+			if err != nil {
+				return nil, err
+			}
+			var chain event.Hash
+			for i := range recs {
+				r := provenance.Record{FirstID: recs[i].ID, Count: 1, AppendedBy: fmt.Sprintf("token:tok_%d", i%7),
+					ReceivedAt: "2026-05-15T03:14:15.123456+00:00", Flags: provenance.Flags{byte(i % 4)}, LastHash: recs[i].Hash}
+				if i%3 == 0 {
+					r.KeyID = "billing.example.com+1a2b3c4d"
+					r.Sigs = [][]byte{sig(i + 1)}
+				}
+				r.Chain = r.ChainHash(chain)
+				chain = r.Chain
+				if err := tx.PutProvenance(&r); err != nil {
+					return nil, err
+				}
+				want = append(want, r)
+			}
+			return recs, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = st.Append(ctx, func(tx store.Tx) ([]store.Record, error) {
+			if h, err := tx.ChainHead(); h != want[n-1].Chain || err != nil {
+				return nil, fmt.Errorf("ChainHead after a transaction of %d records: %x, %v; want the last record's %x", n, h, err, want[n-1].Chain)
+			}
+			return nil, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			got, err := st.Provenance(ctx, w.FirstID)
+			if err != nil {
+				t.Fatalf("Provenance(%d): %v", w.FirstID, err)
+			}
+			checkRecord(t, got, w)
+		}
+		i := 0
+		err = st.ScanProvenance(ctx, 0, 0, func(got *provenance.Record) error {
+			if i < len(want) {
+				checkRecord(t, *got, want[i])
+			}
+			i++
+			return nil
+		})
+		if err != nil || i != n {
+			t.Fatalf("ScanProvenance: %d records, %v; want %d", i, err, n)
+		}
+	})
+
 	t.Run("DiscardedWithItsTransaction", func(t *testing.T) {
 		st := openStorage(t).Store
 		failing := errors.New("refused after the provenance was put")
