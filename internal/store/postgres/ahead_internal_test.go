@@ -87,34 +87,50 @@ func TestAppendAheadChecksTheHead(t *testing.T) {
 		t.Fatalf("uncontended append: builds %+v, want one ahead of the lock on head 4", got)
 	}
 
-	// Another instance moves the head; a must not assume it still at 5
-	// (its listener may not have told it yet: force the stale head).
+	// Another instance moves the head: once a's listener has heard of
+	// it, a reads the head under the lock.
 	appendOne(b)
-	stale := store.Head{ID: 5}
-	copyHash(t, a, 5, &stale)
+	for deadline := time.Now().Add(10 * time.Second); a.foreign.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a never heard of b's head")
+		}
+	}
+	// And for a while after, though a was the last to append since.
+	a.quiet = time.Hour
+	for head := int64(6); head <= 8; head++ {
+		if got := appendOne(a); len(got) != 1 || got[0].ahead || got[0].head != head {
+			t.Fatalf("right after another instance appended: builds %+v, want one under the lock on %d", got, head)
+		}
+	}
+	// Another instance moves the head before a's listener tells it
+	// (forced): a assumes its own head and the lock proves it wrong.
+	appendOne(b)
+	stale := store.Head{ID: 9}
+	copyHash(t, a, 9, &stale)
 	a.ahead.Store(&stale)
-	if got := appendOne(a); len(got) != 2 || !got[0].ahead || got[0].head != 5 || got[1].ahead || got[1].head != 6 {
-		t.Fatalf("head moved by another instance: builds %+v, want ahead on 5, then under the lock on 6", got)
+	a.quiet = 0
+	if got := appendOne(a); len(got) != 2 || !got[0].ahead || got[0].head != 9 || got[1].ahead || got[1].head != 10 {
+		t.Fatalf("head moved by another instance: builds %+v, want ahead on 9, then under the lock on 10", got)
 	}
 
 	appendOne(b) // the failed pipeline holds no lock
 
 	// A head behind the assumed one (a database restored to an older
 	// state): nothing is written on top of the missing events.
-	ghost := store.Head{ID: 10, Hash: event.Hash{10}}
+	ghost := store.Head{ID: 14, Hash: event.Hash{14}}
 	a.ahead.Store(&ghost)
-	if got := appendOne(a); len(got) != 2 || !got[0].ahead || got[0].head != 10 || got[1].ahead || got[1].head != 8 {
-		t.Fatalf("head behind the assumed one: builds %+v, want ahead on 10, then under the lock on 8", got)
+	if got := appendOne(a); len(got) != 2 || !got[0].ahead || got[0].head != 14 || got[1].ahead || got[1].head != 12 {
+		t.Fatalf("head behind the assumed one: builds %+v, want ahead on 14, then under the lock on 12", got)
 	}
 
 	var events, provs, maxProv int64
 	if err := a.pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM provenance), (SELECT max(first_id) FROM provenance)").Scan(&events, &provs, &maxProv); err != nil {
 		t.Fatal(err)
 	}
-	if events != 9 || provs != 9 || maxProv != 9 {
-		t.Fatalf("%d events, %d provenance records up to %d; want 9, 9, 9", events, provs, maxProv)
+	if events != 13 || provs != 13 || maxProv != 13 {
+		t.Fatalf("%d events, %d provenance records up to %d; want 13, 13, 13", events, provs, maxProv)
 	}
-	checkChain(t, a, 9)
+	checkChain(t, a, 13)
 	for {
 		wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		n, err := listener.WaitForNotification(wctx)
@@ -122,7 +138,7 @@ func TestAppendAheadChecksTheHead(t *testing.T) {
 		if err != nil {
 			break
 		}
-		if h, _ := parseHead(n.Payload); h.ID > 9 {
+		if h, _ := parseHead(n.Payload); h.ID > 13 {
 			t.Fatalf("notified head %d, beyond the log", h.ID)
 		}
 	}

@@ -70,11 +70,14 @@ type Store struct {
 
 	times store.TimeMap // timerange.go: time ranges to id ranges
 
-	// own is the head this instance's last append left; ahead is the
-	// head the next append may assume without reading it (see
-	// appendAhead), nil once another instance is known to have moved it.
-	own   atomic.Pointer[store.Head]
-	ahead atomic.Pointer[store.Head]
+	// own is the head this instance's last append left, and sending the
+	// one the append in flight will leave; ahead is the head the next
+	// append may assume without reading it (see appendAhead), nil once
+	// another instance is known to have moved it; foreign is when another
+	// instance last announced a head (Unix nanoseconds).
+	own, sending, ahead atomic.Pointer[store.Head]
+	foreign             atomic.Int64
+	quiet               time.Duration // aheadQuiet
 
 	mu     sync.Mutex
 	closed bool
@@ -102,7 +105,7 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, classify(fmt.Errorf("postgres: %w", err))
 	}
-	s := &Store{pool: pool, log: opt.Logger}
+	s := &Store{pool: pool, log: opt.Logger, quiet: aheadQuiet}
 	s.tokenReads.pool = pool
 	var schema *string
 	var syncCommit string
@@ -249,11 +252,37 @@ func (s *Store) listenOnce(ctx context.Context, connected func()) error {
 			s.log.Error("bad head notification", "payload", n.Payload, "err", err)
 			continue
 		}
-		if a := s.ahead.Load(); a != nil && h.ID > a.ID {
-			s.ahead.CompareAndSwap(a, nil)
+		if s.isForeign(h) {
+			s.foreign.Store(time.Now().UnixNano())
+			s.ahead.Store(nil)
 		}
 		s.heads.Publish(h)
 	}
+}
+
+// isForeign reports whether another instance committed head h: it is
+// beyond this instance's last append and not the one in flight (whose
+// notification can arrive before its COMMIT's answer).
+func (s *Store) isForeign(h store.Head) bool {
+	if own := s.own.Load(); own != nil && h.ID <= own.ID {
+		return false
+	}
+	sp := s.sending.Load()
+	return sp == nil || *sp != h
+}
+
+// aheadQuiet is how long, by default, after another instance last announced a head an
+// instance goes on reading the head under the lock: while several append,
+// a head assumed ahead has mostly moved by the time the lock is granted,
+// and a group refused for it waits for the lock twice.
+const aheadQuiet = time.Second
+
+// mayAssume returns the head the next append may assume, or nil.
+func (s *Store) mayAssume() *store.Head {
+	if time.Since(time.Unix(0, s.foreign.Load())) < s.quiet {
+		return nil
+	}
+	return s.ahead.Load()
 }
 
 // formatHead and parseHead are the NOTIFY payload: "id hex(hash)".
@@ -406,7 +435,7 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 		return nil, classify(fmt.Errorf("postgres: connect: %w", err))
 	}
 	defer c.Release()
-	if base := s.ahead.Load(); base != nil {
+	if base := s.mayAssume(); base != nil {
 		recs, done, err := s.appendAhead(ctx, c, *base, build)
 		if done {
 			return recs, err
@@ -469,25 +498,24 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 	if err := store.CheckExtends(head, recs); err != nil {
 		return nil, err
 	}
+	after := head
+	if len(recs) > 0 {
+		after = store.Head{ID: recs[len(recs)-1].ID, Hash: recs[len(recs)-1].Hash}
+	}
+	s.sending.Store(&after)
 	b = &pgx.Batch{}
 	queueProvenance(b, v.prov, nil)
 	if len(recs) > 0 {
 		queueEvents(b, recs, nil)
-		last := recs[len(recs)-1]
-		b.Queue("SELECT pg_notify($1, $2)", s.channel, formatHead(store.Head{ID: last.ID, Hash: last.Hash}))
+		b.Queue("SELECT pg_notify($1, $2)", s.channel, formatHead(after))
 	}
 	b.Queue("COMMIT")
 	if err := c.SendBatch(ctx, b).Close(); err != nil {
 		return nil, classify(fmt.Errorf("postgres: commit: %w", err))
 	}
 	open = false
-	// Speculate next time only if nobody else wrote since this
-	// instance's last append: with several writing, the head has
-	// mostly moved by the time the lock is granted.
-	after := head
-	if len(recs) > 0 {
-		after = store.Head{ID: recs[len(recs)-1].ID, Hash: recs[len(recs)-1].Hash}
-	}
+	// Assume the head next time only if nobody else wrote since this
+	// instance's last append.
 	if own := s.own.Swap(&after); own != nil && *own == head {
 		s.ahead.Store(&after)
 	} else {
@@ -524,6 +552,7 @@ func (s *Store) appendAhead(ctx context.Context, c *pgxpool.Conn, base store.Hea
 	}
 	last := recs[len(recs)-1]
 	guard := &headGuard{base: base, last: store.Head{ID: last.ID, Hash: last.Hash}}
+	s.sending.Store(&guard.last)
 	b := &pgx.Batch{}
 	b.Queue("SELECT pg_advisory_xact_lock($1)", s.lockKey)
 	queueEvents(b, recs, guard)
