@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/binary"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -207,6 +208,17 @@ func cutPrefix(d []byte, prefix string) ([]byte, bool) {
 // start of d.
 func plainPrefix(d []byte) int {
 	i := 0
+	// Eight bytes at a time while none of them is special: a byte below
+	// ' ', '"', '\\' or one from DEL up sets its high bit in the test.
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(d); i += 8 {
+		w := binary.LittleEndian.Uint64(d[i:])
+		quote, slash := w^(ones*'"'), w^(ones*'\\')
+		special := (w - ones*' ') | (w + ones*(0x80-0x7f)) | (quote - ones) | (slash - ones)
+		if (special|w)&highs != 0 {
+			break
+		}
+	}
 	for i < len(d) && d[i] < utf8.RuneSelf && plain[d[i]] {
 		i++
 	}
