@@ -219,7 +219,11 @@ func pacedLoop(ctx context.Context, name string, n int, d, period time.Duration,
 			defer wg.Done()
 			h := &hists[w]
 			next := time.Now().Add(time.Duration(rand.Int64N(int64(period) + 1))) // spread the workers
-			for i := int64(0); ctx.Err() == nil && time.Now().Before(deadline); i++ {
+			// Every worker sends at least once, however late it starts:
+			// on a loaded machine a short run's deadline can pass before
+			// a worker runs, and a run of no request would measure
+			// nothing and hide a server that refuses every one.
+			for i := int64(0); ctx.Err() == nil && (i == 0 || time.Now().Before(deadline)); i++ {
 				if period > 0 {
 					select {
 					case <-ctx.Done():
