@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/audit-stream/audit-stream/client"
-	"github.com/audit-stream/audit-stream/event"
 	"github.com/audit-stream/audit-stream/internal/apitest"
 	"github.com/audit-stream/audit-stream/internal/httpapi"
 )
@@ -57,7 +57,7 @@ func (col *collector) waitFor(t testing.TB, n int) []int64 {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		col.mu.Lock()
-		ids, err := slices.Clone(col.ids), col.err
+		ids, err, retries := slices.Clone(col.ids), col.err, slices.Clone(col.retries)
 		col.mu.Unlock()
 		if err != nil {
 			t.Fatalf("tail failed after %d events: %v", len(ids), err)
@@ -66,7 +66,7 @@ func (col *collector) waitFor(t testing.TB, n int) []int64 {
 			return ids
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("tail has %d of %d events", len(ids), n)
+			t.Fatalf("tail has %d of %d events; %d reconnects, the last ones: %v", len(ids), n, len(retries), retries[max(0, len(retries)-5):])
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -277,36 +277,69 @@ func TestTailStreamLimit(t *testing.T) {
 }
 
 // A connection on which nothing arrives for IdleTimeout is replaced; with
-// the server's heartbeat shorter than it, none is.
+// the server's heartbeat shorter than it, none is. Either way the tail then
+// gets every event.
 func TestTailIdleTimeout(t *testing.T) {
-	for _, tc := range []struct {
-		heartbeat time.Duration
-		idle      bool
-	}{{time.Hour, true}, {20 * time.Millisecond, false}} {
-		env := apitest.Start(t, apitest.Options{API: httpapi.Options{Heartbeat: tc.heartbeat}})
+	// tail follows a fresh server with the given heartbeat and idle
+	// timeout, calls watch while the log is still empty, appends three
+	// events that must arrive, and returns the reconnects seen.
+	tail := func(heartbeat, idle time.Duration, watch func(col *collector)) []error {
+		env := apitest.Start(t, apitest.Options{API: httpapi.Options{Heartbeat: heartbeat}})
 		c := newClient(t, env.URL)
 		ctx, cancel := context.WithCancel(context.Background())
-		opt := fastRetry(client.TailOptions{IdleTimeout: 300 * time.Millisecond})
-		col := startTail(t, ctx, c, opt)
-		time.Sleep(800 * time.Millisecond)
-		var evs []event.Event
+		col := startTail(t, ctx, c, fastRetry(client.TailOptions{IdleTimeout: idle}))
+		defer func() {
+			cancel()
+			<-col.done
+		}()
+		watch(col)
 		for range 3 {
-			e, err := c.Append(context.Background(), client.AppendRequest{Kind: "other", Source: "s"})
-			if err != nil {
+			if _, err := c.Append(context.Background(), client.AppendRequest{Kind: "other", Source: "s"}); err != nil {
 				t.Fatal(err)
 			}
-			evs = append(evs, e)
 		}
 		if got := col.waitFor(t, 3); !slices.Equal(got, []int64{1, 2, 3}) {
-			t.Fatalf("heartbeat %v: got %v", tc.heartbeat, got)
+			t.Fatalf("heartbeat %v, idle timeout %v: got %v", heartbeat, idle, got)
 		}
 		col.mu.Lock()
-		retries := slices.Clone(col.retries)
-		col.mu.Unlock()
-		if n := len(retries); tc.idle && n == 0 || !tc.idle && n != 0 {
-			t.Fatalf("heartbeat %v: %d reconnects (%v)", tc.heartbeat, n, retries)
-		}
-		cancel()
-		<-col.done
+		defer col.mu.Unlock()
+		return slices.Clone(col.retries)
 	}
+
+	// No heartbeat: the silent connection is replaced.
+	tail(time.Hour, 300*time.Millisecond, func(col *collector) {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			col.mu.Lock()
+			retries := slices.Clone(col.retries)
+			col.mu.Unlock()
+			if len(retries) > 0 {
+				if !strings.Contains(retries[0].Error(), "idle timeout") {
+					t.Fatalf("no heartbeat: reconnected for %v, want the idle timeout", retries[0])
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no heartbeat: the silent connection was never replaced")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+
+	// A heartbeat every 20 ms: no reconnect while watching for twice the
+	// idle timeout. A loaded machine can hold one back past a short idle
+	// timeout, so a reconnect is tried again with a longer one; a client
+	// that did not count heartbeats as data reconnects in every attempt.
+	var seen [][]error
+	for _, idle := range []time.Duration{300 * time.Millisecond, time.Second, 3 * time.Second} {
+		retries := tail(20*time.Millisecond, idle, func(*collector) { time.Sleep(2 * idle) })
+		if len(retries) == 0 {
+			if len(seen) > 0 {
+				t.Logf("heartbeat 20ms: reconnects with shorter idle timeouts first: %v", seen)
+			}
+			return
+		}
+		seen = append(seen, retries)
+	}
+	t.Fatalf("heartbeat 20ms: reconnects with every idle timeout tried: %v", seen)
 }

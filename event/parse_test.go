@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestParseRequest(t *testing.T) {
@@ -499,5 +500,25 @@ func TestParseRequestListsEveryFailure(t *testing.T) {
 				t.Fatalf("failures %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestPlainPrefix holds the eight-bytes-at-a-time scan to the byte loop:
+// every byte value at every position of a run of plain bytes.
+func TestPlainPrefix(t *testing.T) {
+	for n := range 20 {
+		for at := range n {
+			for c := range 256 {
+				d := bytes.Repeat([]byte{'a'}, n)
+				d[at] = byte(c)
+				want := 0
+				for want < len(d) && d[want] < utf8.RuneSelf && plain[d[want]] {
+					want++
+				}
+				if got := plainPrefix(d); got != want {
+					t.Fatalf("plainPrefix(%q) = %d, want %d", d, got, want)
+				}
+			}
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/binary"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -160,10 +161,15 @@ func (s *scanner) served() (ev Event, ok bool) {
 		return ev, false
 	}
 	s.pos = len(s.data) - len(d) - 1
-	s.depth = 1
-	s.out = s.out[:0]
-	if s.out, err = s.value(s.out); err != nil {
-		return ev, false
+	if n, ok := canonicalLen(s.data[s.pos:], 1); ok {
+		s.out = append(s.out[:0], s.data[s.pos:s.pos+n]...)
+		s.pos += n
+	} else {
+		s.depth = 1
+		s.out = s.out[:0]
+		if s.out, err = s.value(s.out); err != nil {
+			return ev, false
+		}
 	}
 	d = s.data[s.pos:]
 	if d, ok = cutPrefix(d, `,"prev_hash":"`); !ok || len(d) < 64 {
@@ -207,6 +213,17 @@ func cutPrefix(d []byte, prefix string) ([]byte, bool) {
 // start of d.
 func plainPrefix(d []byte) int {
 	i := 0
+	// Eight bytes at a time while none of them is special: a byte below
+	// ' ', '"', '\\' or one from DEL up sets its high bit in the test.
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(d); i += 8 {
+		w := binary.LittleEndian.Uint64(d[i:])
+		quote, slash := w^(ones*'"'), w^(ones*'\\')
+		special := (w - ones*' ') | (w + ones*(0x80-0x7f)) | (quote - ones) | (slash - ones)
+		if (special|w)&highs != 0 {
+			break
+		}
+	}
 	for i < len(d) && d[i] < utf8.RuneSelf && plain[d[i]] {
 		i++
 	}

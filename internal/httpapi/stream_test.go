@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -430,35 +431,76 @@ func TestStreamLimit(t *testing.T) {
 
 // A peer that stops reading is dropped once a write blocks for longer than
 // the write timeout, and its slot is freed; appends never wait for it.
+//
+// Bytes decide when a write must block, not time: the test appends twice
+// what the kernel and the server can buffer for the stuck peer, however long
+// a loaded machine takes to, and only then waits for the slot.
 func TestStreamWriteDeadlineFreesSlot(t *testing.T) {
 	t.Parallel()
-	env := apitest.Start(t, apitest.Options{API: httpapi.Options{MaxStreams: 1, WriteTimeout: 200 * time.Millisecond}})
+	const writeTimeout = 200 * time.Millisecond
+	env := apitest.Start(t, apitest.Options{API: httpapi.Options{MaxStreams: 1, WriteTimeout: writeTimeout}})
 	u, _ := url.Parse(env.URL)
 	conn, err := net.Dial("tcp", u.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.(*net.TCPConn).SetReadBuffer(4096)
+	const readBuffer = 4096
+	conn.(*net.TCPConn).SetReadBuffer(readBuffer)
 	fmt.Fprintf(conn, "GET /stream HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host)
-	// It never reads. Push more than the socket buffers hold.
-	big := `{"blob":"` + strings.Repeat("x", 16<<10) + `"}`
-	start := time.Now()
-	deadline := start.Add(20 * time.Second)
-	for {
-		for range 50 {
-			post(t, env.URL, "other", "s", big)
-		}
+	// Read the answer up to the preamble: then the stream holds the only
+	// slot. From here on this end never reads.
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %v %v", resp, err)
+	}
+	preamble(t, newFrameReader(resp.Body), 2000)
+	probe := func() int {
 		resp := rawStream(t, context.Background(), env.URL, "?after=0&kind=request_denied", nil)
-		status := resp.StatusCode
 		resp.Body.Close()
-		if status == http.StatusOK {
-			break // the stuck peer's slot was freed
+		return resp.StatusCode
+	}
+	if status := probe(); status != http.StatusServiceUnavailable {
+		t.Fatalf("a second stream: %d, want 503 while the first holds the only slot", status)
+	}
+
+	// What can wait between the server and a peer that does not read: the
+	// server's socket send buffer (at most tcp_wmem's maximum), this end's
+	// receive buffer (doubled by the kernel) and the stream's write buffer.
+	buffered := tcpSendBufferMax(t) + 2*readBuffer + 64<<10
+	blob := strings.Repeat("x", 256<<10)
+	var slowest time.Duration
+	for pushed := 0; pushed < 2*buffered; pushed += len(blob) {
+		t0 := time.Now()
+		post(t, env.URL, "other", "s", `{"blob":"`+blob+`"}`)
+		slowest = max(slowest, time.Since(t0))
+	}
+	// A write to the stuck peer blocks now and fails within the write
+	// timeout. How long the stream then takes to let go depends on how
+	// loaded the machine is, which the slowest append measures; a stream
+	// without a write deadline never lets go.
+	grace := 10*writeTimeout + 20*slowest
+	start := time.Now()
+	for probe() != http.StatusOK {
+		if time.Since(start) > grace {
+			t.Fatalf("the stuck stream still holds the only slot %v after %d bytes were appended (slowest append %v)", grace, 2*buffered, slowest)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the stuck stream still holds the only slot after %v", time.Since(start))
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("slot freed %v after the appends (slowest append %v)", time.Since(start), slowest)
+}
+
+// tcpSendBufferMax is the most a TCP socket's send buffer grows to here:
+// the third figure of tcp_wmem, or 16 MiB where that cannot be read.
+func tcpSendBufferMax(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_wmem")
+	if f := strings.Fields(string(b)); err == nil && len(f) == 3 {
+		if n, err := strconv.Atoi(f[2]); err == nil {
+			return n
 		}
 	}
+	return 16 << 20
 }
 
 // On shutdown every stream delivers every event whose append was

@@ -36,3 +36,14 @@ type ProvenanceTx interface {
 	// there is none.
 	ChainHead() (event.Hash, error)
 }
+
+// ProvenanceHolding implements Provenances.Provenance over a store's
+// LastProvenance: the last record starting at or before id holds id only if
+// it reaches that far; else no record does.
+func ProvenanceHolding(ctx context.Context, last func(context.Context, int64) (provenance.Record, error), id int64) (provenance.Record, error) {
+	p, err := last(ctx, id)
+	if err == nil && p.LastID() < id {
+		return provenance.Record{}, ErrNotFound
+	}
+	return p, err
+}

@@ -163,11 +163,7 @@ func scanProvenance(r pgx.Row, p *provenance.Record) error {
 
 // Provenance implements store.Provenances.
 func (s *Store) Provenance(ctx context.Context, id int64) (provenance.Record, error) {
-	p, err := s.LastProvenance(ctx, id)
-	if err == nil && p.LastID() < id {
-		return provenance.Record{}, store.ErrNotFound
-	}
-	return p, err
+	return store.ProvenanceHolding(ctx, s.LastProvenance, id)
 }
 
 // LastProvenance implements store.Provenances.

@@ -37,6 +37,29 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// writeLog appends reqs in one request to a new store in dir through a
+// ledger, as a server would, and closes both: the data directory is then the
+// test's to alter and open again.
+func writeLog(t *testing.T, dir string, reqs []event.Request) []event.Event {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	led, err := ledger.Open(ctx, st, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer led.Close(ctx)
+	evs, err := led.Append(ctx, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
 func TestSecondProcessRefused(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -60,23 +83,11 @@ func TestScanReportsDamagedHash(t *testing.T) {
 		t.Run(col, func(t *testing.T) {
 			ctx := context.Background()
 			dir := t.TempDir()
-			st, err := sqlite.Open(ctx, dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			led, err := ledger.Open(ctx, st, ledger.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
 			reqs := make([]event.Request, 5)
 			for i := range reqs {
 				reqs[i] = event.Request{Kind: "other", Source: "s,1,2", Payload: []byte(`{"a":"1,2,3"}`)}
 			}
-			if _, err := led.Append(ctx, reqs); err != nil {
-				t.Fatal(err)
-			}
-			led.Close(ctx)
-			st.Close()
+			writeLog(t, dir, reqs)
 			db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
 			if err != nil {
 				t.Fatal(err)
@@ -85,7 +96,7 @@ func TestScanReportsDamagedHash(t *testing.T) {
 				t.Fatal(err)
 			}
 			db.Close()
-			st, err = sqlite.Open(ctx, dir)
+			st, err := sqlite.Open(ctx, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,24 +158,11 @@ func TestUpgradeQueryIndexes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	led, err := ledger.Open(ctx, st, ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var reqs []event.Request
 	for i := range 300 {
 		reqs = append(reqs, event.Request{Kind: []string{"other", "request_denied", "watch_drifted"}[i%3], Source: []string{"a", "b", "c", "d"}[i%4], Payload: []byte(`{}`)})
 	}
-	all, err := led.Append(ctx, reqs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	led.Close(ctx)
-	st.Close()
+	all := writeLog(t, dir, reqs)
 
 	// Put the indexes back as an older binary left them.
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
@@ -183,7 +181,7 @@ func TestUpgradeQueryIndexes(t *testing.T) {
 	}
 	db.Close()
 
-	st, err = sqlite.Open(ctx, dir)
+	st, err := sqlite.Open(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,24 +236,12 @@ func TestMigrateTimeColumn(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	led, err := ledger.Open(ctx, st, ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	stamps := []string{"2026-05-15T03:00:00Z", "2026-05-15T05:00:00+02:00", "2026-05-15T04:00:00.5+00:00", "2026-05-15T01:00:00-03:00"}
 	var reqs []event.Request
 	for _, ts := range stamps {
 		reqs = append(reqs, event.Request{Kind: "other", Source: "s", Timestamp: ts, Payload: []byte(`{}`)})
 	}
-	if _, err := led.Append(ctx, reqs); err != nil {
-		t.Fatal(err)
-	}
-	led.Close(ctx)
-	st.Close()
+	writeLog(t, dir, reqs)
 
 	// Take the file back to schema version 2, as an older binary left it
 	// (undoing migration 4 too).
@@ -271,7 +257,7 @@ func TestMigrateTimeColumn(t *testing.T) {
 	}
 	db.Close()
 
-	st, err = sqlite.Open(ctx, dir)
+	st, err := sqlite.Open(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
