@@ -250,3 +250,117 @@ func Canonicalize(data []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// canonicalLen returns the length of the JSON value at the start of d if
+// it is already in canonical form and simple enough to tell so in one pass
+// that writes nothing: keys and strings of plain bytes only, each object's
+// keys strictly ascending, integers without "-0", numbers with a fraction
+// that reprAlready keeps, no whitespace, at most 32 levels. ok is false for
+// anything else, canonical or not, which the scanner then reads as usual.
+// Served payloads are canonical, and checking that they are costs less
+// than writing them again.
+func canonicalLen(d []byte, depth int) (n int, ok bool) {
+	if len(d) == 0 || depth > 32 {
+		return 0, false
+	}
+	switch c := d[0]; {
+	case c == '"':
+		n := plainPrefix(d[1:])
+		if 1+n == len(d) || d[1+n] != '"' {
+			return 0, false
+		}
+		return n + 2, true
+	case c == '{':
+		i := 1
+		var prev []byte
+		for first := true; ; first = false {
+			if i < len(d) && d[i] == '}' && first {
+				return i + 1, true
+			}
+			if !first {
+				if i == len(d) || d[i] != ',' {
+					return 0, false
+				}
+				i++
+			}
+			k, ok := canonicalLen(d[i:], depth)
+			if !ok || d[i] != '"' || i+k == len(d) || d[i+k] != ':' {
+				return 0, false
+			}
+			key := d[i+1 : i+k-1]
+			if !first && bytes.Compare(prev, key) >= 0 {
+				return 0, false
+			}
+			prev = key
+			i += k + 1
+			v, ok := canonicalLen(d[i:], depth+1)
+			if !ok {
+				return 0, false
+			}
+			i += v
+			if i < len(d) && d[i] == '}' {
+				return i + 1, true
+			}
+		}
+	case c == '[':
+		i := 1
+		if i < len(d) && d[i] == ']' {
+			return 2, true
+		}
+		for {
+			v, ok := canonicalLen(d[i:], depth+1)
+			if !ok {
+				return 0, false
+			}
+			i += v
+			if i == len(d) {
+				return 0, false
+			}
+			if d[i] == ']' {
+				return i + 1, true
+			}
+			if d[i] != ',' {
+				return 0, false
+			}
+			i++
+		}
+	case c == 't' || c == 'f' || c == 'n':
+		for _, lit := range [...]string{"true", "false", "null"} {
+			if len(d) >= len(lit) && string(d[:len(lit)]) == lit {
+				return len(lit), true
+			}
+		}
+		return 0, false
+	case c == '-' || '0' <= c && c <= '9':
+		i := 0
+		if c == '-' {
+			i++
+		}
+		start := i
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+			i++
+		}
+		digits := i - start
+		if digits == 0 || digits > 1 && d[start] == '0' {
+			return 0, false
+		}
+		if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+			return 0, false
+		}
+		if i == len(d) || d[i] != '.' {
+			// An integer is written as it came but for -0 (and
+			// MaxIntDigits, far beyond this cut).
+			return i, digits <= 300 && string(d[:i]) != "-0"
+		}
+		i++
+		fracStart := i
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+			i++
+		}
+		if i == fracStart || i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+			return 0, false
+		}
+		return i, reprAlready(d[:i])
+	}
+	return 0, false
+}

@@ -26,8 +26,19 @@ func FuzzCanonicalize(f *testing.F) {
 	}
 	f.Add([]byte(nest(MaxDepth, "[", "]", "")))
 	f.Add([]byte(nest(MaxDepth+1, "[", "]", "")))
+	// Canonical already, or nearly (canonicalLen).
+	for _, s := range []string{`{"a":[1,2.5,"x",true,null,{},[]],"b":{"c":-3,"d":0.000123}}`, `-0`, `{"a":1,"a":2}`, `{"b":1,"a":2}`,
+		`[1.50]`, `{"a":"\u00e9"}`, `{"":0}`, `[0,-1,10,1e5]`, nest(40, "[", "]", "")} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		out, err := Canonicalize(in)
+		// What canonicalLen passes as canonical is.
+		if n, ok := canonicalLen(in, 1); ok {
+			if c, err := Canonicalize(in[:n]); err != nil || !bytes.Equal(c, in[:n]) {
+				t.Fatalf("canonicalLen(%q) = %d, but Canonicalize of that gives %q, %v", in, n, c, err)
+			}
+		}
 		if err != nil {
 			if _, ok := err.(*ValidationError); !ok {
 				t.Fatalf("error %v is not a *ValidationError", err)

@@ -161,10 +161,15 @@ func (s *scanner) served() (ev Event, ok bool) {
 		return ev, false
 	}
 	s.pos = len(s.data) - len(d) - 1
-	s.depth = 1
-	s.out = s.out[:0]
-	if s.out, err = s.value(s.out); err != nil {
-		return ev, false
+	if n, ok := canonicalLen(s.data[s.pos:], 1); ok {
+		s.out = append(s.out[:0], s.data[s.pos:s.pos+n]...)
+		s.pos += n
+	} else {
+		s.depth = 1
+		s.out = s.out[:0]
+		if s.out, err = s.value(s.out); err != nil {
+			return ev, false
+		}
 	}
 	d = s.data[s.pos:]
 	if d, ok = cutPrefix(d, `,"prev_hash":"`); !ok || len(d) < 64 {

@@ -1,6 +1,7 @@
 package verify_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -184,5 +185,26 @@ func TestCheckTree(t *testing.T) {
 	in := append(bytes.Join(lines, []byte("\n")), '\n')
 	if _, err := verify.CheckTreeRaw(context.Background(), verify.ExportSource(bytes.NewReader(in)), event.ParseStored, failing, verify.StreamOptions{}); err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Fatalf("Root error: %v", err)
+	}
+}
+
+// TestExportLongLines: a line longer than the reader's buffer is read
+// whole, one longer than verify.MaxExportLine is refused, and lines end at LF,
+// CRLF or the end of the input.
+func TestExportLongLines(t *testing.T) {
+	long := `{"pad":"` + strings.Repeat("x", 3<<20) + `"}`
+	in := "a\r\n\r\n" + long + "\nb\r"
+	var got []string
+	err := verify.ExportSource(strings.NewReader(`{"hash":1}`+"\n"+in))(context.Background(), func(raw []byte) error {
+		got = append(got, string(raw))
+		return nil
+	})
+	if err != nil || len(got) != 4 || got[0] != `{"hash":1}` || got[1] != "a" || got[2] != long || got[3] != "b" {
+		t.Fatalf("%d lines, %v", len(got), err)
+	}
+	tooLong := `{"hash":1}` + "\n" + `{"pad":"` + strings.Repeat("x", verify.MaxExportLine) + `"}` + "\n"
+	err = verify.ExportSource(strings.NewReader(tooLong))(context.Background(), func([]byte) error { return nil })
+	if !errors.Is(err, bufio.ErrTooLong) {
+		t.Fatalf("a line of %d bytes: %v", len(tooLong), err)
 	}
 }

@@ -577,9 +577,13 @@ func (s *Store) appendAhead(ctx context.Context, c *pgxpool.Conn, base store.Hea
 		return recs, true, nil
 	case err == nil:
 		// The head was behind base: nothing was inserted.
+		s.foreign.Store(time.Now().UnixNano())
 		return nil, false, nil
 	case errors.As(err, &pe) && pe.Code == "23505" && pe.TableName == "events":
 		// The head moved past base: the transaction was rolled back.
+		// Another instance appends, though its head may not have been
+		// announced yet: assume nothing for a while.
+		s.foreign.Store(time.Now().UnixNano())
 		return nil, false, nil
 	default:
 		return nil, true, classify(fmt.Errorf("postgres: commit: %w", err))
