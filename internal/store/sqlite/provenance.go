@@ -63,13 +63,7 @@ func (w *rowWriter) insertProvenance(ctx context.Context, recs []provenance.Reco
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n := insertSizes[len(insertSizes)-1]
-		for _, size := range insertSizes {
-			if size <= len(recs) {
-				n = size
-				break
-			}
-		}
+		n := insertSize(len(recs))
 		st, err := w.prepared(provenanceInsert + provenanceRow + strings.Repeat(","+provenanceRow, n-1))
 		if err != nil {
 			return fmt.Errorf("sqlite: prepare provenance insert: %w", err)

@@ -32,6 +32,16 @@ const eventsRow = "(?,?,?,?,?,?,?,?)"
 // the difference to larger statements vanish.
 var insertSizes = [...]int{64, 16, 4, 1}
 
+// insertSize is the largest of insertSizes that left rows fill.
+func insertSize(left int) int {
+	for _, size := range insertSizes {
+		if size <= left {
+			return size
+		}
+	}
+	return insertSizes[len(insertSizes)-1]
+}
+
 // sqliteConn is what the driver's connection offers database/sql.
 type sqliteConn interface {
 	driver.Conn
@@ -123,13 +133,7 @@ func (w *rowWriter) insert(ctx context.Context, recs []store.Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n := insertSizes[len(insertSizes)-1]
-		for _, size := range insertSizes {
-			if size <= len(recs) {
-				n = size
-				break
-			}
-		}
+		n := insertSize(len(recs))
 		stmt, err := w.stmt(n)
 		if err != nil {
 			return err
