@@ -69,6 +69,7 @@ type Store struct {
 	payloadIndexes []string // dotted paths with an expression index
 
 	times store.TimeMap // timerange.go: time ranges to id ranges
+	stats tableStats    // stats.go
 
 	// own is the head this instance's last append left, and sending the
 	// one the append in flight will leave; ahead is the head the next
@@ -138,6 +139,11 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	if err := s.readStats(ctx); err != nil {
+		pool.Close()
+		return nil, classify(fmt.Errorf("postgres: read the events table's statistics: %w", err))
+	}
+	s.stats.ctx, s.stats.stop = context.WithCancel(context.Background())
 	if opt.ReadURL != "" {
 		if s.rep, err = openReplica(ctx, opt.ReadURL, opt.ReadWait, s.schema); err != nil {
 			pool.Close()
@@ -176,6 +182,8 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.stopListen()
 	<-s.listenDone
+	s.stats.stop()
+	s.stats.wg.Wait()
 	s.heads.Close()
 	if s.rep != nil {
 		s.rep.pool.Close()
@@ -312,10 +320,12 @@ type queryRower interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+const headQuery = "SELECT event_id, hash FROM events ORDER BY event_id DESC LIMIT 1"
+
 func readHead(ctx context.Context, q queryRower) (store.Head, error) {
 	var h store.Head
 	var hash []byte
-	err := q.QueryRow(ctx, "SELECT event_id, hash FROM events ORDER BY event_id DESC LIMIT 1").Scan(&h.ID, &hash)
+	err := q.QueryRow(ctx, headQuery).Scan(&h.ID, &hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Head{}, nil
 	}
@@ -460,7 +470,7 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 	// The lock is held until the transaction ends, by commit, rollback
 	// or the death of the session (a killed instance holds nothing).
 	b.Queue("SELECT pg_advisory_xact_lock($1)", s.lockKey)
-	b.Queue("SELECT event_id, hash FROM events ORDER BY event_id DESC LIMIT 1")
+	b.Queue(headQuery)
 	b.Queue(edgeQuery)
 	b.Queue(chainQuery)
 	br := c.SendBatch(ctx, b)
@@ -514,6 +524,7 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 		return nil, classify(fmt.Errorf("postgres: commit: %w", err))
 	}
 	open = false
+	s.grew(after.ID)
 	// Assume the head next time only if nobody else wrote since this
 	// instance's last append.
 	if own := s.own.Swap(&after); own != nil && *own == head {
@@ -574,6 +585,7 @@ func (s *Store) appendAhead(ctx context.Context, c *pgxpool.Conn, base store.Hea
 	case err == nil && inserted == int64(len(recs)):
 		s.own.Store(&guard.last)
 		s.ahead.Store(&guard.last)
+		s.grew(guard.last.ID)
 		return recs, true, nil
 	case err == nil:
 		// The head was behind base: nothing was inserted.
