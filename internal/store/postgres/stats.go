@@ -59,6 +59,9 @@ func (s *Store) grew(head int64) {
 		if err == nil {
 			err = s.readStats(ctx)
 		}
+		if st.ctx.Err() != nil {
+			return // closing
+		}
 		if err != nil || st.rows.Load() < analyzeAt {
 			s.log.Warn("could not analyze the events table; appends slow down as the log grows until autovacuum analyzes it",
 				"err", err, "statistics_rows", st.rows.Load())
