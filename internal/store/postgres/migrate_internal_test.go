@@ -30,11 +30,7 @@ func TestMigrateTimeColumn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st, err := Open(ctx, url, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openTest(t, url)
 	for i, ts := range stamps {
 		var got *int64
 		if err := conn.QueryRow(ctx, "SELECT ts FROM events WHERE event_id = $1", i+1).Scan(&got); err != nil {

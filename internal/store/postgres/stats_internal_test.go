@@ -22,11 +22,7 @@ import (
 func TestKeptPlansStayLookupsAsTheLogGrows(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.Schema(t)
-	st, err := Open(ctx, url, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openTest(t, url)
 	if rows := st.stats.rows.Load(); rows != 0 {
 		t.Fatalf("a new log's statistics say %d rows, want 0 (migration 5 analyzes the empty table): this test no longer sets up what it checks", rows)
 	}
@@ -109,4 +105,15 @@ func (n planNode) rowsRead() float64 {
 		r += c.rowsRead()
 	}
 	return r
+}
+
+// openTest opens the store on url for the test, closed at its end.
+func openTest(t *testing.T, url string) *Store {
+	t.Helper()
+	st, err := Open(context.Background(), url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

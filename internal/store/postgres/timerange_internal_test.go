@@ -16,17 +16,9 @@ func TestTimeRangesWhileAppending(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	url := pgtest.Schema(t)
-	st, err := Open(ctx, url, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openTest(t, url)
 	st.times.SetBlock(4)
-	writer, err := Open(ctx, url, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
+	writer := openTest(t, url)
 	led, err := ledger.Open(ctx, writer, ledger.Options{})
 	if err != nil {
 		t.Fatal(err)
