@@ -17,20 +17,19 @@ import (
 // written in one pipeline when that head holds; when another instance moved
 // the head, or the head is behind it, the pipeline writes nothing (no
 // event, no provenance record, no notification) and the append is built
-// again on the head read under the lock.
+// again on the head read under the lock. The same holds when the events
+// are written by COPY (a group of at least copyMin), whose transaction
+// checks the head before it.
 func TestAppendAheadChecksTheHead(t *testing.T) {
+	t.Run("insert", func(t *testing.T) { testAppendAheadChecksTheHead(t, defaultCopyMin) })
+	t.Run("copy", func(t *testing.T) { testAppendAheadChecksTheHead(t, 1) })
+}
+
+func testAppendAheadChecksTheHead(t *testing.T, copyMin int) {
 	ctx := context.Background()
 	url := pgtest.Schema(t)
-	a, err := Open(ctx, url, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open(ctx, url, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := openTest(t, url), openTest(t, url)
+	a.copyMin, b.copyMin = copyMin, copyMin
 	listener, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)

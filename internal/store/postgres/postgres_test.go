@@ -33,6 +33,21 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceCopy runs the suite again with every group's events
+// written by COPY, which must store what the INSERT does (a NULL ts for a
+// timestamp that does not parse, kind and source as bytes).
+func TestConformanceCopy(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Storage {
+		url := pgtest.Schema(t)
+		open := func() store.Store {
+			st := openURL(t, url)
+			postgres.SetCopyMin(st.(*postgres.Store), 1)
+			return st
+		}
+		return storetest.Storage{Store: open(), Reopen: open, Peer: open, PeerAppends: true}
+	})
+}
+
 // The script DBAs apply by hand creates the schema the binary expects: a
 // store opened on it runs no migration and works.
 func TestMigrationSQL(t *testing.T) {
