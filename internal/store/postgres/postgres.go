@@ -4,7 +4,7 @@
 // Appends from every instance serialise on a transaction-level advisory
 // lock: each instance's sequencer takes the lock, reads the head, lets the
 // ledger build the group on top of it, writes it (one INSERT of column
-// arrays), announces the new head with NOTIFY and commits, which releases
+// arrays, or a binary COPY for a large group: copy.go), announces the new head with NOTIFY and commits, which releases
 // the lock. So the chain stays one chain whichever instance a producer
 // reaches, and a lock is never held beyond one transaction (a killed
 // instance's lock dies with its session). While one instance is the only
