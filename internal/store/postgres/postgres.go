@@ -460,14 +460,8 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 	}
 	open := true
 	defer func() {
-		if !open {
-			return
-		}
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := c.Exec(rctx, "ROLLBACK"); err != nil {
-			// The session is in an unknown state: never reuse it.
-			c.Conn().Close(rctx)
+		if open {
+			rollback(c)
 		}
 	}()
 	b := &pgx.Batch{}
