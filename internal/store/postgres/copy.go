@@ -77,11 +77,17 @@ func appendField[T string | []byte](buf []byte, v T) []byte {
 	return append(buf, v...)
 }
 
-// copyEvents writes data (encodeEvents) in c's transaction and returns the
-// number of events written.
-func copyEvents(ctx context.Context, c *pgxpool.Conn, data []byte) (int64, error) {
+// copyEvents writes data, the encoding of n events (encodeEvents), in c's
+// transaction.
+func copyEvents(ctx context.Context, c *pgxpool.Conn, data []byte, n int) error {
 	tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), copyEventsSQL)
-	return tag.RowsAffected(), err
+	if err == nil && tag.RowsAffected() != int64(n) {
+		err = fmt.Errorf("copied %d events of %d", tag.RowsAffected(), n)
+	}
+	if err != nil {
+		return classify(fmt.Errorf("postgres: copy events: %w", err))
+	}
+	return nil
 }
 
 // rollback ends c's transaction; a session in an unknown state is closed,
@@ -144,12 +150,8 @@ func (s *Store) appendAheadCopy(ctx context.Context, c *pgxpool.Conn, base, last
 		s.foreign.Store(time.Now().UnixNano())
 		return nil, false, nil
 	}
-	n, err := copyEvents(ctx, c, data)
-	if err == nil && n != int64(len(recs)) {
-		err = fmt.Errorf("copied %d events of %d", n, len(recs))
-	}
-	if err != nil {
-		return nil, true, classify(fmt.Errorf("postgres: copy events: %w", err))
+	if err := copyEvents(ctx, c, data, len(recs)); err != nil {
+		return nil, true, err
 	}
 	b = &pgx.Batch{}
 	queueProvenance(b, prov, nil)
@@ -159,8 +161,6 @@ func (s *Store) appendAheadCopy(ctx context.Context, c *pgxpool.Conn, base, last
 		return nil, true, classify(fmt.Errorf("postgres: commit: %w", err))
 	}
 	open = false
-	s.own.Store(&last)
-	s.ahead.Store(&last)
-	s.grew(last.ID)
+	s.leftAhead(&last)
 	return recs, true, nil
 }

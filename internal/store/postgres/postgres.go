@@ -4,12 +4,13 @@
 // Appends from every instance serialise on a transaction-level advisory
 // lock: each instance's sequencer takes the lock, reads the head, lets the
 // ledger build the group on top of it, writes it (one INSERT of column
-// arrays, or a binary COPY for a large group: copy.go), announces the new head with NOTIFY and commits, which releases
-// the lock. So the chain stays one chain whichever instance a producer
-// reaches, and a lock is never held beyond one transaction (a killed
-// instance's lock dies with its session). While one instance is the only
-// writer, its groups are built ahead on the head it last left and each
-// transaction is one pipeline, checked under the lock (Store.appendAhead).
+// arrays, or a binary COPY for a large group: copy.go), announces the new
+// head with NOTIFY and commits, which releases the lock. So the chain stays
+// one chain whichever instance a producer reaches, and a lock is never held
+// beyond one transaction (a killed instance's lock dies with its session).
+// While one instance is the only writer, its groups are built ahead on the
+// head it last left and each transaction is one pipeline, checked under the
+// lock (Store.appendAhead).
 // Every instance LISTENs for the heads and wakes its subscribers.
 //
 // Durability is PostgreSQL's: Append returns after COMMIT, which with
@@ -514,11 +515,8 @@ func (s *Store) Append(ctx context.Context, build store.BuildFunc) ([]store.Reco
 	s.sending.Store(&after)
 	copied := len(recs) >= s.copyMin
 	if copied {
-		if n, err := copyEvents(ctx, c, encodeEvents(recs)); err != nil || n != int64(len(recs)) {
-			if err == nil {
-				err = fmt.Errorf("copied %d events of %d", n, len(recs))
-			}
-			return nil, classify(fmt.Errorf("postgres: copy events: %w", err))
+		if err := copyEvents(ctx, c, encodeEvents(recs), len(recs)); err != nil {
+			return nil, err
 		}
 	}
 	b = &pgx.Batch{}
@@ -597,9 +595,7 @@ func (s *Store) appendAhead(ctx context.Context, c *pgxpool.Conn, base store.Hea
 	var pe *pgconn.PgError
 	switch {
 	case err == nil && inserted == int64(len(recs)):
-		s.own.Store(&guard.last)
-		s.ahead.Store(&guard.last)
-		s.grew(guard.last.ID)
+		s.leftAhead(&guard.last)
 		return recs, true, nil
 	case err == nil:
 		// The head was behind base: nothing was inserted.
@@ -614,6 +610,14 @@ func (s *Store) appendAhead(ctx context.Context, c *pgxpool.Conn, base store.Hea
 	default:
 		return nil, true, classify(fmt.Errorf("postgres: commit: %w", err))
 	}
+}
+
+// leftAhead records that an append built ahead committed, leaving last:
+// this instance's head, and the one its next append may assume.
+func (s *Store) leftAhead(last *store.Head) {
+	s.own.Store(last)
+	s.ahead.Store(last)
+	s.grew(last.ID)
 }
 
 // headGuard conditions a pipelined append's statements on the head it
